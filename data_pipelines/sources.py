@@ -1,0 +1,470 @@
+"""Random-access signal sources and grain loaders that batch them.
+
+A *source* is a random-access sequence of signals: `len(source)` and
+`source[i] -> {name: {"y": float32 [N_m, d_out_m], "amplitude": float32 []}}`,
+one entry per modality (`N_m` = number of grid points, the grid flattened
+row-major). Two kinds are provided:
+
+* `load_synthetic`: the tfds `synthetic_functions` dataset (array_record,
+  read with `tfds.data_source` machinery; no TensorFlow), built on first use.
+* `NpzSource`: a user's own arrays in an `.npz` file (write one with
+  `save_npz`).
+
+`make_loader` turns a source into a deterministic iterator of numpy batches
+`{name: {"y": [B, N_m, d_out_m], "amplitude": [B]}}`, and can resume a
+training run at any step (see its docstring).
+"""
+
+from collections.abc import Iterable, Mapping, Sequence
+import math
+import os
+from typing import Any, Protocol, SupportsIndex
+
+from absl import flags
+import grain
+import numpy as np
+
+from data_pipelines.synthetic import generate
+from data_pipelines.synthetic import synthetic
+
+Signal = dict[str, dict[str, np.ndarray]]
+
+_AMPLITUDE_SUFFIX = "_amplitude"
+
+
+class Source(Protocol):
+  """A random-access sequence of signals."""
+
+  def __len__(self) -> int:
+    ...
+
+  def __getitem__(self, index: SupportsIndex) -> Signal:
+    ...
+
+
+def _as_signal(element: Mapping[str, Mapping[str, Any]],
+               modalities: Sequence[str]) -> Signal:
+  """Keeps `modalities` of an element and casts its leaves to float32."""
+  return {
+      name: {
+          "y": np.asarray(element[name]["y"], dtype=np.float32),
+          "amplitude": np.asarray(element[name]["amplitude"],
+                                  dtype=np.float32),
+      } for name in modalities
+  }
+
+
+class ModalitySubset:
+  """A source restricted to some of its modalities, with float32 leaves.
+
+  Wraps any source whose elements are `{name: {"y", "amplitude"}}` (e.g. a
+  `tfds.data_source`, whose scalar features come back as Python floats) and
+  returns only the chosen modalities, in the chosen order, as float32 numpy
+  arrays.
+  """
+
+  def __init__(self, source: Source, modalities: Sequence[str]):
+    """Initializes the subset.
+
+    Args:
+      source: the wrapped source.
+      modalities: names to keep, each a key of the source's elements.
+    """
+    self._source = source
+    self._modalities = tuple(modalities)
+
+  @property
+  def modalities(self) -> tuple[str, ...]:
+    """The names of the modalities returned, in order."""
+    return self._modalities
+
+  @property
+  def source(self) -> Source:
+    """The wrapped source."""
+    return self._source
+
+  def __len__(self) -> int:
+    return len(self._source)
+
+  def __getitem__(self, index: SupportsIndex) -> Signal:
+    return _as_signal(self._source[index], self._modalities)
+
+  def __repr__(self) -> str:
+    return (f"ModalitySubset({self._source!r}, "
+            f"modalities={list(self._modalities)})")
+
+
+def load_synthetic(
+    data_dir: str | os.PathLike[str] | None,
+    split: str,
+    config: str = "default",
+    modalities: Sequence[str] | None = None,
+) -> ModalitySubset:
+  """Returns a split of the synthetic functions dataset, building it if needed.
+
+  The first call for a `(data_dir, config)` generates the dataset (a few
+  seconds for the default size) into
+  `data_dir/synthetic_functions/<config>/1.0.0`; later calls only open it.
+
+  Args:
+    data_dir: tfds data directory (None: the tfds default,
+      `~/tensorflow_datasets`).
+    split: "train" or "test", or any tfds split expression ("train[:10]").
+    config: builder config, "default" (1000 train / 200 test signals) or
+      "small" (64 / 32).
+    modalities: names to return, a subset of `generate.MODALITIES`, in the
+      returned order; None means all four.
+
+  Returns:
+    A source of `{name: {"y": float32 [200, 1], "amplitude": float32 []}}`.
+    Signal i of the "train" ("test") split is signal i of
+    `generate_signals(num_train, seed=0)` (`num_test`, seed=1).
+
+  Raises:
+    ValueError: an unknown config or modality name.
+  """
+  config_names = [c.name for c in synthetic.SyntheticFunctions.BUILDER_CONFIGS]
+  if config not in config_names:
+    raise ValueError(
+        f"Unknown synthetic_functions config {config!r}; allowed: "
+        f"{config_names}.")
+  modalities = generate.validate_modalities(
+      generate.MODALITIES if modalities is None else modalities)
+  builder = synthetic.SyntheticFunctions(
+      config=config, data_dir=data_dir, file_format="array_record")
+  builder.download_and_prepare()
+  return ModalitySubset(builder.as_data_source(split=split), modalities)
+
+
+class NpzSource:
+  """Signals stored as numpy arrays in an `.npz` file.
+
+  File format: one array per modality, keyed by the modality's name, of shape
+  `[num_signals, *grid, d_out]`; a 2-D array `[num_signals, num_points]`
+  means a 1-D grid with `d_out = 1`. Optional arrays `"<name>_amplitude"` of
+  shape `[num_signals]` give the error normaliser a_m (default 1.0). An array
+  whose grid has more than one axis and a single channel, such as grayscale
+  images `[n, 28, 28]`, needs either an explicit channel axis
+  (`[n, 28, 28, 1]`) or `grid_ndims={"name": 2}`.
+
+  The whole file is read into memory when the source is created.
+  """
+
+  def __init__(
+      self,
+      path: str | os.PathLike[str],
+      modalities: Sequence[str] | None = None,
+      grid_ndims: Mapping[str, int] | None = None,
+  ):
+    """Reads the file.
+
+    Args:
+      path: the `.npz` file.
+      modalities: names to return, in this order; None means every modality
+        in the file, in file order.
+      grid_ndims: optional number of grid axes per modality; lets
+        `[n, *grid]` arrays without a channel axis mean `d_out = 1`.
+
+    Raises:
+      FileNotFoundError: `path` does not exist.
+      ValueError: a requested modality is not in the file, the arrays of the
+        modalities disagree on the number of signals, or an array has a shape
+        that the format does not allow.
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+      raise FileNotFoundError(f"No such .npz file: {path!r}.")
+    with np.load(path, allow_pickle=False) as npz:
+      arrays = {key: npz[key] for key in npz.files}
+    available = [key for key in arrays if not _is_amplitude_key(key, arrays)]
+    if not available:
+      raise ValueError(f"{path!r} holds no modality arrays; keys: "
+                       f"{list(arrays)}.")
+    if modalities is None:
+      modalities = available
+    elif isinstance(modalities, str):
+      modalities = (modalities,)
+    modalities = tuple(modalities)
+    if not modalities:
+      raise ValueError(f"Need at least one modality; {path!r} holds "
+                       f"{available}.")
+    for name in modalities:
+      if name not in available:
+        raise ValueError(
+            f"Modality {name!r} is not in {path!r}; it holds {available}.")
+    if len(set(modalities)) != len(modalities):
+      raise ValueError(f"Modalities repeat a name: {list(modalities)}.")
+    grid_ndims = dict(grid_ndims or {})
+    unknown = sorted(set(grid_ndims) - set(modalities))
+    if unknown:
+      raise ValueError(f"grid_ndims names {unknown}, which are not among the "
+                       f"selected modalities {list(modalities)}.")
+
+    counts = {name: arrays[name].shape[0] if arrays[name].ndim else None
+              for name in modalities}
+    if len(set(counts.values())) != 1:
+      raise ValueError(
+          f"The modalities of {path!r} disagree on the number of signals "
+          f"(leading axis): {counts}.")
+    self._num_signals = counts[modalities[0]]
+
+    self._path = path
+    self._modalities = modalities
+    self._ys = {}
+    self._amplitudes = {}
+    self._grid_shapes = {}
+    for name in modalities:
+      y, grid = _flatten_grid(name, arrays[name], grid_ndims.get(name))
+      amplitude_key = name + _AMPLITUDE_SUFFIX
+      if amplitude_key in arrays:
+        amplitude = np.asarray(arrays[amplitude_key], dtype=np.float32)
+        if amplitude.shape != (self._num_signals,):
+          raise ValueError(
+              f"{amplitude_key!r} in {path!r} has shape {amplitude.shape}; "
+              f"expected [num_signals] = ({self._num_signals},).")
+      else:
+        amplitude = np.ones((self._num_signals,), np.float32)
+      # Read-only, so that the views returned by __getitem__ cannot alter the
+      # source.
+      y.setflags(write=False)
+      amplitude.setflags(write=False)
+      self._ys[name] = y
+      self._amplitudes[name] = amplitude
+      self._grid_shapes[name] = grid
+
+  @property
+  def modalities(self) -> tuple[str, ...]:
+    """The names of the modalities returned, in order."""
+    return self._modalities
+
+  @property
+  def grid_shapes(self) -> dict[str, tuple[int, ...]]:
+    """`{name: grid shape}` before flattening, e.g. `(32, 32)` or `(200,)`."""
+    return dict(self._grid_shapes)
+
+  @property
+  def d_outs(self) -> dict[str, int]:
+    """`{name: d_out}`, the number of channels of each modality."""
+    return {name: y.shape[-1] for name, y in self._ys.items()}
+
+  def __len__(self) -> int:
+    return self._num_signals
+
+  def __getitem__(self, index: SupportsIndex) -> Signal:
+    """Returns signal `index`.
+
+    Args:
+      index: in `[-len, len)`.
+
+    Returns:
+      `{name: {"y": float32 [prod(grid), d_out], "amplitude": float32 []}}`
+      (read-only views of the file's arrays).
+    """
+    index = index.__index__()
+    if not -self._num_signals <= index < self._num_signals:
+      raise IndexError(
+          f"Index {index} out of range for {self._num_signals} signals.")
+    return {
+        name: {"y": self._ys[name][index],
+               "amplitude": self._amplitudes[name][index]}
+        for name in self._modalities
+    }
+
+  def __repr__(self) -> str:
+    return (f"NpzSource({self._path!r}, modalities={list(self._modalities)}, "
+            f"num_signals={self._num_signals})")
+
+
+def _is_amplitude_key(key: str, arrays: Mapping[str, np.ndarray]) -> bool:
+  return (key.endswith(_AMPLITUDE_SUFFIX)
+          and key[:-len(_AMPLITUDE_SUFFIX)] in arrays)
+
+
+def _flatten_grid(
+    name: str, array: np.ndarray, grid_ndim: int | None
+) -> tuple[np.ndarray, tuple[int, ...]]:
+  """Reshapes `[n, *grid(, d_out)]` to float32 `[n, prod(grid), d_out]`."""
+  if grid_ndim is not None and grid_ndim < 1:
+    raise ValueError(f"grid_ndims[{name!r}] must be >= 1, got {grid_ndim}.")
+  if grid_ndim is None:
+    has_channels = array.ndim >= 3
+    grid_ndim = array.ndim - 1 - has_channels
+  else:
+    if array.ndim not in (grid_ndim + 1, grid_ndim + 2):
+      raise ValueError(
+          f"Modality {name!r} has shape {array.shape}; with grid_ndims "
+          f"{grid_ndim} expected {grid_ndim + 1} or {grid_ndim + 2} axes "
+          "([num_signals, *grid] or [num_signals, *grid, d_out]).")
+    has_channels = array.ndim == grid_ndim + 2
+  if array.ndim < 2 or grid_ndim < 1:
+    raise ValueError(
+        f"Modality {name!r} has shape {array.shape}; expected "
+        "[num_signals, *grid, d_out] or [num_signals, num_points].")
+  if not (np.issubdtype(array.dtype, np.floating)
+          or np.issubdtype(array.dtype, np.integer)
+          or array.dtype == np.bool_):
+    raise ValueError(f"Modality {name!r} has non-numeric dtype {array.dtype}.")
+  grid = tuple(array.shape[1:1 + grid_ndim])
+  d_out = array.shape[-1] if has_channels else 1
+  y = np.asarray(array, dtype=np.float32).reshape(
+      array.shape[0], math.prod(grid), d_out)
+  return y, grid
+
+
+def save_npz(
+    path: str | os.PathLike[str],
+    signals: Mapping[str, np.ndarray | Mapping[str, np.ndarray]],
+) -> None:
+  """Writes signals in the format `NpzSource` reads.
+
+  Args:
+    path: the file to write (written as given; no ".npz" is appended).
+    signals: `{name: y}` or `{name: {"y": y, "amplitude": a}}` (the output of
+      `generate_signals` fits) with `y` of shape `[num_signals, *grid, d_out]`
+      or `[num_signals, num_points]` and `a` of shape `[num_signals]`.
+
+  Raises:
+    ValueError: no signals, a modality name that would read back as an
+      amplitude key, or a mapping without "y".
+  """
+  if not signals:
+    raise ValueError("No modalities to save.")
+  arrays = {}
+  for name, value in signals.items():
+    if isinstance(value, Mapping):
+      if "y" not in value:
+        raise ValueError(f"Modality {name!r} lacks 'y'; keys: {list(value)}.")
+      arrays[name] = np.asarray(value["y"])
+      if value.get("amplitude") is not None:
+        arrays[name + _AMPLITUDE_SUFFIX] = np.asarray(value["amplitude"])
+    else:
+      arrays[name] = np.asarray(value)
+  for name in signals:
+    if name.endswith(_AMPLITUDE_SUFFIX) and name[:-len(_AMPLITUDE_SUFFIX)] in (
+        arrays):
+      raise ValueError(
+          f"Modality name {name!r} would be read back as the amplitude of "
+          f"{name[:-len(_AMPLITUDE_SUFFIX)]!r}; rename it.")
+  with open(path, "wb") as f:
+    np.savez(f, **arrays)
+
+
+def dataset_size(source: Source) -> int:
+  """Returns the number of signals in `source`."""
+  return len(source)
+
+
+def num_batches(num_signals: int, batch_size: int,
+                drop_remainder: bool = True) -> int:
+  """Returns the number of batches in one epoch of `num_signals` signals."""
+  if drop_remainder:
+    return num_signals // batch_size
+  return math.ceil(num_signals / batch_size)
+
+
+def _stack(elements: Sequence[Any]) -> Any:
+  """Stacks a list of nested dicts of arrays along a new leading axis.
+
+  Floating leaves come out as float32 (a tfds source gives scalar features as
+  Python floats, which numpy would stack as float64).
+  """
+  first = elements[0]
+  if isinstance(first, Mapping):
+    return {key: _stack([e[key] for e in elements]) for key in first}
+  stacked = np.stack([np.asarray(e) for e in elements])
+  if np.issubdtype(stacked.dtype, np.floating) and stacked.dtype != np.float32:
+    stacked = stacked.astype(np.float32)
+  return stacked
+
+
+def make_loader(
+    source: Source,
+    batch_size: int,
+    *,
+    shuffle: bool,
+    seed: int | None = None,
+    num_epochs: int | None = None,
+    drop_remainder: bool = True,
+    skip_batches: int = 0,
+    worker_count: int = 0,
+    num_threads: int = 8,
+    prefetch_buffer_size: int = 16,
+) -> Iterable[Signal]:
+  """Returns a deterministic iterator of batches of `source`.
+
+  The pipeline is `shuffle -> batch -> repeat`: each epoch is a fresh
+  permutation (the seed folded with the epoch number), cut into batches that
+  never span two epochs. The b-th batch depends only on `(source, batch_size,
+  shuffle, seed, drop_remainder, b)`, so
+
+  * the same arguments give the same batches, whatever the number of threads
+    or workers, and
+  * a training run resumed after `step` batches continues exactly where it
+    stopped when it passes `skip_batches=step`: skipping is an index offset
+    (grain `MapDataset` slicing), nothing is read to get there.
+
+  For evaluation use `shuffle=False, num_epochs=1, drop_remainder=False`:
+  every signal exactly once, in order; the last batch may be smaller.
+
+  Args:
+    source: random-access signals (`len`, `source[i]`).
+    batch_size: signals per batch B.
+    shuffle: whether to permute the signals (each epoch differently).
+    seed: shuffle seed, in [0, 2**32); required when `shuffle`.
+    num_epochs: passes over the data; None repeats forever.
+    drop_remainder: drop each epoch's last batch if it has fewer than B
+      signals (keeps shapes static under `jit`).
+    skip_batches: number of batches to skip at the start (the training step
+      to resume from).
+    worker_count: worker processes for reading and batching; 0 reads in this
+      process (with `num_threads` threads). Outside `absl.app.run`, a value
+      > 0 marks the absl flags as parsed (grain reads one of them).
+    num_threads: reader threads per process.
+    prefetch_buffer_size: batches read ahead per process.
+
+  Returns:
+    A grain `IterDataset` yielding `{name: {"y": float32 [B, N_m, d_out_m],
+    "amplitude": float32 [B]}}` (the structure of `source`'s elements). Its
+    iterators support grain's `get_state`/`set_state` checkpointing too.
+
+  Raises:
+    ValueError: a bad batch size, seed, epoch count or skip, or
+      `drop_remainder` with fewer signals than one batch.
+  """
+  size = len(source)
+  if batch_size < 1:
+    raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
+  if shuffle and seed is None:
+    raise ValueError("A shuffled loader needs a seed; got seed=None.")
+  if seed is not None and not 0 <= seed < 2**32:
+    raise ValueError(f"seed must be in [0, 2**32), got {seed}.")
+  if num_epochs is not None and num_epochs < 1:
+    raise ValueError(f"num_epochs must be >= 1 or None, got {num_epochs}.")
+  if skip_batches < 0:
+    raise ValueError(f"skip_batches must be >= 0, got {skip_batches}.")
+  if worker_count < 0:
+    raise ValueError(f"worker_count must be >= 0, got {worker_count}.")
+  if num_batches(size, batch_size, drop_remainder) == 0:
+    raise ValueError(
+        f"No batch of {batch_size} can be made from {size} signals "
+        f"(drop_remainder={drop_remainder}).")
+
+  ds = grain.MapDataset.source(source)
+  if shuffle:
+    ds = ds.shuffle(seed=seed)
+  ds = ds.batch(batch_size, drop_remainder=drop_remainder, batch_fn=_stack)
+  if num_epochs != 1:
+    ds = ds.repeat(num_epochs)
+  if skip_batches:
+    ds = ds.slice(slice(skip_batches, None))
+  loader = ds.to_iter_dataset(grain.ReadOptions(
+      num_threads=num_threads, prefetch_buffer_size=prefetch_buffer_size))
+  if worker_count > 0:
+    if not flags.FLAGS.is_parsed():
+      # grain reads an absl flag when it starts worker processes and fails
+      # with UnparsedFlagAccessError outside `absl.app.run` (tests,
+      # notebooks); marking the flags parsed makes it see their defaults.
+      flags.FLAGS.mark_as_parsed()
+    loader = loader.mp_prefetch(
+        grain.MultiprocessingOptions(num_workers=worker_count))
+  return loader

@@ -1,0 +1,94 @@
+"""Shared config pieces: argument parsing and the defaults every benchmark starts from.
+
+Configs are chosen with `--config=experiments/configs/FILE.py:key=value,key=value,flag`, as in
+big_vision: `get_config(arg)` receives the string after the colon.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import ml_collections
+
+PRESETS = ("smoke", "cpu", "full")
+
+
+def parse_arg(arg: str | None, allowed: Mapping[str, Any]) -> dict[str, Any]:
+  """Parses `"method=mia,inner_steps=5,smoke"` into a dict, typed like the defaults in `allowed`.
+
+  A bare word is a preset name (`smoke`, `cpu`, `full`) and sets `preset`. Unknown keys and
+  presets raise a ValueError listing what is allowed.
+  """
+  out = dict(allowed)
+  if not arg:
+    return out
+  for item in arg.split(","):
+    item = item.strip()
+    if not item:
+      continue
+    if "=" not in item:
+      if item not in PRESETS:
+        raise ValueError(f"Unknown config flag {item!r}; allowed presets: {', '.join(PRESETS)} "
+                         f"(or key=value with key in {', '.join(sorted(allowed))}).")
+      out["preset"] = item
+      continue
+    key, value = (s.strip() for s in item.split("=", 1))
+    if key not in allowed:
+      raise ValueError(f"Unknown config argument {key!r}; allowed: {', '.join(sorted(allowed))}.")
+    default = allowed[key]
+    try:
+      if isinstance(default, bool):
+        if value.lower() not in ("true", "false", "1", "0"):
+          raise ValueError
+        out[key] = value.lower() in ("true", "1")
+      elif isinstance(default, int):
+        out[key] = int(value)
+      elif isinstance(default, float):
+        out[key] = float(value)
+      else:
+        out[key] = value
+    except ValueError:
+      raise ValueError(f"Config argument {key}={value!r} is not a valid "
+                       f"{type(default).__name__}.") from None
+  return out
+
+
+def base_config() -> ml_collections.ConfigDict:
+  """Defaults shared by all benchmarks (the paper's settings where the spec gives them)."""
+  c = ml_collections.ConfigDict()
+  c.benchmark = ""
+  c.method = "metasgd"
+  c.modalities = ""
+  c.seed = 0
+  c.preset = "full"
+
+  c.inner_steps = 3
+  c.first_order = False
+  c.remat = False
+  c.learning_rate = 1e-4
+  c.grad_clip = 0.0
+  c.batch_size = 64
+  c.num_train_steps = 100_000
+
+  c.model = ml_collections.ConfigDict(dict(
+      backbone="composer", hidden=128, num_layers=5, rank=8, ff_dim=128, ff_sigma=0.0,
+      latent_init_std=0.2, materialize_lowrank=False))
+  c.rule = ml_collections.ConfigDict(dict(inner_lr=1.0, lr_position="pre", grad_scale=0.0))
+
+  c.data = ml_collections.ConfigDict(dict(
+      source="tfds",            # "tfds" (a builder in data_pipelines/) or "npz" (your arrays)
+      data_dir="",              # tfds data dir; "" = tfds default (~/tensorflow_datasets)
+      builder_config="default",
+      npz_train="", npz_test="",  # for source="npz"
+      num_test_signals=0,       # 0 = the whole test split
+  ))
+  c.eval = ml_collections.ConfigDict(dict(
+      episode_seed=1234,        # the fixed meta-test episodes (identical for every method)
+      episodes_path="",         # load episodes from this .npz instead (e.g. from another codebase)
+      batch_size=64,
+      every_steps=0,            # 0 = evaluate only at the end
+  ))
+  c.log_every_steps = 50
+  c.checkpoint_every_steps = 500
+  c.keep_checkpoints = 2
+  return c

@@ -1,0 +1,65 @@
+r"""Synthetic 1-D functions benchmark (sine, tanh, gaussian, relu): runs with nothing downloaded.
+
+Examples:
+
+  # The default experiment, sized for a 2-core CPU (~20 minutes):
+  python -m experiments.main --config=experiments/configs/synthetic.py:cpu --workdir=/tmp/mia_cpu
+  # A baseline, fewer modalities, more inner steps:
+  python -m experiments.main \
+      --config=experiments/configs/synthetic.py:method=cavia,modalities=sine+tanh,inner_steps=5,cpu \
+      --workdir=/tmp/cavia
+  # Seconds, for tests:
+  python -m experiments.main --config=experiments/configs/synthetic.py:smoke --workdir=/tmp/smoke
+  # The paper's full settings (for a GPU/TPU): no preset
+  python -m experiments.main --config=experiments/configs/synthetic.py:method=metasgd \
+      --workdir=/tmp/full
+
+Arguments (`key=value`, comma-separated): method, inner_steps, modalities (a `+`-joined subset of
+sine+tanh+gaussian+relu), seed, first_order, remat, batch_size, num_train_steps, and a preset:
+`smoke` | `cpu` | `full` (default).
+"""
+
+from experiments.configs import common
+
+MODALITIES = "sine+tanh+gaussian+relu"
+
+
+def get_config(arg: str | None = None):
+  args = common.parse_arg(arg, dict(
+      method="metasgd", inner_steps=3, modalities=MODALITIES, seed=0, first_order=False,
+      remat=False, batch_size=0, num_train_steps=0, preset="full"))
+  c = common.base_config()
+  c.benchmark = "synthetic"
+  c.method = args["method"]
+  c.modalities = args["modalities"]
+  c.seed = args["seed"]
+  c.inner_steps = args["inner_steps"]
+  c.first_order = args["first_order"]
+  c.remat = args["remat"]
+  c.preset = args["preset"]
+
+  c.data.name = "synthetic_functions"
+  c.batch_size = 64
+  c.num_train_steps = 20_000
+  c.rule.grad_scale = 0.0
+
+  if c.preset == "cpu":
+    # 2,000 meta-steps at batch 64: about 20 minutes on 2 CPU cores.
+    c.num_train_steps = 2_000
+    c.checkpoint_every_steps = 250
+  elif c.preset == "smoke":
+    # Seconds: tiny model, a few steps, a small dataset.
+    c.num_train_steps = 6
+    c.batch_size = 8
+    c.model.hidden = 16
+    c.model.rank = 4
+    c.data.builder_config = "small"
+    c.data.num_test_signals = 16
+    c.eval.batch_size = 8
+    c.log_every_steps = 2
+    c.checkpoint_every_steps = 3
+  if args["batch_size"]:
+    c.batch_size = args["batch_size"]
+  if args["num_train_steps"]:
+    c.num_train_steps = args["num_train_steps"]
+  return c

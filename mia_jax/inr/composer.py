@@ -1,0 +1,83 @@
+"""The composer INR backbone (MIA_SPEC section 3): a low-rank modulated MLP.
+
+For one modality and one signal the network maps coordinates `x` `[P, d_in]` to values
+`[P, d_out]`:
+
+1. encoder: random Fourier features `[cos(2 pi x B^T), sin(2 pi x B^T)]` with a fixed
+   `B ~ N(0, sigma^2)` `[ff_dim / 2, d_in]` (sigma = 0: the raw coordinates), then Dense + ReLU;
+2. the low-rank modulated layer `h <- ReLU(h W^T)` with `W = U V`, where `U` is meta-learned and
+   `V` `[rank, hidden]` is the per-signal *latent* adapted in the inner loop. It is applied as
+   `(h V^T) U^T`, never materialising `W` (`P * rank * hidden * 2` multiply-adds instead of
+   `hidden^2 * (rank + P)`);
+3. `num_layers - 3` shared Dense(hidden) + ReLU layers;
+4. Dense(d_out). The modality's constant output bias is added by the caller (`model.py`), so that
+   stacked modalities with different biases share one module.
+
+The meta-learned initial latent `latent_init` `[rank, hidden]` lives in this module's parameters.
+The fixed Fourier matrix lives in the separate `buffers` collection: it is not a meta-parameter.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from flax import linen as nn
+
+
+class ComposerINR(nn.Module):
+  """Low-rank modulated MLP for one modality and one signal.
+
+  Attributes:
+    d_out: output channels.
+    hidden: hidden width (also the latent's row width).
+    num_layers: total number of layers (encoder, modulated, num_layers - 3 shared, output).
+    rank: rows of the latent (and columns of U).
+    ff_dim: number of Fourier features (cos and sin halves together).
+    ff_sigma: std of the Fourier matrix; 0 means a plain linear encoder.
+    latent_init_std: std of the meta-learned initial latent.
+    materialize_lowrank: compute `W = U V` explicitly (reference path for tests/benchmarks).
+  """
+
+  d_out: int
+  hidden: int = 128
+  num_layers: int = 5
+  rank: int = 8
+  ff_dim: int = 128
+  ff_sigma: float = 0.0
+  latent_init_std: float = 0.2
+  materialize_lowrank: bool = False
+
+  @nn.compact
+  def __call__(self, coords: jax.Array, latent: jax.Array) -> jax.Array:
+    """Evaluates the INR.
+
+    Args:
+      coords: `[P, d_in]` coordinates in [-1, 1].
+      latent: `[rank, hidden]` the per-signal latent V.
+
+    Returns:
+      `[P, d_out]` predictions without the output bias.
+    """
+    if self.num_layers < 3:
+      raise ValueError(f"num_layers must be >= 3 (encoder, modulated, output), got {self.num_layers}.")
+    # The meta-learned initial latent; not used by the forward pass itself (`model.py` reads it).
+    self.param("latent_init", nn.initializers.normal(self.latent_init_std), (self.rank, self.hidden))
+    if self.ff_sigma > 0:
+      fourier = self.variable(
+          "buffers", "fourier_B",
+          lambda: self.ff_sigma * jax.random.normal(
+              self.make_rng("params"), (self.ff_dim // 2, coords.shape[-1])))
+      proj = 2.0 * jnp.pi * coords @ fourier.value.T
+      feats = jnp.concatenate([jnp.cos(proj), jnp.sin(proj)], axis=-1)
+    else:
+      feats = coords
+    h = nn.relu(nn.Dense(self.hidden, name="encoder")(feats))
+    # U is stored transposed, `[rank, hidden]`, so that h V^T U^T = (h @ latent.T) @ u_t.
+    u_t = self.param("U", nn.initializers.lecun_normal(), (self.rank, self.hidden))
+    if self.materialize_lowrank:
+      h = nn.relu(h @ (latent.T @ u_t))
+    else:
+      h = nn.relu((h @ latent.T) @ u_t)
+    for i in range(self.num_layers - 3):
+      h = nn.relu(nn.Dense(self.hidden, name=f"hidden_{i}")(h))
+    return nn.Dense(self.d_out, name="output")(h)

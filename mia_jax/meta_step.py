@@ -1,0 +1,205 @@
+"""The outer loop (MIA_SPEC section 5): meta-loss, `train_step`, `eval_step`, data parallelism.
+
+Meta-parameters form one tree, `{"inr": ..., "rule": ..., "log_var": {group: [G]}}`, trained by one
+optax optimiser (Adam, lr 1e-4 by default). The outer loss is the query MSE on the full grid
+after K inner steps per modality, weighted by a learned uncertainty `v_m`:
+
+    loss = sum_m  L_m / (2 exp(v_m)) + v_m / 2
+
+Data parallelism: the batch is sharded over a one-axis `data` mesh of all local devices and the
+state is replicated; `jax.jit` partitions the step (GSPMD), so the same code runs on 1 or N
+devices and gradients are averaged across devices by the compiler.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Mapping, Sequence
+
+import flax
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+from mia_jax import adaptation, sampling
+from mia_jax import modalities as modalities_lib
+from mia_jax.modalities import ModalitySpec
+from mia_jax.model import ModelConfig, MultimodalINR
+from mia_jax.rules import UpdateRule, make_rule
+
+PyTree = Any
+
+
+@flax.struct.dataclass
+class TrainState:
+  """Everything that changes during meta-training (a pytree; checkpointed whole)."""
+
+  step: jax.Array
+  params: PyTree
+  opt_state: PyTree
+  buffers: PyTree
+  rng: jax.Array
+
+
+@dataclasses.dataclass(frozen=True)
+class MetaConfig:
+  """Inner/outer-loop settings."""
+
+  inner_steps: int = 3
+  first_order: bool = False
+  remat: bool = False
+  learning_rate: float = 1e-4
+  grad_clip: float = 0.0  # global-norm clip of the meta-gradient; 0 = none.
+
+
+class MetaLearner:
+  """A model, an update rule and the meta settings: builds states and the step functions.
+
+  Args:
+    specs: the configured modalities.
+    method: update rule name (see `mia_jax.rules.RULES`).
+    model_config: backbone settings.
+    rule_config: update-rule settings.
+    meta_config: inner/outer loop settings.
+  """
+
+  def __init__(self, specs: Sequence[ModalitySpec], method: str, model_config: ModelConfig,
+               rule_config: Mapping[str, Any] | None = None,
+               meta_config: MetaConfig = MetaConfig()):
+    self.specs = tuple(specs)
+    self.model = MultimodalINR(self.specs, model_config)
+    self.rule: UpdateRule = make_rule(method, self.model.groups, self.model.latent_shape,
+                                      rule_config)
+    self.meta = meta_config
+    if meta_config.inner_steps < 0:
+      raise ValueError(f"inner_steps must be >= 0, got {meta_config.inner_steps}.")
+    tx = [optax.adam(meta_config.learning_rate)]
+    if meta_config.grad_clip:
+      tx.insert(0, optax.clip_by_global_norm(meta_config.grad_clip))
+    self.tx = optax.chain(*tx)
+
+  @property
+  def groups(self):
+    return self.model.groups
+
+  # -- state ---------------------------------------------------------------------------------------
+
+  def init(self, rng: jax.Array) -> TrainState:
+    k_model, k_rule, k_state = jax.random.split(rng, 3)
+    inr_params, buffers = self.model.init(k_model)
+    params = {
+        "inr": inr_params,
+        "rule": self.rule.init(k_rule),
+        "log_var": {g.name: jnp.zeros((g.size,), jnp.float32) for g in self.groups},
+    }
+    return TrainState(step=jnp.zeros((), jnp.int32), params=params,
+                      opt_state=self.tx.init(params), buffers=buffers, rng=k_state)
+
+  # -- loss ----------------------------------------------------------------------------------------
+
+  def loss_fn(self, params: PyTree, buffers: PyTree, batch: Mapping, episode: Mapping,
+              track: bool = False) -> tuple[jax.Array, dict]:
+    """Uncertainty-weighted query loss after K steps.
+
+    Args:
+      batch, episode: modality-keyed (see `adaptation.stack_groups`).
+
+    Returns:
+      (loss, aux) with aux `{"query_mse": {name: scalar}, "support_loss": {name: [K]},
+      "errors": ... (if track)}`.
+    """
+    gb, ge = adaptation.stack_groups(self.groups, batch, episode)
+    _, pred, aux = adaptation.adapt(
+        self.model, self.rule, params, buffers, gb, ge, self.meta.inner_steps,
+        first_order=self.meta.first_order, remat=self.meta.remat, track=track)
+    loss = 0.0
+    query_mse, support_loss = {}, {}
+    for g in self.groups:
+      mse = jnp.mean(jnp.square(pred[g.name] - gb[g.name]["y"]), axis=(1, 2, 3))  # [G]
+      v = params["log_var"][g.name]
+      loss = loss + jnp.sum(mse / (2.0 * jnp.exp(v)) + v / 2.0)
+      for i, name in enumerate(g.names):
+        query_mse[name] = mse[i]
+        support_loss[name] = jnp.mean(aux["support_loss"][g.name][:, i], axis=-1)
+    out = {"query_mse": query_mse, "support_loss": support_loss}
+    if track:
+      out["errors"] = self._ungroup(aux["errors"])
+      out["ratio"] = {n: episode[n]["ratio"] for n in query_mse}
+    return loss, out
+
+  def _ungroup(self, errors: Mapping) -> dict:
+    """`{measure: {group: [K+1, G, B]}}` -> `{name: {measure: [K+1, B]}}`."""
+    out = {}
+    for g in self.groups:
+      for i, name in enumerate(g.names):
+        out[name] = {m: errors[m][g.name][:, i] for m in errors}
+    return out
+
+  # -- steps (pure; jit them with `make_train_step` / `make_eval_step`) ------------------------------
+
+  def train_step(self, state: TrainState, batch: Mapping) -> tuple[TrainState, dict]:
+    """One meta-training step: sample supports on device, meta-gradient, Adam, projection."""
+    rng = jax.random.fold_in(state.rng, state.step)
+    batch_size = next(iter(batch.values()))["y"].shape[0]
+    episode = sampling.sample_episode(rng, self.specs, batch_size)
+    (loss, aux), grads = jax.value_and_grad(self.loss_fn, has_aux=True)(
+        state.params, state.buffers, batch, episode)
+    updates, opt_state = self.tx.update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    params = dict(params, rule=self.rule.project(params["rule"]))
+    metrics = {"loss": loss, "grad_norm": optax.global_norm(grads),
+               "query_mse": aux["query_mse"], "support_loss": aux["support_loss"]}
+    return state.replace(step=state.step + 1, params=params, opt_state=opt_state), metrics
+
+  def eval_step(self, params: PyTree, buffers: PyTree, batch: Mapping,
+                episode: Mapping) -> dict:
+    """Per-signal errors after every inner step: `{name: {measure: [K+1, B]}}` plus ratios."""
+    _, aux = self.loss_fn(params, buffers, batch, episode, track=True)
+    return {"errors": aux["errors"], "ratio": aux["ratio"]}
+
+
+# -- data parallelism --------------------------------------------------------------------------------
+
+def data_mesh(devices: Sequence[jax.Device] | None = None) -> Mesh:
+  """A one-axis mesh named `data` over the given (default: all local) devices."""
+  devices = jax.local_devices() if devices is None else list(devices)
+  return Mesh(np.array(devices), ("data",))
+
+
+def batch_sharding(mesh: Mesh) -> NamedSharding:
+  return NamedSharding(mesh, P("data"))
+
+
+def replicated(mesh: Mesh) -> NamedSharding:
+  return NamedSharding(mesh, P())
+
+
+def make_train_step(learner: MetaLearner, mesh: Mesh, donate: bool = True):
+  """Jitted `train_step(state, batch) -> (state, metrics)`, batch sharded over `data`."""
+  rep, shard = replicated(mesh), batch_sharding(mesh)
+  return jax.jit(learner.train_step, in_shardings=(rep, shard), out_shardings=(rep, rep),
+                 donate_argnums=(0,) if donate else ())
+
+
+def make_eval_step(learner: MetaLearner, mesh: Mesh):
+  """Jitted `eval_step(params, buffers, batch, episode) -> per-signal errors`."""
+  rep, shard = replicated(mesh), batch_sharding(mesh)
+  return jax.jit(learner.eval_step, in_shardings=(rep, rep, shard, shard))
+
+
+def put_batch(tree: PyTree, mesh: Mesh) -> PyTree:
+  """Places a host batch on the devices, sharded on its leading axis."""
+  return jax.device_put(tree, batch_sharding(mesh))
+
+
+def learner_from_config(config) -> MetaLearner:
+  """Builds a `MetaLearner` from an experiment config (see `experiments/configs`)."""
+  specs = modalities_lib.benchmark_specs(config.benchmark, config.modalities)
+  return MetaLearner(
+      specs, config.method, ModelConfig.from_config(config.model.to_dict()),
+      config.rule.to_dict(),
+      MetaConfig(inner_steps=config.inner_steps, first_order=config.first_order,
+                 remat=config.remat, learning_rate=config.learning_rate,
+                 grad_clip=config.get("grad_clip", 0.0)))

@@ -1,0 +1,132 @@
+"""Support/query sampling (MIA_SPEC section 2) and fixed meta-test episodes.
+
+Every modality of every signal gets its own support set: a ratio `R = Rmin + Beta(Ma, Mb) *
+(Rmax - Rmin)` is drawn and `floor(R * N)` grid points (at least one) are chosen uniformly without
+replacement. The query set is the full grid. Shapes stay static under `jit`: the support is a
+fixed-size gather of `S = floor(Rmax * N)` indices plus a validity mask.
+
+An *episode* is a dict keyed by modality name:
+
+  {name: {"idx": int32 [B, S], "mask": float32 [B, S], "ratio": float32 [B]}}
+
+`idx[b, :count]` are distinct grid indices; entries past `count` are padding (valid indices,
+masked out).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Mapping, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from mia_jax.modalities import ModalitySpec
+
+Episode = dict[str, dict[str, jax.Array]]
+
+
+def sample_modality_support(rng: jax.Array, spec: ModalitySpec, batch_size: int) -> dict:
+  """Draws supports for one modality and `batch_size` signals (jit-friendly, static shapes)."""
+  k_ratio, k_perm = jax.random.split(rng)
+  lo, hi = spec.ratio_range
+  ma, mb = spec.ratio_beta
+  ratio = lo + jax.random.beta(k_ratio, ma, mb, (batch_size,)) * (hi - lo)
+  n, s = spec.num_points, spec.max_support
+  count = jnp.clip(jnp.floor(ratio * n + 1e-6).astype(jnp.int32), 1, s)
+  perm_keys = jax.random.split(k_perm, batch_size)
+  idx = jax.vmap(lambda k: jax.random.permutation(k, n)[:s])(perm_keys).astype(jnp.int32)
+  mask = (jnp.arange(s)[None, :] < count[:, None]).astype(jnp.float32)
+  return {"idx": idx, "mask": mask, "ratio": ratio.astype(jnp.float32)}
+
+
+def sample_episode(rng: jax.Array, specs: Sequence[ModalitySpec], batch_size: int) -> Episode:
+  """Independent supports for every modality. Modality i uses `fold_in(rng, i)`."""
+  return {spec.name: sample_modality_support(jax.random.fold_in(rng, i), spec, batch_size)
+          for i, spec in enumerate(specs)}
+
+
+def make_eval_episodes(seed: int, specs: Sequence[ModalitySpec], num_signals: int) -> Episode:
+  """The fixed meta-test episode set: one support per (modality, signal), as numpy arrays.
+
+  The supports of a modality depend only on the seed, the modality's position in the full list of
+  its benchmark's modalities is NOT used: each modality is keyed by its name, so that a subset of
+  modalities sees exactly the supports it would see in the full set (paired comparisons).
+  """
+  out = {}
+  for spec in specs:
+    key = jax.random.fold_in(jax.random.PRNGKey(seed), _name_hash(spec.name))
+    ep = jax.jit(sample_modality_support, static_argnums=(1, 2))(key, spec, num_signals)
+    out[spec.name] = {k: np.asarray(v) for k, v in ep.items()}
+  return out
+
+
+def _name_hash(name: str) -> int:
+  """A stable 31-bit hash of a modality name (Python's hash() is salted per process)."""
+  h = 0
+  for ch in name.encode():
+    h = (h * 131 + ch) % (2**31 - 1)
+  return h
+
+
+def slice_episode(episode: Episode, start: int, stop: int) -> Episode:
+  return {m: {k: v[start:stop] for k, v in ep.items()} for m, ep in episode.items()}
+
+
+def save_episodes(path: str | os.PathLike, episode: Episode) -> None:
+  """Writes episodes to `.npz` with keys `{name}/idx`, `{name}/count`, `{name}/ratio`.
+
+  `idx` holds the support indices (row-major grid positions), of which the first `count` per
+  signal are the support; other codebases can read this file to evaluate on identical episodes.
+  """
+  arrays = {}
+  for name, ep in episode.items():
+    arrays[f"{name}/idx"] = np.asarray(ep["idx"], np.int32)
+    arrays[f"{name}/count"] = np.asarray(ep["mask"]).sum(-1).astype(np.int32)
+    arrays[f"{name}/ratio"] = np.asarray(ep["ratio"], np.float32)
+  with open(path, "wb") as f:
+    np.savez(f, **arrays)
+
+
+def load_episodes(path: str | os.PathLike, specs: Sequence[ModalitySpec]) -> Episode:
+  """Reads episodes written by `save_episodes`, checking them against the modality specs."""
+  try:
+    data = np.load(path)
+  except FileNotFoundError:
+    raise FileNotFoundError(f"Episode file {os.fspath(path)!r} does not exist.") from None
+  except Exception as e:  # a corrupt or non-npz file
+    raise ValueError(f"Could not read episode file {os.fspath(path)!r}: {e}") from e
+  out = {}
+  for spec in specs:
+    keys = [f"{spec.name}/{k}" for k in ("idx", "count", "ratio")]
+    missing = [k for k in keys if k not in data.files]
+    if missing:
+      raise ValueError(f"Episode file {os.fspath(path)!r} lacks {missing}; it has {data.files}.")
+    idx, count, ratio = (data[k] for k in keys)
+    if idx.ndim != 2 or idx.shape[1] != spec.max_support:
+      raise ValueError(f"Episode file {os.fspath(path)!r}: {spec.name}/idx has shape {idx.shape}, "
+                       f"expected [num_signals, {spec.max_support}].")
+    if idx.min() < 0 or idx.max() >= spec.num_points:
+      raise ValueError(f"Episode file {os.fspath(path)!r}: {spec.name}/idx outside "
+                       f"[0, {spec.num_points}).")
+    mask = (np.arange(spec.max_support)[None] < count[:, None]).astype(np.float32)
+    out[spec.name] = {"idx": idx.astype(np.int32), "mask": mask, "ratio": ratio.astype(np.float32)}
+  return out
+
+
+def support_membership(idx: jax.Array, mask: jax.Array, num_points: int) -> jax.Array:
+  """Scatters a support into a grid mask: `[..., S]` -> float32 `[..., N]` (1 = in support)."""
+  flat_idx = idx.reshape(-1, idx.shape[-1])
+  flat_mask = mask.reshape(-1, mask.shape[-1])
+  grid = jax.vmap(lambda i, m: jnp.zeros((num_points,), jnp.float32).at[i].max(m))(
+      flat_idx, flat_mask)
+  return grid.reshape(idx.shape[:-1] + (num_points,))
+
+
+def episode_for(episode: Mapping[str, Mapping[str, jax.Array]], names: Sequence[str]) -> Episode:
+  """Restricts an episode to the given modality names (clear error if one is missing)."""
+  missing = [n for n in names if n not in episode]
+  if missing:
+    raise ValueError(f"Episode lacks modalities {missing}; it has {sorted(episode)}.")
+  return {n: dict(episode[n]) for n in names}

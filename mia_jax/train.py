@@ -1,0 +1,219 @@
+"""Training driver: `train_and_evaluate(config, workdir)`.
+
+Meta-trains a `MetaLearner` on the configured benchmark, with
+
+* a progress bar (steps/s, loss), metrics as JSON lines in `workdir/metrics.jsonl`;
+* orbax checkpoints in `workdir/checkpoints`, and resume from the latest one after a kill
+  (the data stream resumes at the same batch; support sampling is keyed by the step);
+* the fixed meta-test episodes in `workdir/episodes.npz` (or loaded from `config.eval.episodes_path`);
+* at the end, evaluation on the meta-test set, `workdir/results.json`
+  (`{"config": ..., "step": N, "metrics": {key: float}}`) and a printed table.
+
+The library itself reads no flags; this module is the only one that touches the file system,
+through the data loaders it is given by `data_pipelines`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Any, Iterable, Iterator, Mapping
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+from absl import logging
+from tqdm.auto import tqdm
+
+from mia_jax import evaluation, meta_step, sampling
+from mia_jax.meta_step import MetaLearner, TrainState
+
+
+def build_sources(config, split: str):
+  """The data source of a split, from `config.data` (tfds builder or a user's `.npz`)."""
+  from data_pipelines import sources  # the driver wires data in; the library does not.
+  names = config.modalities.split("+")
+  if config.data.source == "npz":
+    path = config.data.npz_train if split == "train" else config.data.npz_test
+    if not path:
+      raise ValueError(f"data.source='npz' needs data.npz_{split} (a path to an .npz file).")
+    return sources.NpzSource(path, modalities=names)
+  if config.data.source != "tfds":
+    raise ValueError(f"Unknown data.source {config.data.source!r}; allowed: tfds, npz.")
+  loaders = {"synthetic_functions": sources.load_synthetic}
+  if config.data.name not in loaders:
+    raise ValueError(f"Unknown dataset {config.data.name!r}; allowed: {', '.join(loaders)}.")
+  return loaders[config.data.name](config.data.data_dir or None, split,
+                                   config=config.data.builder_config, modalities=names)
+
+
+def eval_episodes(config, learner: MetaLearner, num_signals: int, workdir: str | None):
+  """The fixed meta-test episodes: loaded from `config.eval.episodes_path`, else drawn with
+  `config.eval.episode_seed` (and saved to `workdir/episodes.npz` for other codebases)."""
+  if config.eval.episodes_path:
+    episodes = sampling.load_episodes(config.eval.episodes_path, learner.specs)
+    have = next(iter(episodes.values()))["idx"].shape[0]
+    if have < num_signals:
+      raise ValueError(f"Episode file {config.eval.episodes_path!r} has {have} signals; the test "
+                       f"set has {num_signals}.")
+    return sampling.slice_episode(episodes, 0, num_signals)
+  episodes = sampling.make_eval_episodes(config.eval.episode_seed, learner.specs, num_signals)
+  if workdir:
+    sampling.save_episodes(os.path.join(workdir, "episodes.npz"), episodes)
+  return episodes
+
+
+def evaluate(learner: MetaLearner, state: TrainState, source, episodes, batch_size: int,
+             mesh, progress: bool = False) -> tuple[dict[str, float], evaluation.Accumulator]:
+  """Adapts on every meta-test episode and returns the flat metrics (results contract)."""
+  from data_pipelines import sources
+  eval_step = meta_step.make_eval_step(learner, mesh)
+  n = next(iter(episodes.values()))["idx"].shape[0]
+  acc = evaluation.Accumulator(learner.specs, learner.meta.inner_steps)
+  loader = sources.make_loader(source, batch_size, shuffle=False, num_epochs=1,
+                               drop_remainder=False)
+  start = 0
+  for batch in tqdm(loader, total=-(-n // batch_size), desc="evaluate", disable=not progress,
+                    leave=False):
+    b = next(iter(batch.values()))["y"].shape[0]
+    if start >= n:
+      break
+    b = min(b, n - start)
+    ep = sampling.slice_episode(episodes, start, start + b)
+    batch = jax.tree.map(lambda x: x[:b], batch)
+    valid = np.ones(batch_size, bool)
+    if b < batch_size:  # pad to a full batch: one compiled program for every batch
+      valid[b:] = False
+      pad = lambda x: np.concatenate([x, np.repeat(x[-1:], batch_size - b, 0)], 0)
+      batch, ep = jax.tree.map(pad, batch), jax.tree.map(pad, ep)
+    out = eval_step(state.params, state.buffers, meta_step.put_batch(batch, mesh),
+                    meta_step.put_batch(ep, mesh))
+    acc.add(jax.device_get(out), ep, valid)
+    start += b
+  return acc.summarize(), acc
+
+
+def _checkpoint_manager(workdir: str, config) -> ocp.CheckpointManager:
+  return ocp.CheckpointManager(
+      os.path.join(os.path.abspath(workdir), "checkpoints"),
+      options=ocp.CheckpointManagerOptions(max_to_keep=config.keep_checkpoints, create=True))
+
+
+def restore_or_init(manager: ocp.CheckpointManager, state: TrainState) -> TrainState:
+  """Restores the latest checkpoint into `state`'s structure, or returns `state`."""
+  step = manager.latest_step()
+  if step is None:
+    return state
+  try:
+    return manager.restore(step, args=ocp.args.StandardRestore(state))
+  except Exception as e:  # a truncated/corrupt checkpoint or a config change
+    raise ValueError(
+        f"Could not restore checkpoint step {step} from {manager.directory}: {e}. If the config "
+        "changed, use a new --workdir; if the checkpoint is corrupt, delete that step's folder "
+        "to resume from an earlier one.") from e
+
+
+def _flatten(prefix: str, tree: Mapping[str, Any]) -> dict[str, float]:
+  out = {}
+  for k, v in tree.items():
+    key = f"{prefix}/{k}" if prefix else k
+    if isinstance(v, Mapping):
+      out.update(_flatten(key, v))
+    elif np.ndim(v) == 1:  # per inner step, e.g. support_loss/sine/step0
+      out.update({f"{key}/step{i}": float(x) for i, x in enumerate(np.asarray(v))})
+    else:
+      out[key] = float(np.asarray(v))
+  return out
+
+
+def _prefetch(iterator: Iterable, mesh, size: int = 2) -> Iterator:
+  """Puts the next `size` batches on the devices ahead of use (overlaps host and device)."""
+  import collections
+  queue = collections.deque()
+  it = iter(iterator)
+  for batch in it:
+    queue.append(meta_step.put_batch(batch, mesh))
+    if len(queue) >= size:
+      yield queue.popleft()
+  while queue:
+    yield queue.popleft()
+
+
+def train_and_evaluate(config, workdir: str) -> dict:
+  """Meta-trains, checkpoints, evaluates; returns the results dict also written to results.json."""
+  from data_pipelines import sources
+  os.makedirs(workdir, exist_ok=True)
+  learner = meta_step.learner_from_config(config)
+  mesh = meta_step.data_mesh()
+  n_dev = mesh.devices.size
+  if config.batch_size % n_dev:
+    raise ValueError(f"batch_size {config.batch_size} must be divisible by the number of "
+                     f"devices ({n_dev}).")
+  if config.eval.batch_size % n_dev:
+    raise ValueError(f"eval.batch_size {config.eval.batch_size} must be divisible by the number "
+                     f"of devices ({n_dev}).")
+  with open(os.path.join(workdir, "config.json"), "w") as f:
+    f.write(config.to_json(indent=2))
+
+  train_source = build_sources(config, "train")
+  test_source = build_sources(config, "test")
+  num_test = len(test_source)
+  if config.data.num_test_signals:
+    num_test = min(num_test, config.data.num_test_signals)
+  episodes = eval_episodes(config, learner, num_test, workdir)
+
+  rng = jax.random.PRNGKey(config.seed)
+  state = jax.device_put(learner.init(rng), meta_step.replicated(mesh))
+  manager = _checkpoint_manager(workdir, config)
+  state = restore_or_init(manager, state)
+  start_step = int(state.step)
+  if start_step:
+    logging.info("Resumed from step %d in %s", start_step, workdir)
+  train_step = meta_step.make_train_step(learner, mesh)
+
+  loader = sources.make_loader(train_source, config.batch_size, shuffle=True, seed=config.seed,
+                               skip_batches=start_step)
+  metrics_path = os.path.join(workdir, "metrics.jsonl")
+  total = config.num_train_steps
+  bar = tqdm(total=total, initial=start_step, desc=f"{config.method}", unit="step",
+             disable=jax.process_index() != 0, dynamic_ncols=True)
+  step, pending, t_last, s_last = start_step, None, time.time(), start_step
+  batches = _prefetch(loader, mesh)
+  with open(metrics_path, "a") as metrics_file:
+    while step < total:
+      state, metrics = train_step(state, next(batches))
+      step += 1
+      bar.update(1)
+      if step % config.log_every_steps == 0 or step == total:
+        # Reading metrics waits for the device; only every log_every_steps.
+        host = _flatten("", jax.device_get(metrics))
+        if not np.isfinite(host["loss"]):
+          raise FloatingPointError(f"Loss is {host['loss']} at step {step}; stopping. Lower "
+                                   "learning_rate or set grad_clip.")
+        now = time.time()
+        host["steps_per_s"] = (step - s_last) / max(now - t_last, 1e-9)
+        t_last, s_last = now, step
+        bar.set_postfix(loss=f"{host['loss']:.4f}")
+        metrics_file.write(json.dumps({"step": step, **host}) + "\n")
+        metrics_file.flush()
+      if step % config.checkpoint_every_steps == 0 or step == total:
+        manager.save(step, args=ocp.args.StandardSave(state))
+      if config.eval.every_steps and step % config.eval.every_steps == 0 and step < total:
+        m, _ = evaluate(learner, state, test_source, episodes, config.eval.batch_size, mesh)
+        key = f"generalization_mse/avg/step{config.inner_steps}"
+        metrics_file.write(json.dumps({"step": step, "eval/" + key: m[key]}) + "\n")
+  bar.close()
+  manager.wait_until_finished()
+  manager.close()
+
+  metrics, _ = evaluate(learner, state, test_source, episodes, config.eval.batch_size, mesh,
+                        progress=True)
+  results = {"config": config.to_dict(), "step": int(state.step), "metrics": metrics}
+  with open(os.path.join(workdir, "results.json"), "w") as f:
+    json.dump(results, f, indent=1, sort_keys=True)
+  table = evaluation.format_table(metrics, [s.name for s in learner.specs],
+                                  config.inner_steps)
+  print(f"\n{config.method} on {config.benchmark} after {int(state.step)} meta-steps "
+        f"({num_test} meta-test signals, K={config.inner_steps}):\n{table}")
+  return results
