@@ -3,19 +3,22 @@
 A *source* is a random-access sequence of signals: `len(source)` and
 `source[i] -> {name: {"y": float32 [N_m, d_out_m], "amplitude": float32 []}}`,
 one entry per modality (`N_m` = number of grid points, the grid flattened
-row-major). Two kinds are provided:
+row-major). Provided:
 
 * `load_synthetic`: the tfds `synthetic_functions` dataset (array_record,
-  read with `tfds.data_source` machinery; no TensorFlow), built on first use.
+  read with `tfds.data_source` machinery; no TensorFlow), built on first use;
+  optionally read into memory.
 * `NpzSource`: a user's own arrays in an `.npz` file (write one with
   `save_npz`).
+* `ArraySource`: signals already in memory (`to_memory` reads any source
+  into one); `ModalitySubset`: any source restricted to some modalities.
 
 `make_loader` turns a source into a deterministic iterator of numpy batches
 `{name: {"y": [B, N_m, d_out_m], "amplitude": [B]}}`, and can resume a
 training run at any step (see its docstring).
 """
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 import math
 import os
 from typing import Any, Protocol, SupportsIndex
@@ -99,11 +102,12 @@ def load_synthetic(
     split: str,
     config: str = "default",
     modalities: Sequence[str] | None = None,
-) -> ModalitySubset:
+    in_memory: bool = False,
+) -> "ModalitySubset | ArraySource":
   """Returns a split of the synthetic functions dataset, building it if needed.
 
-  The first call for a `(data_dir, config)` generates the dataset (a few
-  seconds for the default size) into
+  The first call for a `(data_dir, config)` generates the dataset (well under
+  a second for the default size) into
   `data_dir/synthetic_functions/<config>/1.0.0`; later calls only open it.
 
   Args:
@@ -114,6 +118,9 @@ def load_synthetic(
       "small" (64 / 32).
     modalities: names to return, a subset of `generate.MODALITIES`, in the
       returned order; None means all four.
+    in_memory: read the whole split into an `ArraySource` (about 3 MB for
+      the default train split) instead of decoding records on every access;
+      reads are then much faster.
 
   Returns:
     A source of `{name: {"y": float32 [200, 1], "amplitude": float32 []}}`.
@@ -133,10 +140,132 @@ def load_synthetic(
   builder = synthetic.SyntheticFunctions(
       config=config, data_dir=data_dir, file_format="array_record")
   builder.download_and_prepare()
-  return ModalitySubset(builder.as_data_source(split=split), modalities)
+  source = ModalitySubset(builder.as_data_source(split=split), modalities)
+  return to_memory(source) if in_memory else source
 
 
-class NpzSource:
+class ArraySource:
+  """Signals held in memory as stacked numpy arrays.
+
+  `source[i]` returns read-only views of row i of the arrays.
+  """
+
+  def __init__(self, signals: Mapping[str, Mapping[str, np.ndarray]]):
+    """Stores the arrays.
+
+    Args:
+      signals: `{name: {"y": [S, N_m, d_out_m], "amplitude": [S]}}` (the
+        output of `generate_signals` fits); "amplitude" may be omitted
+        (1.0). Cast to float32.
+
+    Raises:
+      ValueError: no modalities, arrays of the wrong rank, or modalities
+        that disagree on the number of signals S.
+    """
+    if not signals:
+      raise ValueError("Need at least one modality; got none.")
+    self._ys = {}
+    self._amplitudes = {}
+    counts = {}
+    for name, arrays in signals.items():
+      y = np.array(arrays["y"], dtype=np.float32)  # A copy we own.
+      if y.ndim != 3:
+        raise ValueError(
+            f"Modality {name!r}: 'y' has shape {y.shape}; expected "
+            "[num_signals, num_points, d_out].")
+      counts[name] = y.shape[0]
+      self._ys[name] = y
+    if len(set(counts.values())) != 1:
+      raise ValueError(
+          "The modalities disagree on the number of signals (leading axis): "
+          f"{counts}.")
+    self._num_signals = next(iter(counts.values()))
+    for name, arrays in signals.items():
+      if arrays.get("amplitude") is None:
+        amplitude = np.ones((self._num_signals,), np.float32)
+      else:
+        amplitude = np.array(arrays["amplitude"], dtype=np.float32)
+      if amplitude.shape != (self._num_signals,):
+        raise ValueError(
+            f"Modality {name!r}: 'amplitude' has shape {amplitude.shape}; "
+            f"expected [num_signals] = ({self._num_signals},).")
+      self._amplitudes[name] = amplitude
+    # Read-only, so that the views returned by __getitem__ cannot alter the
+    # source.
+    for array in (*self._ys.values(), *self._amplitudes.values()):
+      array.setflags(write=False)
+
+  @property
+  def modalities(self) -> tuple[str, ...]:
+    """The names of the modalities returned, in order."""
+    return tuple(self._ys)
+
+  @property
+  def d_outs(self) -> dict[str, int]:
+    """`{name: d_out}`, the number of channels of each modality."""
+    return {name: y.shape[-1] for name, y in self._ys.items()}
+
+  @property
+  def arrays(self) -> dict[str, dict[str, np.ndarray]]:
+    """All signals: `{name: {"y": [S, N, d_out], "amplitude": [S]}}`."""
+    return {name: {"y": self._ys[name], "amplitude": self._amplitudes[name]}
+            for name in self._ys}
+
+  def __len__(self) -> int:
+    return self._num_signals
+
+  def __getitem__(self, index: SupportsIndex) -> Signal:
+    """Returns signal `index`.
+
+    Args:
+      index: in `[-len, len)`.
+
+    Returns:
+      `{name: {"y": float32 [N_m, d_out_m], "amplitude": float32 []}}`.
+    """
+    index = index.__index__()
+    if not -self._num_signals <= index < self._num_signals:
+      raise IndexError(
+          f"Index {index} out of range for {self._num_signals} signals.")
+    return {name: {"y": self._ys[name][index],
+                   "amplitude": self._amplitudes[name][index]}
+            for name in self._ys}
+
+  def __repr__(self) -> str:
+    return (f"{type(self).__name__}(modalities={list(self._ys)}, "
+            f"num_signals={self._num_signals})")
+
+
+def to_memory(source: Source, chunk_size: int = 1024) -> ArraySource:
+  """Reads a whole source into an `ArraySource`.
+
+  Args:
+    source: a source of `{name: {"y": [N_m, d_out_m], "amplitude": []}}`.
+    chunk_size: elements read per call (batched when the source has
+      `__getitems__`, as tfds sources do).
+
+  Returns:
+    The same signals, in the same order, in memory.
+  """
+  size = len(source)
+  if size == 0:
+    raise ValueError("Cannot read an empty source into memory.")
+  getitems = getattr(source, "__getitems__", None)
+  chunks = []
+  for start in range(0, size, chunk_size):
+    indices = list(range(start, min(start + chunk_size, size)))
+    elements = (getitems(indices) if getitems is not None
+                else [source[i] for i in indices])
+    chunks.append(_stack(list(elements)))
+  first = chunks[0]
+  return ArraySource({
+      name: {key: np.concatenate([chunk[name][key] for chunk in chunks])
+             for key in first[name]}
+      for name in first
+  })
+
+
+class NpzSource(ArraySource):
   """Signals stored as numpy arrays in an `.npz` file.
 
   File format: one array per modality, keyed by the modality's name, of shape
@@ -147,7 +276,9 @@ class NpzSource:
   images `[n, 28, 28]`, needs either an explicit channel axis
   (`[n, 28, 28, 1]`) or `grid_ndims={"name": 2}`.
 
-  The whole file is read into memory when the source is created.
+  The whole file is read into memory when the source is created;
+  `source[i]` returns `{name: {"y": float32 [prod(grid), d_out],
+  "amplitude": float32 []}}`, the grid flattened row-major.
   """
 
   def __init__(
@@ -200,79 +331,31 @@ class NpzSource:
       raise ValueError(f"grid_ndims names {unknown}, which are not among the "
                        f"selected modalities {list(modalities)}.")
 
-    counts = {name: arrays[name].shape[0] if arrays[name].ndim else None
-              for name in modalities}
-    if len(set(counts.values())) != 1:
-      raise ValueError(
-          f"The modalities of {path!r} disagree on the number of signals "
-          f"(leading axis): {counts}.")
-    self._num_signals = counts[modalities[0]]
-
-    self._path = path
-    self._modalities = modalities
-    self._ys = {}
-    self._amplitudes = {}
+    signals = {}
     self._grid_shapes = {}
     for name in modalities:
-      y, grid = _flatten_grid(name, arrays[name], grid_ndims.get(name))
-      amplitude_key = name + _AMPLITUDE_SUFFIX
-      if amplitude_key in arrays:
-        amplitude = np.asarray(arrays[amplitude_key], dtype=np.float32)
-        if amplitude.shape != (self._num_signals,):
-          raise ValueError(
-              f"{amplitude_key!r} in {path!r} has shape {amplitude.shape}; "
-              f"expected [num_signals] = ({self._num_signals},).")
-      else:
-        amplitude = np.ones((self._num_signals,), np.float32)
-      # Read-only, so that the views returned by __getitem__ cannot alter the
-      # source.
-      y.setflags(write=False)
-      amplitude.setflags(write=False)
-      self._ys[name] = y
-      self._amplitudes[name] = amplitude
-      self._grid_shapes[name] = grid
-
-  @property
-  def modalities(self) -> tuple[str, ...]:
-    """The names of the modalities returned, in order."""
-    return self._modalities
+      y, self._grid_shapes[name] = _flatten_grid(
+          name, arrays[name], grid_ndims.get(name))
+      amplitude = arrays.get(name + _AMPLITUDE_SUFFIX)
+      if amplitude is not None and amplitude.shape != y.shape[:1]:
+        raise ValueError(
+            f"{name + _AMPLITUDE_SUFFIX!r} in {path!r} has shape "
+            f"{amplitude.shape}; expected [num_signals] = {y.shape[:1]}.")
+      signals[name] = {"y": y, "amplitude": amplitude}
+    self._path = path
+    try:
+      super().__init__(signals)
+    except ValueError as error:
+      raise ValueError(f"In {path!r}: {error}") from None
 
   @property
   def grid_shapes(self) -> dict[str, tuple[int, ...]]:
     """`{name: grid shape}` before flattening, e.g. `(32, 32)` or `(200,)`."""
     return dict(self._grid_shapes)
 
-  @property
-  def d_outs(self) -> dict[str, int]:
-    """`{name: d_out}`, the number of channels of each modality."""
-    return {name: y.shape[-1] for name, y in self._ys.items()}
-
-  def __len__(self) -> int:
-    return self._num_signals
-
-  def __getitem__(self, index: SupportsIndex) -> Signal:
-    """Returns signal `index`.
-
-    Args:
-      index: in `[-len, len)`.
-
-    Returns:
-      `{name: {"y": float32 [prod(grid), d_out], "amplitude": float32 []}}`
-      (read-only views of the file's arrays).
-    """
-    index = index.__index__()
-    if not -self._num_signals <= index < self._num_signals:
-      raise IndexError(
-          f"Index {index} out of range for {self._num_signals} signals.")
-    return {
-        name: {"y": self._ys[name][index],
-               "amplitude": self._amplitudes[name][index]}
-        for name in self._modalities
-    }
-
   def __repr__(self) -> str:
-    return (f"NpzSource({self._path!r}, modalities={list(self._modalities)}, "
-            f"num_signals={self._num_signals})")
+    return (f"NpzSource({self._path!r}, modalities={list(self.modalities)}, "
+            f"num_signals={len(self)})")
 
 
 def _is_amplitude_key(key: str, arrays: Mapping[str, np.ndarray]) -> bool:
@@ -387,9 +470,9 @@ def make_loader(
     drop_remainder: bool = True,
     skip_batches: int = 0,
     worker_count: int = 0,
-    num_threads: int = 8,
-    prefetch_buffer_size: int = 16,
-) -> Iterable[Signal]:
+    num_threads: int = 1,
+    prefetch_buffer_size: int = 8,
+) -> grain.IterDataset:
   """Returns a deterministic iterator of batches of `source`.
 
   The pipeline is `shuffle -> batch -> repeat`: each epoch is a fresh
@@ -419,7 +502,9 @@ def make_loader(
     worker_count: worker processes for reading and batching; 0 reads in this
       process (with `num_threads` threads). Outside `absl.app.run`, a value
       > 0 marks the absl flags as parsed (grain reads one of them).
-    num_threads: reader threads per process.
+    num_threads: reader threads per process; 0 reads on demand in the
+      calling thread. One background thread overlaps reading with the
+      training step; more rarely help, since decoding holds the GIL.
     prefetch_buffer_size: batches read ahead per process.
 
   Returns:

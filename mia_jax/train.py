@@ -44,8 +44,10 @@ def build_sources(config, split: str):
   loaders = {"synthetic_functions": sources.load_synthetic}
   if config.data.name not in loaders:
     raise ValueError(f"Unknown dataset {config.data.name!r}; allowed: {', '.join(loaders)}.")
+  # Small benchmarks are read into memory once: decoding records costs more than a train step.
   return loaders[config.data.name](config.data.data_dir or None, split,
-                                   config=config.data.builder_config, modalities=names)
+                                   config=config.data.builder_config, modalities=names,
+                                   in_memory=True)
 
 
 def eval_episodes(config, learner: MetaLearner, num_signals: int, workdir: str | None):

@@ -1,4 +1,4 @@
-"""Tests of data_pipelines: synthetic generator, tfds builder, sources, loaders."""
+"""Tests of data_pipelines: generator, tfds builder, sources and loaders."""
 
 import os
 import sys
@@ -208,6 +208,20 @@ def test_load_synthetic_modality_subset(data_dir):
   np.testing.assert_array_equal(element["relu"]["y"], expected["relu"]["y"][3])
 
 
+def test_load_synthetic_in_memory(data_dir):
+  source = sources.load_synthetic(data_dir, "test", config="small",
+                                  modalities=["gaussian", "sine"],
+                                  in_memory=True)
+  assert isinstance(source, sources.ArraySource)
+  assert len(source) == SMALL_TEST
+  assert source.modalities == ("gaussian", "sine")
+  expected = generate.generate_signals(SMALL_TEST, 1, ("gaussian", "sine"))
+  for name in expected:
+    np.testing.assert_array_equal(source.arrays[name]["y"], expected[name]["y"])
+    np.testing.assert_array_equal(source[17][name]["amplitude"],
+                                  expected[name]["amplitude"][17])
+
+
 def test_load_synthetic_errors(data_dir):
   with pytest.raises(ValueError, match="'cosine'.*sine"):
     sources.load_synthetic(data_dir, "train", config="small",
@@ -279,6 +293,27 @@ def test_npz_grid_ndims_without_channel_axis(tmp_path):
   assert sources.NpzSource(path).d_outs == {"gray": 5}
 
 
+def test_array_source_and_to_memory():
+  signals = generate.generate_signals(7, seed=9, modalities=("relu",))
+  source = sources.ArraySource(signals)
+  assert len(source) == 7 and source.d_outs == {"relu": 1}
+  np.testing.assert_array_equal(source[3]["relu"]["y"], signals["relu"]["y"][3])
+  with pytest.raises(ValueError):  # Views are read-only.
+    source[3]["relu"]["y"][0] = 1.0
+  # Chunked reads of an element-wise source give back the same arrays.
+  copy = sources.to_memory([source[i] for i in range(7)], chunk_size=3)
+  np.testing.assert_array_equal(copy.arrays["relu"]["y"], signals["relu"]["y"])
+  np.testing.assert_array_equal(copy.arrays["relu"]["amplitude"],
+                                signals["relu"]["amplitude"])
+  no_amplitude = sources.ArraySource({"m": {"y": np.zeros((2, 5, 3))}})
+  assert no_amplitude[1]["m"]["amplitude"] == 1.0
+  with pytest.raises(ValueError, match="'a': 2.*'b': 3"):
+    sources.ArraySource({"a": {"y": np.zeros((2, 5, 1))},
+                         "b": {"y": np.zeros((3, 5, 1))}})
+  with pytest.raises(ValueError, match="shape"):
+    sources.ArraySource({"a": {"y": np.zeros((2, 5))}})
+
+
 def test_npz_source_errors(tmp_path):
   with pytest.raises(FileNotFoundError, match="missing.npz"):
     sources.NpzSource(tmp_path / "missing.npz")
@@ -342,6 +377,20 @@ def test_loader_batch_shapes(data_dir):
       assert arrays["y"].dtype == np.float32
       assert arrays["amplitude"].shape == (16,)
       assert arrays["amplitude"].dtype == np.float32
+
+
+def test_loader_casts_raw_floats_to_float32(data_dir):
+  # A raw tfds source gives scalar features as Python floats.
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  raw = tfds.data_source("synthetic_functions/small", data_dir=data_dir,
+                         split="train", download=False)
+  batch = next(iter(sources.make_loader(raw, 4, shuffle=False)))
+  assert batch["relu"]["amplitude"].dtype == np.float32
+  expected = generate.generate_signals(4, 0)["relu"]["amplitude"]
+  np.testing.assert_array_equal(batch["relu"]["amplitude"], expected)
+  float64 = [{"m": {"y": np.zeros((3, 1)), "amplitude": 2.0}}] * 2
+  batch = next(iter(sources.make_loader(float64, 2, shuffle=False)))
+  assert batch["m"]["y"].dtype == np.float32
 
 
 def test_eval_loader_visits_every_signal_once_in_order(data_dir):

@@ -3,7 +3,7 @@
 Every signal draws shared parameters and each modality jitters them (MIA spec,
 section 1)::
 
-  a = exp(u1 - 0.5),  w = exp(u2 - 0.5),  b ~ U(-2, 2),  c ~ U(-2, 2),  u ~ U(0, 1)
+  a = exp(u1 - 0.5),  w = exp(u2 - 0.5),  b, c ~ U(-2, 2),  u ~ U(0, 1)
   a_m = a * exp(0.1 * n1),  w_m = w * exp(0.1 * n2)
   b_m = b + 0.2 * n3,       c_m = c + 0.2 * n4,        n ~ N(0, 1)
   y_m(t) = a_m * g_m(w_m * t + b_m) + c_m,  t on 200 regular points in [-5, 5]

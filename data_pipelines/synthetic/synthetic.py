@@ -1,4 +1,4 @@
-"""TFDS builder for the synthetic 1-D function benchmark (`synthetic_functions`).
+"""TFDS builder `synthetic_functions`: the synthetic 1-D function benchmark.
 
 The data are generated locally by `generate.generate_signals` (nothing is
 downloaded) and written as array_record, so they build and read without
