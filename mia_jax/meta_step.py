@@ -149,7 +149,7 @@ class MetaLearner:
     updates, opt_state = self.tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     params = dict(params, rule=self.rule.project(params["rule"]))
-    metrics = {"loss": loss, "grad_norm": optax.global_norm(grads),
+    metrics = {"loss": loss, "grad_norm": optax.tree.norm(grads),
                "query_mse": aux["query_mse"], "support_loss": aux["support_loss"]}
     return state.replace(step=state.step + 1, params=params, opt_state=opt_state), metrics
 

@@ -23,6 +23,21 @@ import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
+# PyTorch's default Linear init, U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weights and biases, as in
+# the authors' implementation. Flax's lecun_normal (3x the variance) makes the inner loop with
+# lr 1.0 diverge at initialisation.
+torch_kernel_init = nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform")
+
+
+def torch_bias_init(fan_in: int):
+  bound = 1.0 / max(fan_in, 1) ** 0.5
+  return lambda key, shape, dtype=jnp.float32: jax.random.uniform(key, shape, dtype, -bound, bound)
+
+
+def _dense(features: int, fan_in: int, name: str) -> nn.Dense:
+  return nn.Dense(features, kernel_init=torch_kernel_init, bias_init=torch_bias_init(fan_in),
+                  name=name)
+
 
 class ComposerINR(nn.Module):
   """Low-rank modulated MLP for one modality and one signal.
@@ -71,13 +86,13 @@ class ComposerINR(nn.Module):
       feats = jnp.concatenate([jnp.cos(proj), jnp.sin(proj)], axis=-1)
     else:
       feats = coords
-    h = nn.relu(nn.Dense(self.hidden, name="encoder")(feats))
+    h = nn.relu(_dense(self.hidden, feats.shape[-1], "encoder")(feats))
     # U is stored transposed, `[rank, hidden]`, so that h V^T U^T = (h @ latent.T) @ u_t.
-    u_t = self.param("U", nn.initializers.lecun_normal(), (self.rank, self.hidden))
+    u_t = self.param("U", torch_kernel_init, (self.rank, self.hidden))
     if self.materialize_lowrank:
       h = nn.relu(h @ (latent.T @ u_t))
     else:
       h = nn.relu((h @ latent.T) @ u_t)
     for i in range(self.num_layers - 3):
-      h = nn.relu(nn.Dense(self.hidden, name=f"hidden_{i}")(h))
-    return nn.Dense(self.d_out, name="output")(h)
+      h = nn.relu(_dense(self.hidden, self.hidden, f"hidden_{i}")(h))
+    return _dense(self.d_out, self.hidden, "output")(h)
