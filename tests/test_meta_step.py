@@ -31,7 +31,8 @@ def test_train_steps_reduce_the_loss_and_update_every_meta_parameter():
   mesh = meta_step.data_mesh()
   step = meta_step.make_train_step(learner, mesh, donate=False)
   state0 = jax.device_put(learner.init(jax.random.PRNGKey(0)), meta_step.replicated(mesh))
-  batch = meta_step.put_batch(random_batch(learner.specs, 8), mesh)
+  from data_pipelines.synthetic import generate
+  batch = meta_step.put_batch(generate.generate_signals(8, 0, ("sine", "tanh")), mesh)
   state, losses = state0, []
   for _ in range(30):
     state, metrics = step(state, batch)
