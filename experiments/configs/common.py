@@ -57,7 +57,7 @@ def base_config() -> ml_collections.ConfigDict:
   """Defaults shared by all benchmarks (the paper's settings where the spec gives them)."""
   c = ml_collections.ConfigDict()
   c.benchmark = ""
-  c.method = "metasgd"
+  c.method = "mia"
   c.modalities = ""
   c.seed = 0
   c.preset = "full"
@@ -73,7 +73,12 @@ def base_config() -> ml_collections.ConfigDict:
   c.model = ml_collections.ConfigDict(dict(
       backbone="composer", hidden=128, num_layers=5, rank=8, ff_dim=128, ff_sigma=0.0,
       latent_init_std=0.2, materialize_lowrank=False))
-  c.rule = ml_collections.ConfigDict(dict(inner_lr=1.0, lr_position="pre", grad_scale=0.0))
+  c.rule = ml_collections.ConfigDict(dict(
+      inner_lr=1.0, lr_position="pre",
+      grad_scale=0.0,           # initial learned gradient scaler (MIA); 0 = none
+      ablation="none",          # MIA ablations: see mia_jax.rules.ABLATIONS
+      sft_width=192, usft_depth=1, msft_depth=1, num_heads=3, head_dim=64, mlp_depth=2,
+      residual=False, out_init_scale=1.0, alfa_depth=2))
 
   c.data = ml_collections.ConfigDict(dict(
       source="tfds",            # "tfds" (a builder in data_pipelines/) or "npz" (your arrays)

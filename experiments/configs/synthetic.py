@@ -2,9 +2,11 @@ r"""Synthetic 1-D functions benchmark (sine, tanh, gaussian, relu): runs with no
 
 Examples:
 
-  # The default experiment, sized for a 2-core CPU (~20 minutes):
+  # The default experiment (MIA), sized for a 2-core CPU:
   python -m experiments.main --config=experiments/configs/synthetic.py:cpu --workdir=/tmp/mia_cpu
-  # A baseline, fewer modalities, more inner steps:
+  # An ablation; a baseline with fewer modalities and more inner steps:
+  python -m experiments.main --config=experiments/configs/synthetic.py:ablation=no_msft,cpu \
+      --workdir=/tmp/no_msft
   python -m experiments.main \
       --config=experiments/configs/synthetic.py:method=cavia,modalities=sine+tanh,inner_steps=5,cpu \
       --workdir=/tmp/cavia
@@ -14,7 +16,8 @@ Examples:
   python -m experiments.main --config=experiments/configs/synthetic.py:method=metasgd \
       --workdir=/tmp/full
 
-Arguments (`key=value`, comma-separated): method, inner_steps, modalities (a `+`-joined subset of
+Arguments (`key=value`, comma-separated): method (mia | cavia | metasgd | alfa | gap), ablation
+(MIA only: none | no_sft | no_usft | no_msft | no_fuser | grad_only | latent_only), inner_steps, modalities (a `+`-joined subset of
 sine+tanh+gaussian+relu), seed, first_order, remat, batch_size, num_train_steps, and a preset:
 `smoke` | `cpu` | `full` (default).
 """
@@ -26,7 +29,7 @@ MODALITIES = "sine+tanh+gaussian+relu"
 
 def get_config(arg: str | None = None):
   args = common.parse_arg(arg, dict(
-      method="metasgd", inner_steps=3, modalities=MODALITIES, seed=0, first_order=False,
+      method="mia", ablation="none", inner_steps=3, modalities=MODALITIES, seed=0, first_order=False,
       remat=False, batch_size=0, num_train_steps=0, preset="full"))
   c = common.base_config()
   c.benchmark = "synthetic"
@@ -41,7 +44,8 @@ def get_config(arg: str | None = None):
   c.data.name = "synthetic_functions"
   c.batch_size = 64
   c.num_train_steps = 20_000
-  c.rule.grad_scale = 0.0
+  c.rule.ablation = args["ablation"]
+  c.rule.grad_scale = 10.0 if c.method == "mia" else 0.0  # MIA's gradient scaler, init 10
 
   if c.preset == "cpu":
     # 2,000 meta-steps at batch 64: about 20 minutes on 2 CPU cores.
@@ -53,6 +57,8 @@ def get_config(arg: str | None = None):
     c.batch_size = 8
     c.model.hidden = 16
     c.model.rank = 4
+    c.rule.sft_width = 24
+    c.rule.head_dim = 8
     c.data.builder_config = "small"
     c.data.num_test_signals = 16
     c.eval.batch_size = 8

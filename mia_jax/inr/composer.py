@@ -23,18 +23,11 @@ import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
-# PyTorch's default Linear init, U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weights and biases, as in
-# the authors' implementation. Flax's lecun_normal (3x the variance) makes the inner loop with
-# lr 1.0 diverge at initialisation.
-torch_kernel_init = nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform")
-
-
-def torch_bias_init(fan_in: int):
-  bound = 1.0 / max(fan_in, 1) ** 0.5
-  return lambda key, shape, dtype=jnp.float32: jax.random.uniform(key, shape, dtype, -bound, bound)
+from mia_jax.layers import torch_bias_init, torch_kernel_init
 
 
 def _dense(features: int, fan_in: int, name: str) -> nn.Dense:
+  """PyTorch-default-initialised Dense (as the authors' implementation)."""
   return nn.Dense(features, kernel_init=torch_kernel_init, bias_init=torch_bias_init(fan_in),
                   name=name)
 

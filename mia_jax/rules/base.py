@@ -120,3 +120,17 @@ class UpdateRule(abc.ABC):
   @abc.abstractmethod
   def transform(self, params: PyTree, grads: dict, latents: dict) -> tuple[dict, dict]:
     """Rule-specific map from scaled gradients and latents to (updates, latents)."""
+
+
+def init_stacked(module, rng: jax.Array, size: int, *example_args) -> PyTree:
+  """Initialises `size` independent copies of a Flax module, stacked on a leading axis.
+
+  `example_args` are one member's inputs (without the leading member axis).
+  """
+  keys = jax.random.split(rng, size)
+  return jax.vmap(lambda k: module.init(k, *example_args)["params"])(keys)
+
+
+def apply_stacked(module, params: PyTree, *args) -> Any:
+  """Applies stacked copies of a module: every leaf of `params` and `args` has a leading `[G]`."""
+  return jax.vmap(lambda p, *a: module.apply({"params": p}, *a))(params, *args)

@@ -1,0 +1,76 @@
+"""Small Flax building blocks shared by the INR backbones and the update rules."""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+from flax import linen as nn
+
+# PyTorch's default Linear init, U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weights and biases, as in
+# the authors' implementation. Flax's lecun_normal (3x the variance) makes the inner loop with
+# lr 1.0 diverge at initialisation.
+torch_kernel_init = nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform")
+
+
+def torch_bias_init(fan_in: int):
+  bound = 1.0 / max(fan_in, 1) ** 0.5
+  return lambda key, shape, dtype=jnp.float32: jax.random.uniform(key, shape, dtype, -bound, bound)
+
+
+class TorchDense(nn.Module):
+  """Dense with PyTorch's default init (the fan-in is read from the input)."""
+
+  features: int
+  kernel_scale: float = 1.0
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    fan_in = x.shape[-1]
+    kernel_init = nn.initializers.variance_scaling(self.kernel_scale**2 / 3.0, "fan_in",
+                                                   "uniform") if self.kernel_scale else (
+                                                       nn.initializers.zeros)
+    return nn.Dense(self.features, kernel_init=kernel_init,
+                    bias_init=torch_bias_init(fan_in) if self.kernel_scale else nn.initializers.zeros,
+                    name="linear")(x)
+
+
+class MLP(nn.Module):
+  """`depth` Dense layers of `width` with `activation` between them (not after the last)."""
+
+  width: int
+  depth: int = 2
+  activation: Callable = nn.relu
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    for i in range(self.depth):
+      if i:
+        x = self.activation(x)
+      x = TorchDense(self.width, name=f"dense_{i}")(x)
+    return x
+
+
+class GroupNorm(nn.Module):
+  """Normalises each of `num_groups` equal slices of the last axis separately (per token)."""
+
+  num_groups: int
+  epsilon: float = 1e-5
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    d = x.shape[-1]
+    if d % self.num_groups:
+      raise ValueError(f"GroupNorm: width {d} is not divisible by {self.num_groups} groups.")
+    y = x.reshape(x.shape[:-1] + (self.num_groups, d // self.num_groups))
+    mean = jnp.mean(y, -1, keepdims=True)
+    var = jnp.var(y, -1, keepdims=True)
+    y = ((y - mean) * jax.lax.rsqrt(var + self.epsilon)).reshape(x.shape)
+    scale = self.param("scale", nn.initializers.ones, (d,))
+    bias = self.param("bias", nn.initializers.zeros, (d,))
+    return y * scale + bias
+
+
+def concat(parts: Sequence[jax.Array]) -> jax.Array:
+  return parts[0] if len(parts) == 1 else jnp.concatenate(parts, axis=-1)
