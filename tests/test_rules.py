@@ -53,7 +53,7 @@ def test_grad_scaler_and_lr_position():
 
 
 def test_unknown_method_and_bad_options():
-  with pytest.raises(ValueError, match="Unknown method 'maml'.*allowed: alfa, cavia, gap, mia, metasgd"):
+  with pytest.raises(ValueError, match="Unknown method 'maml'.*allowed: alfa, cavia, gap, metasgd, mia"):
     make_rule("maml", GROUPS, SHAPE)
   with pytest.raises(ValueError, match="lr_position"):
     make_rule("cavia", GROUPS, SHAPE, {"lr_position": "middle"})

@@ -103,4 +103,4 @@ def test_cli_unknown_method_is_a_clear_error(tmp_path):
          "--config=experiments/configs/synthetic.py:method=maml,smoke", f"--workdir={tmp_path}"]
   proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
   assert proc.returncode != 0
-  assert "Unknown method 'maml'; allowed: alfa, cavia, gap, mia, metasgd" in proc.stderr
+  assert "Unknown method 'maml'; allowed: alfa, cavia, gap, metasgd, mia" in proc.stderr
