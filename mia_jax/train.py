@@ -15,6 +15,7 @@ through the data loaders it is given by `data_pipelines`.
 
 from __future__ import annotations
 
+import collections
 import json
 import os
 import time
@@ -131,7 +132,6 @@ def _flatten(prefix: str, tree: Mapping[str, Any]) -> dict[str, float]:
 
 def _prefetch(iterator: Iterable, mesh, size: int = 2) -> Iterator:
   """Puts the next `size` batches on the devices ahead of use (overlaps host and device)."""
-  import collections
   queue = collections.deque()
   it = iter(iterator)
   for batch in it:
@@ -183,9 +183,15 @@ def train_and_evaluate(config, workdir: str) -> dict:
   step, pending, t_last, s_last = start_step, None, time.time(), start_step
   batches = _prefetch(loader, mesh)
   with open(metrics_path, "a") as metrics_file:
+    in_flight = collections.deque()
     while step < total:
       state, metrics = train_step(state, next(batches))
       step += 1
+      # Keep at most two steps in flight: the host prepares the next batch while the device
+      # runs, without dispatching far ahead (which makes the progress bar lie and holds memory).
+      in_flight.append(metrics["loss"])
+      if len(in_flight) > 2:
+        in_flight.popleft().block_until_ready()
       bar.update(1)
       if step % config.log_every_steps == 0 or step == total:
         # Reading metrics waits for the device; only every log_every_steps.
