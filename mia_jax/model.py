@@ -38,6 +38,7 @@ class ModelConfig:
   ff_sigma: float = 0.0
   latent_init_std: float = 0.2
   materialize_lowrank: bool = False
+  latent_map: str = "none"
 
   @classmethod
   def from_config(cls, cfg: Mapping[str, Any] | None) -> "ModelConfig":
@@ -65,7 +66,7 @@ class MultimodalINR:
           d_out=g.spec.d_out, hidden=config.hidden, num_layers=config.num_layers,
           rank=config.rank, ff_dim=config.ff_dim, ff_sigma=sigma,
           latent_init_std=config.latent_init_std,
-          materialize_lowrank=config.materialize_lowrank)
+          materialize_lowrank=config.materialize_lowrank, latent_map=config.latent_map)
     self.coords = {g.name: jnp.asarray(g.spec.coordinates()) for g in self.groups}
     self.output_bias = {g.name: jnp.asarray(g.output_bias()) for g in self.groups}
 

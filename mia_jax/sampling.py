@@ -42,9 +42,14 @@ def sample_modality_support(rng: jax.Array, spec: ModalitySpec, batch_size: int)
 
 
 def sample_episode(rng: jax.Array, specs: Sequence[ModalitySpec], batch_size: int) -> Episode:
-  """Independent supports for every modality. Modality i uses `fold_in(rng, i)`."""
-  return {spec.name: sample_modality_support(jax.random.fold_in(rng, i), spec, batch_size)
-          for i, spec in enumerate(specs)}
+  """Independent supports for every modality, each from `fold_in(rng, hash(name))`.
+
+  Keyed by name, not position, so a modality sees the same training supports whichever other
+  modalities are configured (paired modality-replacement studies).
+  """
+  return {spec.name: sample_modality_support(jax.random.fold_in(rng, _name_hash(spec.name)),
+                                             spec, batch_size)
+          for spec in specs}
 
 
 def make_eval_episodes(seed: int, specs: Sequence[ModalitySpec], num_signals: int) -> Episode:

@@ -84,3 +84,14 @@ def test_initial_latents_broadcast_the_meta_learned_init():
   big = MultimodalINR([synthetic_spec("sine")], ModelConfig(hidden=128, rank=64))
   std = float(np.std(big.init(jax.random.PRNGKey(0))[0]["g0"]["latent_init"]))
   assert 0.18 < std < 0.22
+
+
+def test_latent_map_ln_linear_option():
+  coords = jnp.linspace(-1, 1, 9)[:, None]
+  module = ComposerINR(d_out=1, hidden=16, num_layers=4, rank=4, latent_map="ln_linear")
+  v = module.init(jax.random.PRNGKey(0), coords, jnp.zeros((4, 16)))
+  assert "latent_map" in v["params"] and "latent_norm" in v["params"]
+  z = jax.random.normal(jax.random.PRNGKey(1), (4, 16))
+  # LayerNorm makes the map invariant to the latent's scale (per row): a real behaviour change.
+  np.testing.assert_allclose(module.apply(v, coords, z), module.apply(v, coords, 3.0 * z),
+                             rtol=1e-4, atol=1e-5)

@@ -68,3 +68,11 @@ def test_load_episodes_errors(tmp_path):
   sampling.save_episodes(other, sampling.make_eval_episodes(0, [synthetic_spec("tanh")], 3))
   with pytest.raises(ValueError, match="lacks.*sine/idx"):
     sampling.load_episodes(other, specs)
+
+
+def test_training_supports_are_keyed_by_name_not_position():
+  specs = [synthetic_spec(n) for n in ("sine", "tanh")]
+  full = sampling.sample_episode(jax.random.PRNGKey(3), specs, 4)
+  alone = sampling.sample_episode(jax.random.PRNGKey(3), specs[1:], 4)
+  np.testing.assert_array_equal(full["tanh"]["idx"], alone["tanh"]["idx"])
+  assert not np.array_equal(full["tanh"]["idx"], full["sine"]["idx"])

@@ -72,7 +72,9 @@ def base_config() -> ml_collections.ConfigDict:
 
   c.model = ml_collections.ConfigDict(dict(
       backbone="composer", hidden=128, num_layers=5, rank=8, ff_dim=128, ff_sigma=0.0,
-      latent_init_std=0.2, materialize_lowrank=False))
+      latent_init_std=0.2, materialize_lowrank=False,
+      latent_map="none",        # "ln_linear": V = Linear(LN(latent)), as the authors' code
+  ))
   c.rule = ml_collections.ConfigDict(dict(
       inner_lr=1.0, lr_position="pre",
       grad_scale=0.0,           # initial learned gradient scaler (MIA); 0 = none

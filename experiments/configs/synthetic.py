@@ -69,3 +69,39 @@ def get_config(arg: str | None = None):
   if args["num_train_steps"]:
     c.num_train_steps = args["num_train_steps"]
   return c
+
+
+def studies():
+  """The ablation studies of this benchmark: `python -m experiments.ablate --study=NAME`.
+
+  Each study: `arms` (name -> config overrides: config arguments such as `ablation=...`, or dotted
+  config fields such as `rule.sft_width`), in run order with the headline arms first (so
+  `--arms` can cut a study to a small budget), the `reference` arm the others are compared
+  against, and the `measures` reported. Adding a study is adding an entry here.
+  """
+  names = MODALITIES.split("+")
+  sft_arms = ("none", "no_sft", "no_usft", "no_msft", "no_fuser", "grad_only", "latent_only")
+  return {
+      "sft_removal": dict(
+          description=(
+              "SFT removal: how generalization, memorization and the inner-loop trajectory "
+              "change when MIA's state fusion transformers (or their parts) are removed. "
+              "`no_sft` is CAVIA with MIA's backbone and training."),
+          arms={("mia" if a == "none" else a): dict(method="mia", ablation=a) for a in sft_arms},
+          reference="mia",
+          measures=("generalization_mse", "memorization_mse")),
+      "modality_replacement": dict(
+          description=(
+              "Modality replacement: each function adapted alone versus with the other "
+              "functions, evaluated on identical meta-test supports in every arm (paired)."),
+          arms={"all": dict(modalities=MODALITIES),
+                **{f"{m}_alone": dict(modalities=m) for m in names}},
+          reference="all",
+          measures=("generalization_mse", "memorization_mse")),
+      "methods": dict(
+          description="MIA against the baselines, on the same backbone and meta-test episodes.",
+          arms={m: dict(method=m, ablation="none")
+                for m in ("mia", "cavia", "metasgd", "alfa", "gap")},
+          reference="mia",
+          measures=("generalization_mse", "memorization_mse")),
+  }

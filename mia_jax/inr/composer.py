@@ -44,6 +44,8 @@ class ComposerINR(nn.Module):
     ff_sigma: std of the Fourier matrix; 0 means a plain linear encoder.
     latent_init_std: std of the meta-learned initial latent.
     materialize_lowrank: compute `W = U V` explicitly (reference path for tests/benchmarks).
+    latent_map: "none" (V is the latent, as MIA_SPEC section 3) or "ln_linear" (V =
+      Linear(LayerNorm(latent)), a meta-learned map, as the authors' released code does).
   """
 
   d_out: int
@@ -54,6 +56,7 @@ class ComposerINR(nn.Module):
   ff_sigma: float = 0.0
   latent_init_std: float = 0.2
   materialize_lowrank: bool = False
+  latent_map: str = "none"
 
   @nn.compact
   def __call__(self, coords: jax.Array, latent: jax.Array) -> jax.Array:
@@ -82,6 +85,11 @@ class ComposerINR(nn.Module):
     h = nn.relu(_dense(self.hidden, feats.shape[-1], "encoder")(feats))
     # U is stored transposed, `[rank, hidden]`, so that h V^T U^T = (h @ latent.T) @ u_t.
     u_t = self.param("U", torch_kernel_init, (self.rank, self.hidden))
+    if self.latent_map == "ln_linear":
+      latent = _dense(self.hidden, latent.shape[-1], "latent_map")(
+          nn.LayerNorm(epsilon=1e-5, name="latent_norm")(latent))
+    elif self.latent_map != "none":
+      raise ValueError(f"Unknown latent_map {self.latent_map!r}; allowed: none, ln_linear.")
     if self.materialize_lowrank:
       h = nn.relu(h @ (latent.T @ u_t))
     else:

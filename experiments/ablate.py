@@ -1,0 +1,340 @@
+r"""Runs an ablation study: every arm over every seed, then its tables, trajectories and plots.
+
+  # SFT removal (full MIA against MIA without its SFTs or their parts), 3 seeds:
+  python -m experiments.ablate --config=experiments/configs/synthetic.py:cpu \
+      --study=sft_removal --seeds=3 --workdir=workdirs/sft_removal
+  # Modality replacement (each function alone against all four), headline arms only:
+  python -m experiments.ablate --config=experiments/configs/synthetic.py:cpu \
+      --study=modality_replacement --arms=all,sine_alone --seeds=3 --workdir=workdirs/modrep
+  # A grid of overrides (arms `method=cavia,inner_steps=1`, ...), 500 meta-steps per run:
+  python -m experiments.ablate --config=experiments/configs/synthetic.py:cpu \
+      --grid="method=cavia|mia;inner_steps=1|3" --steps=500 --seeds=2 --workdir=workdirs/grid
+
+Studies are defined by `studies()` in the config file (arms as config overrides, the reference
+arm, the measures); see `experiments/studies.py`. Each run goes to `W/{arm}/seed{s}` (the
+`experiments.main` layout) with `config.seed = s`. Re-running the same command reuses finished
+runs and resumes unfinished ones from their checkpoints, so a killed study loses nothing. At the
+end the runner writes `W/results.csv`, `W/results.md` (printed), `W/trajectory.png` and
+`W/reconstructions.png`, and `W/study.json` (what was run).
+
+From Python (a notebook):
+
+  from experiments import ablate, studies
+  builder = studies.ConfigBuilder.from_spec("experiments/configs/synthetic.py:smoke")
+  out = ablate.run(builder.study("sft_removal").select(["mia", "no_sft"]), builder, "/tmp/w",
+                   seeds=2)
+  print(out.markdown)
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+import json
+import multiprocessing
+import os
+import time
+from typing import Any, Callable, Sequence
+
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+from experiments import studies as studies_lib
+from experiments.studies import Study
+
+FLAGS = flags.FLAGS
+
+
+def define_flags() -> None:
+  """Defines the command-line flags (only when run as a program: importing this module for
+  its Python API defines none, so it can share a process with other absl programs)."""
+  config_flags.DEFINE_config_file(
+      "config", None, "Base config file with arguments (`file.py:key=value,...`); every arm's "
+      "overrides apply on top of it.", lock_config=False)
+  flags.DEFINE_string("workdir", None, "Study directory: runs in W/{arm}/seed{s}, reports in W/.")
+  flags.DEFINE_string("study", None, "A study defined by the config file's studies() "
+                      "(synthetic: sft_removal, modality_replacement, methods).")
+  flags.DEFINE_string("grid", None, "Instead of --study: a grid of overrides, "
+                      "'key=v1|v2;key2=w1|w2' (one arm per combination).")
+  flags.DEFINE_list("arms", None, "Run only these arms (the reference arm is always run).")
+  flags.DEFINE_integer("seeds", 3, "Number of seeds per arm: config.seed + 0..seeds-1.")
+  flags.DEFINE_integer("steps", 0, "Meta-steps per run for every arm (0: the preset's); scales a "
+                       "study to a time budget.")
+  flags.DEFINE_list("measures", None, "Measures to report (default: the study's), from "
+                    "generalization_mse, memorization_mse, full_mse, generalization_psnr, "
+                    "memorization_psnr.")
+  flags.DEFINE_string("reference", None, "Reference arm (default: the study's; a grid's first "
+                      "arm).")
+  flags.DEFINE_integer("parallel", 1, "Runs trained at once, each in its own process (for hosts "
+                       "with cores or accelerator memory to spare).")
+  flags.DEFINE_integer("reconstructions", 3, "Meta-test signals in reconstructions.png (0: none).")
+  flags.DEFINE_string("compilation_cache", "auto", "Persistent JAX compilation cache shared by "
+                      "the runs (seeds and restarts skip compilation): 'auto' = W/jax_cache, a "
+                      "path, or '' for none. JAX_COMPILATION_CACHE_DIR takes precedence.")
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+  """One arm and seed of a study."""
+
+  arm: str
+  seed: int
+  config: Any  # ml_collections.ConfigDict
+  rundir: str
+
+
+@dataclasses.dataclass
+class StudyOutput:
+  """What `run` produced.
+
+  Attributes:
+    workdir: the study directory.
+    study: the study that ran (after `--arms` / `--measures`).
+    seeds: the seeds.
+    results: `{arm: {seed: results.json}}`.
+    markdown: the text of `results.md`.
+    files: `{"csv" | "md" | "trajectory" | "reconstructions" | "study": path}`.
+  """
+
+  workdir: str
+  study: Study
+  seeds: list[int]
+  results: dict
+  markdown: str
+  files: dict[str, str]
+
+
+def seed_list(seeds: int | Sequence[int], base_seed: int = 0) -> list[int]:
+  """`3 -> [base, base + 1, base + 2]`; a sequence is taken as the seeds themselves."""
+  if isinstance(seeds, int):
+    if seeds < 1:
+      raise ValueError(f"seeds must be >= 1, got {seeds}.")
+    return [base_seed + i for i in range(seeds)]
+  out = [int(s) for s in seeds]
+  if not out or len(set(out)) != len(out):
+    raise ValueError(f"seeds must be distinct and non-empty, got {list(seeds)}.")
+  return out
+
+
+def plan(study: Study, builder: studies_lib.ConfigBuilder, workdir: str, seeds: Sequence[int],
+         steps: int | None = None) -> list[Run]:
+  """Every (arm, seed) run of a study, arm-major (a study's headline arms finish first)."""
+  runs = [Run(arm, s, builder.build(overrides, seed=s, steps=steps),
+              study.run_dir(workdir, arm, s))
+          for arm, overrides in study.arms.items() for s in seeds]
+  studies_lib.check_shared_test_set({r.arm: r.config for r in runs})
+  return runs
+
+
+def run_status(run: Run) -> str:
+  """`"finished"` (results.json at config.num_train_steps), `"resume"` (checkpoints) or `"new"`.
+
+  Raises:
+    ValueError: the run directory holds a run of a different config, or one trained past the
+      requested number of meta-steps.
+  """
+  config_path = os.path.join(run.rundir, "config.json")
+  if os.path.exists(config_path):
+    with open(config_path) as f:
+      old = json.load(f)
+    diff = studies_lib.config_differences(old, json.loads(run.config.to_json()))
+    if diff:
+      raise ValueError(f"{run.rundir} holds a run of another config ({'; '.join(diff[:5])}); use "
+                       "a new --workdir, or delete that folder to rerun it.")
+  results_path = os.path.join(run.rundir, "results.json")
+  if os.path.exists(results_path):
+    with open(results_path) as f:
+      step = json.load(f).get("step")
+    if step == run.config.num_train_steps:
+      return "finished"
+    if step is not None and step > run.config.num_train_steps:
+      raise ValueError(f"{run.rundir} was trained for {step} meta-steps, more than the "
+                       f"{run.config.num_train_steps} asked for; use a new --workdir.")
+  ckpt = os.path.join(run.rundir, "checkpoints")
+  return "resume" if os.path.isdir(ckpt) and os.listdir(ckpt) else "new"
+
+
+def _default_train_fn():
+  from mia_jax import train
+  return train.train_and_evaluate
+
+
+def train_runs(runs: Sequence[Run], train_fn: Callable | None = None, parallel: int = 1,
+               log: Callable[[str], None] = print) -> None:
+  """Trains every run that is not finished (resuming partial ones), showing progress.
+
+  Args:
+    runs: the study's runs (see `plan`).
+    train_fn: `train_fn(config, workdir)`, default `mia_jax.train.train_and_evaluate`; must be
+      picklable (a module-level function) when `parallel > 1`.
+    parallel: runs trained at once, each in a fresh process (1: in this process, in order).
+    log: where progress lines go.
+  """
+  train_fn = train_fn or _default_train_fn()
+  total = len(runs)
+  todo = []
+  for i, r in enumerate(runs, 1):
+    status = run_status(r)
+    tag = f"[{i}/{total}] {r.arm} seed {r.seed}"
+    if status == "finished":
+      log(f"{tag}: finished earlier, reusing {os.path.join(r.rundir, 'results.json')}")
+    else:
+      todo.append((tag, status, r))
+  if parallel > 1 and len(todo) > 1:
+    # Each process gets its own JAX runtime; do not let each grab most of an accelerator.
+    os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+    ctx = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(min(parallel, len(todo)), mp_context=ctx) as pool:
+      start = time.time()
+      futures = {}
+      for tag, status, r in todo:
+        log(f"{tag}: {'resuming' if status == 'resume' else 'training'} in {r.rundir}")
+        futures[pool.submit(train_fn, r.config, r.rundir)] = tag
+      for fut in concurrent.futures.as_completed(futures):
+        fut.result()
+        log(f"{futures[fut]}: done ({time.time() - start:.0f}s since start)")
+    return
+  for tag, status, r in todo:
+    log(f"{tag}: {'resuming' if status == 'resume' else 'training'} in {r.rundir}")
+    start = time.time()
+    train_fn(r.config, r.rundir)
+    log(f"{tag}: done in {time.time() - start:.0f}s")
+
+
+def enable_compilation_cache(path: str) -> str:
+  """Points JAX's persistent compilation cache at `path` unless one is set already; returns the
+  cache in use (also exported for worker processes)."""
+  import jax
+  current = jax.config.jax_compilation_cache_dir
+  if current:
+    return current
+  os.makedirs(path, exist_ok=True)
+  jax.config.update("jax_compilation_cache_dir", path)
+  os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", path)
+  return path
+
+
+def write_report(study: Study, runs: Sequence[Run], workdir: str, seeds: Sequence[int],
+                 notes: Sequence[str] = (), num_reconstructions: int = 3,
+                 log: Callable[[str], None] = print) -> StudyOutput:
+  """Writes results.csv, results.md, trajectory.png and reconstructions.png from finished runs."""
+  results = studies_lib.load_results(workdir, study, seeds)
+  missing = [f"{r.arm}/seed{r.seed}" for r in runs if r.seed not in results.get(r.arm, {})]
+  if missing:
+    raise ValueError(f"No results.json for {', '.join(missing)} in {workdir}.")
+  checked = studies_lib.check_paired(workdir, study, seeds)
+  notes = list(notes)
+  if checked:
+    notes.append(f"paired: every arm was evaluated on the reference arm's meta-test supports "
+                 f"(checked on {checked} (run, modality) pairs of episodes.npz)")
+  files = {}
+  files["csv"] = os.path.join(workdir, "results.csv")
+  studies_lib.write_csv(files["csv"], studies_lib.csv_rows(study.name, results))
+  markdown = studies_lib.format_markdown(study, results, notes)
+  files["md"] = os.path.join(workdir, "results.md")
+  with open(files["md"], "w") as f:
+    f.write(markdown)
+  files["trajectory"] = studies_lib.plot_trajectories(
+      study, results, os.path.join(workdir, "trajectory.png"))
+  if num_reconstructions > 0:
+    predictions = {}
+    seed = seeds[0]
+    for r in runs:
+      if r.seed != seed:
+        continue
+      try:
+        predictions[r.arm] = studies_lib.predict_run(r.config, r.rundir, num_reconstructions)
+      except (FileNotFoundError, ValueError) as e:
+        log(f"reconstructions: skipping arm {r.arm!r}: {e}")
+    if predictions:
+      files["reconstructions"] = studies_lib.plot_reconstructions(
+          predictions, os.path.join(workdir, "reconstructions.png"), reference=study.reference,
+          title=f"{study.name}: meta-test reconstructions after K inner steps (seed {seed})")
+  return StudyOutput(workdir=workdir, study=study, seeds=list(seeds), results=results,
+                     markdown=markdown, files=files)
+
+
+def run(study: Study, builder: studies_lib.ConfigBuilder, workdir: str,
+        seeds: int | Sequence[int] = 3, steps: int | None = None, *,
+        train_fn: Callable | None = None, parallel: int = 1, num_reconstructions: int = 3,
+        compilation_cache: str | None = None,
+        log: Callable[[str], None] = print) -> StudyOutput:
+  """Runs every arm of `study` over every seed into `workdir`, then writes the reports.
+
+  Args:
+    study: the study (`builder.study(name)`, `studies.grid_study(...)`, restricted with
+      `.select(arms)`).
+    builder: builds each arm's config from the base config.
+    workdir: the study directory.
+    seeds: a number of seeds (`config.seed + 0..n-1`) or the seeds themselves.
+    steps: meta-steps per run for every arm (None or 0: the preset's).
+    train_fn: `train_fn(config, rundir)`, default `mia_jax.train.train_and_evaluate`.
+    parallel: runs trained at once in separate processes.
+    num_reconstructions: signals in reconstructions.png (0: no plot).
+    compilation_cache: a directory for JAX's persistent compilation cache (None: leave JAX's
+      setting alone).
+    log: where progress lines go.
+
+  Returns:
+    A `StudyOutput` (results, the report's markdown and the files written).
+  """
+  os.makedirs(workdir, exist_ok=True)
+  if compilation_cache:
+    enable_compilation_cache(compilation_cache)
+  seeds = seed_list(seeds, builder.build().seed)
+  runs = plan(study, builder, workdir, seeds, steps)
+  notes = [f"config: `{builder.source}`" + (
+      " with " + ", ".join(f"{k}={v}" for k, v in builder.overrides.items())
+      if builder.overrides else "")]
+  if steps:
+    preset = builder.build().num_train_steps
+    notes.append(f"budget: --steps={steps} meta-steps per run (the preset has {preset})")
+  with open(os.path.join(workdir, "study.json"), "w") as f:
+    json.dump({"study": study.to_dict(), "config": builder.source,
+               "overrides": {k: str(v) for k, v in builder.overrides.items()},
+               "seeds": seeds, "steps": steps or None}, f, indent=1)
+  log(f"Study {study.name!r}: {len(study.arms)} arms x {len(seeds)} seeds = {len(runs)} runs "
+      f"in {workdir} (arms: {', '.join(study.arms)}; reference: {study.reference})")
+  train_runs(runs, train_fn, parallel, log)
+  out = write_report(study, runs, workdir, seeds, notes, num_reconstructions, log)
+  out.files["study"] = os.path.join(workdir, "study.json")
+  return out
+
+
+def study_from_flags(builder: studies_lib.ConfigBuilder) -> Study:
+  """The study named by --study or --grid, restricted by --arms, --measures, --reference."""
+  if bool(FLAGS.study) == bool(FLAGS.grid):
+    raise app.UsageError("Give exactly one of --study (a study of the config's studies()) or "
+                         "--grid ('key=v1|v2;key2=w1|w2').")
+  if FLAGS.grid:
+    study = studies_lib.grid_study(FLAGS.grid, FLAGS.reference)
+  else:
+    study = builder.study(FLAGS.study)
+    if FLAGS.reference:
+      study = dataclasses.replace(study, reference=FLAGS.reference)
+  return study.with_measures(FLAGS.measures).select(FLAGS.arms)
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"Too many command-line arguments: {argv[1:]}")
+  if not FLAGS["verbosity"].present:
+    logging.set_verbosity(logging.WARNING)  # orbax logs every file operation at INFO
+  builder = studies_lib.ConfigBuilder.from_spec(
+      config_flags.get_config_filename(FLAGS["config"]),
+      config_flags.get_override_values(FLAGS["config"]))
+  study = study_from_flags(builder)
+  cache = FLAGS.compilation_cache
+  if cache == "auto":
+    cache = os.path.join(FLAGS.workdir, "jax_cache")
+  out = run(study, builder, FLAGS.workdir, FLAGS.seeds, FLAGS.steps or None,
+            parallel=FLAGS.parallel, num_reconstructions=FLAGS.reconstructions,
+            compilation_cache=cache or None)
+  print(f"\n{out.markdown}")
+  print("Wrote " + ", ".join(out.files[k] for k in sorted(out.files)))
+
+
+if __name__ == "__main__":
+  define_flags()
+  flags.mark_flags_as_required(["config", "workdir"])
+  app.run(main)
