@@ -22,6 +22,7 @@ import jax.numpy as jnp
 
 from mia_jax import modalities as modalities_lib
 from mia_jax.inr import BACKBONES
+from mia_jax.inr.composer import batched_apply
 
 PyTree = Any
 
@@ -113,19 +114,9 @@ class MultimodalINR:
     """
     out = {}
     for g in self.groups:
-      module = self.modules[g.name]
       c = None if coords is None else coords.get(g.name)
-
-      def one(p, b, z, x, module=module):
-        return module.apply({"params": p, "buffers": b}, x, z)
-
-      if c is None:
-        per_signal = jax.vmap(one, in_axes=(None, None, 0, None))
-        per_member = jax.vmap(per_signal, in_axes=(0, 0, 0, None))
-        pred = per_member(params[g.name], buffers[g.name], latents[g.name], self.coords[g.name])
-      else:
-        per_signal = jax.vmap(one, in_axes=(None, None, 0, 0))
-        per_member = jax.vmap(per_signal, in_axes=(0, 0, 0, 0))
-        pred = per_member(params[g.name], buffers[g.name], latents[g.name], c)
+      c = self.coords[g.name] if c is None else c
+      pred = batched_apply(self.modules[g.name], params[g.name], buffers[g.name],
+                           latents[g.name], c)
       out[g.name] = pred + self.output_bias[g.name][:, None, None, None]
     return out

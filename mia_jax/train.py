@@ -222,6 +222,9 @@ def train_and_evaluate(config, workdir: str) -> dict:
     json.dump(results, f, indent=1, sort_keys=True)
   table = evaluation.format_table(metrics, [s.name for s in learner.specs],
                                   config.inner_steps)
-  print(f"\n{config.method} on {config.benchmark} after {int(state.step)} meta-steps "
+  name = config.method
+  if config.rule.get("ablation", "none") not in ("none", ""):
+    name += f" (ablation={config.rule.ablation})"
+  print(f"\n{name} on {config.benchmark} after {int(state.step)} meta-steps "
         f"({num_test} meta-test signals, K={config.inner_steps}):\n{table}")
   return results

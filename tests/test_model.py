@@ -1,6 +1,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from mia_jax import ModelConfig, MultimodalINR
 from mia_jax.inr import ComposerINR
@@ -95,3 +96,26 @@ def test_latent_map_ln_linear_option():
   # LayerNorm makes the map invariant to the latent's scale (per row): a real behaviour change.
   np.testing.assert_allclose(module.apply(v, coords, z), module.apply(v, coords, 3.0 * z),
                              rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("kw", [dict(ff_sigma=0.0), dict(ff_sigma=2.0, ff_dim=8),
+                                dict(latent_map="ln_linear"), dict(materialize_lowrank=True)])
+def test_batched_apply_equals_vmapped_module(kw):
+  from mia_jax.inr.composer import batched_apply
+  module = ComposerINR(d_out=2, hidden=16, num_layers=5, rank=4, **kw)
+  d_in = 2
+  coords = jax.random.uniform(jax.random.PRNGKey(0), (7, d_in), minval=-1, maxval=1)
+  keys = jax.random.split(jax.random.PRNGKey(1), 3)
+  variables = jax.vmap(lambda k: module.init(k, coords, jnp.zeros((4, 16))))(keys)
+  params, buffers = variables["params"], variables.get("buffers", {})
+  latents = 0.3 * jax.random.normal(jax.random.PRNGKey(2), (3, 5, 4, 16))
+  one = lambda p, b, z, x: module.apply({"params": p, "buffers": b}, x, z)
+  ref_shared = jax.vmap(jax.vmap(one, (None, None, 0, None)), (0, 0, 0, None))(
+      params, buffers, latents, coords)
+  np.testing.assert_allclose(batched_apply(module, params, buffers, latents, coords),
+                             ref_shared, rtol=1e-5, atol=1e-5)
+  per_signal = jax.random.uniform(jax.random.PRNGKey(3), (3, 5, 6, d_in), minval=-1, maxval=1)
+  ref = jax.vmap(jax.vmap(one, (None, None, 0, 0)), (0, 0, 0, 0))(
+      params, buffers, latents, per_signal)
+  np.testing.assert_allclose(batched_apply(module, params, buffers, latents, per_signal),
+                             ref, rtol=1e-5, atol=1e-5)
