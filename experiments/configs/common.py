@@ -76,7 +76,7 @@ def base_config() -> ml_collections.ConfigDict:
       latent_map="none",        # "ln_linear": V = Linear(LN(latent)), as the authors' code
   ))
   c.rule = ml_collections.ConfigDict(dict(
-      inner_lr=1.0, lr_position="pre",
+      inner_lr=1.0, lr_position="pre", learn_lr=False,  # learn_lr: per-element rates (MetaSGD-style)
       grad_scale=0.0,           # initial learned gradient scaler (MIA); 0 = none
       ablation="none",          # MIA ablations: see mia_jax.rules.ABLATIONS
       sft_width=192, usft_depth=1, msft_depth=1, num_heads=3, head_dim=64, mlp_depth=2,
