@@ -585,6 +585,15 @@ def format_markdown(study: Study, results: Mapping[str, Mapping[int, Mapping]],
       return None
     return relative_change(a.mean, r.mean, measure)
 
+  def cells(arm, mod, suffix):
+    """Mean ± std and the change against the reference, for every measure of the study."""
+    out = []
+    for m in study.measures:
+      key = f"{m}/{mod}/{suffix}"
+      out += [format_stat(stats[arm].get(key), m),
+              "—" if arm == ref else format_change(change(arm, key, m), m)]
+    return out
+
   lines += ["", "## After K inner steps", ""]
   for mod in mods:
     header = ["arm", "seeds", "K"]
@@ -596,11 +605,7 @@ def format_markdown(study: Study, results: Mapping[str, Mapping[int, Mapping]],
         continue
       k = info[arm]["K"]
       row = [f"**{arm}** (ref)" if arm == ref else arm, str(len(info[arm]["seeds"])), str(k)]
-      for m in study.measures:
-        key = f"{m}/{mod}/step{k}"
-        row += [format_stat(stats[arm].get(key), m),
-                "—" if arm == ref else format_change(change(arm, key, m), m)]
-      rows.append(row)
+      rows.append(row + cells(arm, mod, f"step{k}"))
     lines += [f"### {mod}", ""] + _table(header, rows) + [""]
 
   if not bins:
@@ -619,11 +624,7 @@ def format_markdown(study: Study, results: Mapping[str, Mapping[int, Mapping]],
         if mod != "avg" and mod not in info[arm]["modalities"]:
           continue
         row = [b[1:], f"**{arm}** (ref)" if arm == ref else arm]
-        for m in study.measures:
-          key = f"{m}/{mod}/{b}"
-          row += [format_stat(stats[arm].get(key), m),
-                  "—" if arm == ref else format_change(change(arm, key, m), m)]
-        rows.append(row)
+        rows.append(row + cells(arm, mod, b))
     lines += [f"### {mod}", ""] + _table(header, rows) + [""]
   return "\n".join(lines).rstrip() + "\n"
 
