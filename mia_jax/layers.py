@@ -53,10 +53,17 @@ class MLP(nn.Module):
 
 
 class GroupNorm(nn.Module):
-  """Normalises each of `num_groups` equal slices of the last axis separately (per token)."""
+  """Normalises each of `num_groups` equal slices of the last (channel) axis separately.
+
+  `over_tokens=True` (PyTorch's `nn.GroupNorm` on `[B, C, T]`, as the released implementation
+  uses it): the statistics of a group are taken over its channels and all `T` tokens of the
+  sequence (axis -2), so relative magnitudes across tokens survive. `over_tokens=False`: per
+  token, over the group's channels only.
+  """
 
   num_groups: int
   epsilon: float = 1e-5
+  over_tokens: bool = True
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
@@ -64,12 +71,32 @@ class GroupNorm(nn.Module):
     if d % self.num_groups:
       raise ValueError(f"GroupNorm: width {d} is not divisible by {self.num_groups} groups.")
     y = x.reshape(x.shape[:-1] + (self.num_groups, d // self.num_groups))
-    mean = jnp.mean(y, -1, keepdims=True)
-    var = jnp.var(y, -1, keepdims=True)
+    axes = (-3, -1) if self.over_tokens else (-1,)
+    mean = jnp.mean(y, axes, keepdims=True)
+    var = jnp.var(y, axes, keepdims=True)
     y = ((y - mean) * jax.lax.rsqrt(var + self.epsilon)).reshape(x.shape)
     scale = self.param("scale", nn.initializers.ones, (d,))
     bias = self.param("bias", nn.initializers.zeros, (d,))
     return y * scale + bias
+
+
+class Attention(nn.Module):
+  """Multi-head self-attention as the released implementation: bias-free query/key/value
+  projections, a biased output projection, PyTorch's default init. `[B, T, D]` -> `[B, T, D]`."""
+
+  num_heads: int
+  head_dim: int
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    *lead, t, d = x.shape
+    inner = self.num_heads * self.head_dim
+    qkv = nn.Dense(3 * inner, use_bias=False, kernel_init=torch_kernel_init, name="qkv")(x)
+    q, k, v = jnp.split(qkv.reshape(*lead, t, 3, self.num_heads, self.head_dim), 3, axis=-3)
+    q, k, v = q[..., 0, :, :], k[..., 0, :, :], v[..., 0, :, :]   # [..., T, H, hd]
+    logits = jnp.einsum("...qhd,...khd->...hqk", q, k) * self.head_dim**-0.5
+    out = jnp.einsum("...hqk,...khd->...qhd", jax.nn.softmax(logits, -1), v)
+    return TorchDense(d, name="out")(out.reshape(*lead, t, inner))
 
 
 def concat(parts: Sequence[jax.Array]) -> jax.Array:

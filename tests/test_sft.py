@@ -34,9 +34,11 @@ def test_cross_modal_influence_only_through_the_msft(ablation, crosses):
   rule, params = _rule(ablation)
   g, z = _states(THREE)
   u, _ = rule.apply(params, g, z)
-  # Perturb modality "sine" (group g0, member 0) only, in both state types.
-  g2 = dict(g, g0=g["g0"].at[0].add(1.0))
-  z2 = dict(z, g0=z["g0"].at[0].add(0.5))
+  # Perturb modality "sine" (group g0, member 0) only, in both state types. Not by a constant:
+  # the states' LayerNorms remove a constant shift exactly.
+  noise = jax.random.normal(jax.random.PRNGKey(7), g["g0"][0].shape)
+  g2 = dict(g, g0=g["g0"].at[0].add(noise))
+  z2 = dict(z, g0=z["g0"].at[0].add(0.5 * noise))
   u2, _ = rule.apply(params, g2, z2)
   assert not np.allclose(u["g0"][0], u2["g0"][0])             # its own update changes
   same_tanh = np.array_equal(u["g0"][1], u2["g0"][1])          # same group

@@ -32,6 +32,11 @@ from flax import linen as nn
 from mia_jax import layers
 from mia_jax.rules.base import UpdateRule, apply_stacked, init_stacked
 
+# PyTorch's LayerNorm epsilon, as the released implementation. It matters: the gradient's LayerNorm
+# passes the gradient's magnitude through only while its variance is small against epsilon, which
+# is what the learned gradient scaler controls.
+LN_EPS = 1e-5
+
 ABLATIONS = ("none", "no_sft", "no_usft", "no_msft", "no_fuser", "grad_only", "latent_only")
 
 
@@ -47,11 +52,11 @@ class StateEncoder(nn.Module):
   def __call__(self, grads: jax.Array, latents: jax.Array) -> jax.Array:
     parts = []
     if self.use_grad:
-      parts.append(nn.LayerNorm(name="ln_grad")(grads))
+      parts.append(nn.LayerNorm(epsilon=LN_EPS, name="ln_grad")(grads))
     if self.use_latent:
-      parts.append(nn.LayerNorm(name="ln_latent")(latents))
+      parts.append(nn.LayerNorm(epsilon=LN_EPS, name="ln_latent")(latents))
     s = layers.MLP(self.width, self.mlp_depth, name="proj")(layers.concat(parts))
-    pos = self.param("pos_embedding", nn.initializers.normal(0.02),
+    pos = self.param("pos_embedding", nn.initializers.normal(0.2),
                      (latents.shape[-2], self.width))
     return s + pos
 
@@ -67,12 +72,10 @@ class TransformerBlock(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
-    y = nn.LayerNorm(name="ln_attn")(x)
-    y = nn.MultiHeadDotProductAttention(
-        num_heads=self.num_heads, qkv_features=self.num_heads * self.head_dim,
-        out_features=self.width, name="attention")(y, y)
+    y = nn.LayerNorm(epsilon=LN_EPS, name="ln_attn")(x)
+    y = layers.Attention(self.num_heads, self.head_dim, name="attention")(y)
     x = x + y if self.residual else y
-    y = nn.LayerNorm(name="ln_ff")(x)
+    y = nn.LayerNorm(epsilon=LN_EPS, name="ln_ff")(x)
     y = layers.MLP(self.ff_width, 1, name="ff_in")(y)
     y = layers.TorchDense(self.width, name="ff_out")(nn.gelu(y))
     return x + y if self.residual else y
@@ -112,7 +115,7 @@ class Fuser(nn.Module):
       x = layers.MLP(self.width, self.mlp_depth, name="mlp")(x)
     else:
       x = states[-1]
-    x = nn.LayerNorm(name="ln_out")(x)
+    x = nn.LayerNorm(epsilon=LN_EPS, name="ln_out")(x)
     return layers.TorchDense(self.out_dim, kernel_scale=self.out_scale, name="out")(x)
 
 
