@@ -42,13 +42,11 @@ def build_sources(config, split: str):
     return sources.NpzSource(path, modalities=names)
   if config.data.source != "tfds":
     raise ValueError(f"Unknown data.source {config.data.source!r}; allowed: tfds, npz.")
-  loaders = {"synthetic_functions": sources.load_synthetic}
-  if config.data.name not in loaders:
-    raise ValueError(f"Unknown dataset {config.data.name!r}; allowed: {', '.join(loaders)}.")
+  from data_pipelines import registry
+  loader = registry.get_loader(config.data.name)  # a ValueError listing the known datasets
   # Small benchmarks are read into memory once: decoding records costs more than a train step.
-  return loaders[config.data.name](config.data.data_dir or None, split,
-                                   config=config.data.builder_config, modalities=names,
-                                   in_memory=True)
+  return loader(config.data.data_dir or None, split, config=config.data.builder_config,
+                modalities=names, in_memory=True)
 
 
 def eval_episodes(config, learner: MetaLearner, num_signals: int, workdir: str | None):
