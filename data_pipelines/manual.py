@@ -60,11 +60,20 @@ def prepare(builder: tfds.core.DatasetBuilder, manual_dir: str | os.PathLike[str
   return manual_dir
 
 
-def manual_dir_of(dl_manager: tfds.download.DownloadManager, instructions: str) -> str:
-  """`dl_manager.manual_dir`, with tfds' "does not exist or is empty" error made ours."""
+def manual_dir_of(dl_manager: tfds.download.DownloadManager, instructions: str,
+                  required: bool = True) -> str | None:
+  """`dl_manager.manual_dir`, with tfds' "does not exist or is empty" error made ours.
+
+  Args:
+    dl_manager: the builder's download manager.
+    instructions: appended to the error.
+    required: when False, a missing or empty folder gives None instead of an error.
+  """
   try:
     return os.fspath(dl_manager.manual_dir)
   except AssertionError as error:
+    if not required:
+      return None
     raise FileNotFoundError(f"{error}\n{instructions}") from None
 
 
