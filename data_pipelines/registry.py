@@ -35,7 +35,9 @@ LOADERS: dict[str, str] = {
     "synthetic_functions": "data_pipelines.sources:load_synthetic",
     # (the offline shapes and audio-visual digits sets come here)
     # Real datasets, built from files the user puts in place (see docs/datasets.md):
-    # (celeba, avmnist, era5 come here)
+    "celeba_trimodal": "data_pipelines.celeba.loader:load_celeba",
+    "avmnist": "data_pipelines.avmnist.loader:load_avmnist",
+    "era5": "data_pipelines.era5.loader:load_era5",
 }
 
 
