@@ -106,7 +106,8 @@ def grid_errors(pred: jax.Array, target: jax.Array, in_support: jax.Array,
 
 def adapt(model: MultimodalINR, rule: UpdateRule, params: PyTree, buffers: PyTree,
           batch: dict, episode: dict, num_steps: int, *, first_order: bool = False,
-          remat: bool = False, track: bool = False) -> tuple[dict, dict, dict]:
+          remat: bool = False, track: bool = False,
+          unroll: int = 1) -> tuple[dict, dict, dict]:
   """Adapts the latents of every modality on its support set.
 
   Args:
@@ -121,6 +122,8 @@ def adapt(model: MultimodalINR, rule: UpdateRule, params: PyTree, buffers: PyTre
     remat: recompute each inner step in the backward pass (`jax.checkpoint`), saving memory.
     track: also return the per-signal generalization/memorization/full errors on the full grid
       after every step 0..K (costs one full-grid prediction per step).
+    unroll: inner steps per iteration of the compiled loop (`lax.scan`'s `unroll`): 1 keeps the
+      program size flat in K; K unrolls fully (a little faster, compile time grows with K).
 
   Returns:
     (latents, prediction, aux):
@@ -161,7 +164,8 @@ def adapt(model: MultimodalINR, rule: UpdateRule, params: PyTree, buffers: PyTre
   if remat:
     step = jax.checkpoint(step)
   latents0 = model.initial_latents(inr_params, _batch_size(batch))
-  latents, traj = jax.lax.scan(step, latents0, None, length=num_steps)
+  latents, traj = jax.lax.scan(step, latents0, None, length=num_steps,
+                               unroll=max(1, min(int(unroll), max(num_steps, 1))))
   prediction = model.predict(inr_params, buffers, latents)
   aux = {"support_loss": traj["support_loss"]}
   if track:

@@ -50,6 +50,7 @@ class MetaConfig:
   inner_steps: int = 3
   first_order: bool = False
   remat: bool = False
+  scan_unroll: int = 1
   learning_rate: float = 1e-4
   grad_clip: float = 0.0  # global-norm clip of the meta-gradient; 0 = none.
 
@@ -113,7 +114,8 @@ class MetaLearner:
     gb, ge = adaptation.stack_groups(self.groups, batch, episode)
     _, pred, aux = adaptation.adapt(
         self.model, self.rule, params, buffers, gb, ge, self.meta.inner_steps,
-        first_order=self.meta.first_order, remat=self.meta.remat, track=track)
+        first_order=self.meta.first_order, remat=self.meta.remat, track=track,
+        unroll=self.meta.scan_unroll)
     loss = 0.0
     query_mse, support_loss = {}, {}
     for g in self.groups:
@@ -201,5 +203,6 @@ def learner_from_config(config) -> MetaLearner:
       specs, config.method, ModelConfig.from_config(config.model.to_dict()),
       config.rule.to_dict(),
       MetaConfig(inner_steps=config.inner_steps, first_order=config.first_order,
-                 remat=config.remat, learning_rate=config.learning_rate,
+                 remat=config.remat, scan_unroll=config.get("scan_unroll", 1),
+                 learning_rate=config.learning_rate,
                  grad_clip=config.get("grad_clip", 0.0)))

@@ -180,9 +180,10 @@ def test_first_order_stops_the_gradient_through_the_inner_gradient():
     assert diff > 1e-4  # the second-order terms are really there
 
 
-def test_remat_gives_same_loss_and_gradients():
+@pytest.mark.parametrize("option", [dict(remat=True), dict(scan_unroll=3), dict(scan_unroll=2)])
+def test_remat_and_unroll_give_same_loss_and_gradients(option):
   plain = tiny_learner("metasgd", inner_steps=3)
-  remat = tiny_learner("metasgd", inner_steps=3, remat=True)
+  remat = tiny_learner("metasgd", inner_steps=3, **option)
   state = plain.init(jax.random.PRNGKey(0))
   batch, ep = random_batch(plain.specs, 4), episode(plain, 4)
   la, ga = jax.jit(jax.value_and_grad(lambda p: plain.loss_fn(p, state.buffers, batch, ep)[0]))(

@@ -65,6 +65,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.inner_steps = 3
   c.first_order = False
   c.remat = False
+  c.scan_unroll = 1             # inner steps per compiled loop iteration (K = fully unrolled)
   c.learning_rate = 1e-4
   c.grad_clip = 0.0
   c.batch_size = 64
