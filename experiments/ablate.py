@@ -58,6 +58,8 @@ def define_flags() -> None:
                       "'key=v1|v2;key2=w1|w2' (one arm per combination).")
   flags.DEFINE_list("arms", None, "Run only these arms (the reference arm is always run).")
   flags.DEFINE_integer("seeds", 3, "Number of seeds per arm: config.seed + 0..seeds-1.")
+  flags.DEFINE_integer("other_seeds", 0, "Seeds for the arms that are not the study's headline "
+                       "arms (the first ones of --seeds); 0 = all of --seeds.")
   flags.DEFINE_integer("steps", 0, "Meta-steps per run for every arm (0: the preset's); scales a "
                        "study to a time budget.")
   flags.DEFINE_list("measures", None, "Measures to report (default: the study's), from "
@@ -117,11 +119,19 @@ def seed_list(seeds: int | Sequence[int], base_seed: int = 0) -> list[int]:
 
 
 def plan(study: Study, builder: studies_lib.ConfigBuilder, workdir: str, seeds: Sequence[int],
-         steps: int | None = None) -> list[Run]:
-  """Every (arm, seed) run of a study, arm-major (a study's headline arms finish first)."""
+         steps: int | None = None, other_seeds: int | None = None) -> list[Run]:
+  """Every (arm, seed) run of a study, arm-major (a study's headline arms finish first).
+
+  Arms that are not headline arms (`Study.headline`) get only the first `other_seeds` seeds
+  when it is given.
+  """
+  if other_seeds is not None and other_seeds < 1:
+    raise ValueError(f"other_seeds must be >= 1, got {other_seeds}.")
+  def arm_seeds(arm):
+    return seeds if other_seeds is None or study.is_headline(arm) else seeds[:other_seeds]
   runs = [Run(arm, s, builder.build(overrides, seed=s, steps=steps),
               study.run_dir(workdir, arm, s))
-          for arm, overrides in study.arms.items() for s in seeds]
+          for arm, overrides in study.arms.items() for s in arm_seeds(arm)]
   studies_lib.check_shared_test_set({r.arm: r.config for r in runs})
   return runs
 
@@ -256,7 +266,7 @@ def write_report(study: Study, runs: Sequence[Run], workdir: str, seeds: Sequenc
 
 def run(study: Study, builder: studies_lib.ConfigBuilder, workdir: str,
         seeds: int | Sequence[int] = 3, steps: int | None = None, *,
-        train_fn: Callable | None = None, parallel: int = 1, num_reconstructions: int = 3,
+        other_seeds: int | None = None, train_fn: Callable | None = None, parallel: int = 1, num_reconstructions: int = 3,
         compilation_cache: str | None = None,
         log: Callable[[str], None] = print) -> StudyOutput:
   """Runs every arm of `study` over every seed into `workdir`, then writes the reports.
@@ -268,6 +278,8 @@ def run(study: Study, builder: studies_lib.ConfigBuilder, workdir: str,
     workdir: the study directory.
     seeds: a number of seeds (`config.seed + 0..n-1`) or the seeds themselves.
     steps: meta-steps per run for every arm (None or 0: the preset's).
+    other_seeds: run arms that are not the study's headline arms with only this many of the
+      seeds (None: every arm gets every seed).
     train_fn: `train_fn(config, rundir)`, default `mia_jax.train.train_and_evaluate`.
     parallel: runs trained at once in separate processes.
     num_reconstructions: signals in reconstructions.png (0: no plot).
@@ -282,7 +294,7 @@ def run(study: Study, builder: studies_lib.ConfigBuilder, workdir: str,
   if compilation_cache:
     enable_compilation_cache(compilation_cache)
   seeds = seed_list(seeds, builder.build().seed)
-  runs = plan(study, builder, workdir, seeds, steps)
+  runs = plan(study, builder, workdir, seeds, steps, other_seeds)
   notes = [f"config: `{builder.source}`" + (
       " with " + ", ".join(f"{k}={v}" for k, v in builder.overrides.items())
       if builder.overrides else "")]
@@ -292,8 +304,13 @@ def run(study: Study, builder: studies_lib.ConfigBuilder, workdir: str,
   with open(os.path.join(workdir, "study.json"), "w") as f:
     json.dump({"study": study.to_dict(), "config": builder.source,
                "overrides": {k: str(v) for k, v in builder.overrides.items()},
-               "seeds": seeds, "steps": steps or None}, f, indent=1)
-  log(f"Study {study.name!r}: {len(study.arms)} arms x {len(seeds)} seeds = {len(runs)} runs "
+               "seeds": seeds, "other_seeds": other_seeds, "steps": steps or None}, f, indent=1)
+  if other_seeds is not None and len(runs) < len(study.arms) * len(seeds):
+    notes.append(f"seeds: {len(seeds)} for the headline arms ({', '.join(study.headline)}), "
+                 f"{min(other_seeds, len(seeds))} for the others")
+  fewer = len(runs) < len(study.arms) * len(seeds)
+  log(f"Study {study.name!r}: {len(study.arms)} arms x {len(seeds)} seeds"
+      + (f" ({other_seeds} for non-headline arms)" if fewer else "") + f" = {len(runs)} runs "
       f"in {workdir} (arms: {', '.join(study.arms)}; reference: {study.reference})")
   train_runs(runs, train_fn, parallel, log)
   out = write_report(study, runs, workdir, seeds, notes, num_reconstructions, log)
@@ -328,6 +345,7 @@ def main(argv):
   if cache == "auto":
     cache = os.path.join(FLAGS.workdir, "jax_cache")
   out = run(study, builder, FLAGS.workdir, FLAGS.seeds, FLAGS.steps or None,
+            other_seeds=FLAGS.other_seeds or None,
             parallel=FLAGS.parallel, num_reconstructions=FLAGS.reconstructions,
             compilation_cache=cache or None)
   print(f"\n{out.markdown}")

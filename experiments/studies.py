@@ -82,6 +82,8 @@ class Study:
     reference: the arm every other arm is compared against.
     measures: the measures of the results contract to report (`generalization_mse`, ...).
     description: one paragraph for the report.
+    headline: the arms that answer the study's main question (they always get every seed; the
+      others may get fewer, `--other_seeds`). Empty: every arm is a headline arm.
   """
 
   name: str
@@ -89,6 +91,7 @@ class Study:
   reference: str
   measures: tuple[str, ...] = DEFAULT_MEASURES
   description: str = ""
+  headline: tuple[str, ...] = ()
 
   def __post_init__(self):
     object.__setattr__(self, "arms", {str(a): dict(o) for a, o in self.arms.items()})
@@ -98,6 +101,11 @@ class Study:
     if self.reference not in self.arms:
       raise ValueError(f"Study {self.name!r}: reference arm {self.reference!r} is not one of its "
                        f"arms: {', '.join(self.arms)}.")
+    object.__setattr__(self, "headline", tuple(self.headline))
+    unknown = [a for a in self.headline if a not in self.arms]
+    if unknown:
+      raise ValueError(f"Study {self.name!r}: headline arms {unknown} are not among its arms: "
+                       f"{', '.join(self.arms)}.")
     dirs = [arm_dirname(a) for a in self.arms]
     if len(set(dirs)) != len(dirs):
       raise ValueError(f"Study {self.name!r}: arm names {list(self.arms)} collide as folder "
@@ -107,13 +115,13 @@ class Study:
   def from_dict(cls, name: str, d: Mapping[str, Any]) -> "Study":
     """Builds a study from a `studies()` entry: `{"arms", "reference", "measures"?,
     "description"?}`."""
-    unknown = sorted(set(d) - {"arms", "reference", "measures", "description"})
+    unknown = sorted(set(d) - {"arms", "reference", "measures", "description", "headline"})
     if unknown or "arms" not in d or "reference" not in d:
       raise ValueError(f"Study {name!r}: needs keys 'arms' and 'reference' (optional "
-                       f"'measures', 'description'); got {sorted(d)}.")
+                       f"'measures', 'description', 'headline'); got {sorted(d)}.")
     return cls(name=name, arms=d["arms"], reference=d["reference"],
                measures=tuple(d.get("measures", DEFAULT_MEASURES)),
-               description=d.get("description", ""))
+               description=d.get("description", ""), headline=tuple(d.get("headline", ())))
 
   def select(self, arms: Sequence[str] | None) -> "Study":
     """The study restricted to `arms` (in study order; the reference is always kept)."""
@@ -124,7 +132,11 @@ class Study:
         raise ValueError(f"Unknown arm {a!r} in study {self.name!r}; its arms: "
                          f"{', '.join(self.arms)}.")
     keep = set(arms) | {self.reference}
-    return dataclasses.replace(self, arms={a: o for a, o in self.arms.items() if a in keep})
+    return dataclasses.replace(self, arms={a: o for a, o in self.arms.items() if a in keep},
+                               headline=tuple(a for a in self.headline if a in keep))
+
+  def is_headline(self, arm: str) -> bool:
+    return not self.headline or arm in self.headline
 
   def with_measures(self, measures: Sequence[str] | None) -> "Study":
     """The study reporting other measures (None or empty: unchanged)."""
@@ -138,7 +150,8 @@ class Study:
 
   def to_dict(self) -> dict:
     return {"name": self.name, "arms": self.arms, "reference": self.reference,
-            "measures": list(self.measures), "description": self.description}
+            "measures": list(self.measures), "description": self.description,
+            "headline": list(self.headline)}
 
 
 def parse_grid_value(value: str) -> Any:

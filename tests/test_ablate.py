@@ -346,3 +346,18 @@ def test_reconstruction_plot_handles_images_and_waveforms(tmp_path):
                  "rgb_alone": {"rgb": entry(rgb)}}
   path = studies.plot_reconstructions(predictions, str(tmp_path / "r.png"), reference="all")
   assert _is_png(path)
+
+
+def test_other_seeds_runs_fewer_seeds_for_non_headline_arms(tmp_path, synthetic_data_dir):
+  builder = studies.ConfigBuilder.from_spec(CONFIG, {"data.data_dir": synthetic_data_dir})
+  study = builder.study("sft_removal")
+  assert study.headline == ("mia", "no_sft")
+  runs = ablate.plan(study, builder, str(tmp_path), [0, 1, 2], steps=2, other_seeds=1)
+  by_arm = {}
+  for r in runs:
+    by_arm.setdefault(r.arm, []).append(r.seed)
+  assert by_arm["mia"] == [0, 1, 2] and by_arm["no_sft"] == [0, 1, 2]
+  assert all(by_arm[a] == [0] for a in study.arms if a not in ("mia", "no_sft"))
+  assert len(ablate.plan(study, builder, str(tmp_path), [0, 1], steps=2)) == 2 * len(study.arms)
+  with pytest.raises(ValueError, match="headline arms \\['nope'\\]"):
+    studies.Study(name="x", arms={"a": {}}, reference="a", headline=("nope",))

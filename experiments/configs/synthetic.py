@@ -77,7 +77,8 @@ def studies():
   Each study: `arms` (name -> config overrides: config arguments such as `ablation=...`, or dotted
   config fields such as `rule.sft_width`), in run order with the headline arms first (so
   `--arms` can cut a study to a small budget), the `reference` arm the others are compared
-  against, and the `measures` reported. Adding a study is adding an entry here.
+  against, the `measures` reported, and optionally the `headline` arms (the others may run fewer
+  seeds, `--other_seeds`). Adding a study is adding an entry here.
   """
   names = MODALITIES.split("+")
   sft_arms = ("none", "no_sft", "no_usft", "no_msft", "no_fuser", "grad_only", "latent_only")
@@ -89,6 +90,7 @@ def studies():
               "`no_sft` is CAVIA with MIA's backbone and training."),
           arms={("mia" if a == "none" else a): dict(method="mia", ablation=a) for a in sft_arms},
           reference="mia",
+          headline=("mia", "no_sft"),
           measures=("generalization_mse", "memorization_mse")),
       "modality_replacement": dict(
           description=(
