@@ -33,7 +33,8 @@ class Loader(Protocol):
 LOADERS: dict[str, str] = {
     # Generated locally; no download.
     "synthetic_functions": "data_pipelines.sources:load_synthetic",
-    # (the offline shapes and audio-visual digits sets come here)
+    "shapes_trimodal": "data_pipelines.shapes.shapes:load_shapes",
+    "avdigits": "data_pipelines.avdigits.avdigits:load_avdigits",
     # Real datasets, built from files the user puts in place (see docs/datasets.md):
     "celeba_trimodal": "data_pipelines.celeba.loader:load_celeba",
     "avmnist": "data_pipelines.avmnist.loader:load_avmnist",

@@ -1,0 +1,4 @@
+"""The offline trimodal image benchmark: rendered 3-D shapes (generator and tfds builder)."""
+
+from data_pipelines.shapes.generate import generate_signals
+from data_pipelines.shapes.generate import MODALITIES
