@@ -28,6 +28,7 @@ setup(
         "tqdm>=4.66",
         "matplotlib>=3.8",
         "numpy>=1.26",
+        "scikit-learn>=1.4",      # bundled digit images of the offline avdigits benchmark
     ],
     extras_require={
         "test": ["pytest>=8", "pytest-xdist>=3.5", "nbclient>=0.10", "nbformat>=5.10",
