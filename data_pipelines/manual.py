@@ -248,7 +248,8 @@ class PackedSource:
             f"{self.nbytes / 2**20:.1f} MiB)")
 
 
-def read_records(records: Any, keys: Sequence[str], chunk_size: int = 1024) -> dict[str, np.ndarray]:
+def read_records(records: Any, keys: Sequence[str],
+                 chunk_size: int = 1024) -> dict[str, np.ndarray]:
   """Reads fields `keys` of every record of a tfds data source into stacked numpy arrays.
 
   Args:

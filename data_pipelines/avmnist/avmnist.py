@@ -21,7 +21,8 @@ peak is exactly +-1 and values differ from the float waveform by less than 2e-5.
 
 Pairing: every MNIST image of a split gets one recording of its label from the same split,
 drawn uniformly with `np.random.default_rng(SPLIT_SEEDS[split])` (per label, in image order), so
-pairs are the same on every build. Example i is MNIST image i of the split: `rgb` uint8
+pairs are the same on every build. Example i is MNIST image i of the split (in the idx file's
+order, or in the prepared tfds dataset's order, which tfds shuffled when it built it): `rgb` uint8
 `[28, 28, 1]`, `wav` int16 `[WAV_LENGTH]`, `label`, `wav_name` (the FSDD file name without
 `.wav`) and `image_index`.
 """

@@ -66,7 +66,7 @@ def load_avmnist(
   Returns:
     A source of `{"rgb": {"y": float32 [784, 1] in [0, 1], ...}, "wav": {"y": float32
     [WAV_LENGTH, 1] in [-1, 1], ...}}` with amplitude 1.0; signal i is MNIST image i of the
-    split.
+    split (in the idx files' order, or the prepared tfds mnist's order).
 
   Raises:
     ValueError: an unknown config or modality, or malformed source files.

@@ -1,0 +1,120 @@
+r"""CelebA trimodal benchmark (rgb, normal, sketch at 32x32): needs the image folders in place.
+
+Put the MIA authors' CelebA images in `<data_dir>/downloads/manual/celeba_trimodal/`
+(`{train,test}/<size>/{rgb,normal,sketch}/<name>.png`; docs/datasets.md has the tree). The first
+run builds the tfds dataset `celeba_trimodal` from them into `<data_dir>` (tfds' default data
+dir `~/tensorflow_datasets` unless `data_dir=` is given); later runs only read it.
+
+Examples:
+
+  # The paper's settings (for a GPU/TPU): MIA, batch 32, composer rank 64, Fourier sigma 30
+  python -m experiments.main --config=experiments/configs/celeba.py:method=mia --workdir=/tmp/celeba
+  # Sized for a 2-core CPU; the visual modality alone; a baseline
+  python -m experiments.main --config=experiments/configs/celeba.py:cpu --workdir=/tmp/celeba_cpu
+  python -m experiments.main --config=experiments/configs/celeba.py:modalities=rgb,cpu \
+      --workdir=/tmp/rgb
+  python -m experiments.main \
+      --config=experiments/configs/celeba.py:method=cavia,data_dir=/data/tfds \
+      --workdir=/tmp/cavia
+  # The modality-replacement study (rgb alone vs rgb + normal + sketch):
+  python -m experiments.ablate --config=experiments/configs/celeba.py:cpu \
+      --study=modality_replacement --seeds=3 --workdir=/tmp/modrep
+
+Arguments (`key=value`, comma-separated): method (mia | cavia | metasgd | alfa | gap), ablation
+(MIA only: none | no_sft | no_usft | no_msft | no_fuser | grad_only | latent_only), inner_steps,
+modalities (a `+`-joined subset of rgb+normal+sketch), seed, data_dir (tfds data dir; "" = the
+tfds default), first_order, remat, batch_size, num_train_steps, and a preset: `smoke` | `cpu` |
+`full` (default).
+"""
+
+from experiments.configs import common
+from mia_jax import modalities as modalities_lib
+
+MODALITIES = "+".join(modalities_lib.CELEBA_MODALITIES)
+
+
+def get_config(arg: str | None = None):
+  args = common.parse_arg(arg, dict(
+      method="mia", ablation="none", inner_steps=3, modalities=MODALITIES, seed=0,
+      data_dir="", first_order=False, remat=False, batch_size=0, num_train_steps=0,
+      preset="full"))
+  c = common.base_config()
+  c.benchmark = "celeba"
+  c.method = args["method"]
+  c.modalities = args["modalities"]
+  c.seed = args["seed"]
+  c.inner_steps = args["inner_steps"]
+  c.first_order = args["first_order"]
+  c.remat = args["remat"]
+  c.preset = args["preset"]
+
+  c.data.name = "celeba_trimodal"
+  c.data.data_dir = args["data_dir"]
+  # The paper's settings (MIA_SPEC sections 3 and 5).
+  c.batch_size = 32
+  c.model.rank = 64
+  c.model.ff_sigma = modalities_lib.IMAGE_FOURIER_SIGMA
+  c.model.ff_dim = modalities_lib.IMAGE_FF_DIM
+  c.rule.ablation = args["ablation"]
+  c.rule.grad_scale = 1000.0 if c.method == "mia" else 0.0  # MIA's gradient scaler on CelebA
+  c.eval.batch_size = 32
+
+  if c.preset == "cpu":
+    # A small budget for a 2-core CPU: fewer, smaller batches; evaluated on 500 test faces.
+    c.num_train_steps = 2_000
+    c.batch_size = 16
+    c.eval.batch_size = 50
+    c.data.num_test_signals = 500
+    c.checkpoint_every_steps = 250
+  elif c.preset == "smoke":
+    # Seconds: tiny model, a few steps, a few test faces (for tests on a tiny dataset).
+    c.num_train_steps = 6
+    c.batch_size = 8
+    c.model.hidden = 16
+    c.model.rank = 4
+    c.model.ff_dim = 16
+    c.rule.sft_width = 24
+    c.rule.head_dim = 8
+    c.data.num_test_signals = 16
+    c.eval.batch_size = 8
+    c.log_every_steps = 2
+    c.checkpoint_every_steps = 3
+  if args["batch_size"]:
+    c.batch_size = args["batch_size"]
+  if args["num_train_steps"]:
+    c.num_train_steps = args["num_train_steps"]
+  return c
+
+
+def studies():
+  """The ablation studies of this benchmark: `python -m experiments.ablate --study=NAME`.
+
+  Each study: `arms` (name -> config overrides), headline arms first, the `reference` arm and the
+  `measures` reported (see `experiments/configs/synthetic.py`).
+  """
+  names = MODALITIES.split("+")
+  sft_arms = ("none", "no_sft", "no_usft", "no_msft", "no_fuser", "grad_only", "latent_only")
+  return {
+      "modality_replacement": dict(
+          description=(
+              "Modality replacement: the visual modality (rgb) adapted alone versus with the "
+              "normal and sketch modalities, then each other modality alone; identical "
+              "meta-test supports in every arm (paired)."),
+          arms={"all": dict(modalities=MODALITIES),
+                **{f"{m}_alone": dict(modalities=m) for m in names}},
+          reference="all",
+          measures=("generalization_mse", "memorization_mse")),
+      "sft_removal": dict(
+          description=(
+              "SFT removal on CelebA: MIA against the same model without its state fusion "
+              "transformers (or parts of them); `no_sft` is CAVIA with MIA's backbone."),
+          arms={("mia" if a == "none" else a): dict(method="mia", ablation=a) for a in sft_arms},
+          reference="mia",
+          measures=("generalization_mse", "memorization_mse")),
+      "methods": dict(
+          description="MIA against the baselines, on the same backbone and meta-test episodes.",
+          arms={m: dict(method=m, ablation="none")
+                for m in ("mia", "cavia", "metasgd", "alfa", "gap")},
+          reference="mia",
+          measures=("generalization_mse", "memorization_mse")),
+  }
