@@ -466,13 +466,16 @@ def test_configs_load_and_build(benchmark, arg):
 
 @pytest.mark.parametrize("benchmark", sorted(_CONFIGS))
 def test_configs_define_modality_replacement(benchmark):
-  module = _CONFIGS[benchmark]
-  study = module.studies()["modality_replacement"]
-  names = module.MODALITIES.split("+")
-  assert study["reference"] == "all" and list(study["arms"])[:2] == ["all", f"{names[0]}_alone"]
-  for arm, overrides in study["arms"].items():
-    meta_step.learner_from_config(module.get_config(f"modalities={overrides['modalities']}"))
-  assert {a for a in study["arms"]} == {"all", *(f"{m}_alone" for m in names)}
+  from experiments import studies as studies_lib
+  builder = studies_lib.ConfigBuilder.from_spec(f"experiments/configs/{benchmark}.py:smoke")
+  study = builder.study("modality_replacement")
+  names = _CONFIGS[benchmark].MODALITIES.split("+")
+  assert study.reference == "multimodal"
+  assert list(study.arms) == ["multimodal", *(f"{m}_alone" for m in names)]
+  for arm in study.arms:  # every arm's config builds a learner on its modalities
+    config = builder.build(study.arms[arm], seed=0)
+    learner = meta_step.learner_from_config(config)
+    assert [s.name for s in learner.specs] == (names if arm == "multimodal" else [arm[:-6]])
 
 
 def test_celeba_smoke_trains_end_to_end(tmp_path):
