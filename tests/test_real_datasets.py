@@ -151,6 +151,30 @@ def test_celeba_picks_smallest_size_at_least_the_target(tmp_path):
   assert files["train"].unmatched["rgb"] == ("zz_extra",)
 
 
+def test_celeba_matches_the_release_naming(tmp_path):
+  """Files of one face may differ after their first four `_`-parts (the authors' release)."""
+  root = str(tmp_path)
+  tails = {"rgb": "rgb", "normal": "normal_map", "sketch": "sketch_v2"}
+  for split in ("train", "test"):
+    for m, tail in tails.items():
+      folder = os.path.join(root, split, "32", m)
+      os.makedirs(folder)
+      for face in ("00001_f_0_a", "00002_f_1_b"):
+        Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(
+            os.path.join(folder, f"{face}_{tail}.png"))
+  files = celeba.scan(root, 32)
+  assert files["test"].names == ("00001_f_0_a", "00002_f_1_b")
+  assert files["test"].paths["normal"][1].endswith("test/32/normal/00002_f_1_b_normal_map.png")
+  # Two files that are one face by the name rule are an error naming both.
+  Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(
+      os.path.join(root, "train", "32", "rgb", "00001_f_0_a.jpg"))
+  Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(
+      os.path.join(root, "train", "32", "rgb", "00001_f_0_a.png"))
+  with pytest.raises(ValueError, match="two images for one face: '00001_f_0_a.jpg' and "
+                                       "'00001_f_0_a.png'"):
+    celeba.scan(root, 32)
+
+
 def test_celeba_errors_name_the_folder_and_files(tmp_path):
   data_dir = str(tmp_path / "tfds")
   root = _manual(data_dir, "celeba_trimodal")

@@ -9,8 +9,11 @@ Reads the image folders of the MIA authors' CelebA release from the manual folde
 
 `<size>` is the resolution of the copy (the authors ship 32, 64, 128, 256, 512); the smallest one
 at least the target size is read (or, if every copy is smaller, the largest). A face is one
-`<name>` found in all three modality folders of a split, optionally ending in the modality's name
-(`00012_rgb.png` matches `00012_normal.png`); any image format Pillow reads is accepted.
+`<name>` found in all three modality folders of a split: files match by their name less the
+extension and an optional trailing `_<modality>` (`00012_rgb.png` matches `00012.png`), or, if
+that matches fewer faces, by the first four `_`-separated parts of the name (the convention of
+the authors' release, whose loader checks exactly that). Any image format Pillow reads is
+accepted.
 
 Each image is converted to 3-channel RGB, resized so that its shorter side is the target size
 (keeping the aspect ratio; bicubic for rgb, bilinear for sketch, nearest for normal, so that
@@ -29,6 +32,7 @@ built and read without TensorFlow.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 import dataclasses
 import os
 
@@ -45,6 +49,8 @@ SPLITS = ("train", "test")
 RESAMPLE = {"rgb": Image.Resampling.BICUBIC, "normal": Image.Resampling.NEAREST,
             "sketch": Image.Resampling.BILINEAR}
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
+# The authors' release names files of one face alike in their first four `_`-separated parts.
+_RELEASE_PARTS = 4
 # Examples of unmatched names shown in the log.
 _SHOWN = 5
 
@@ -91,6 +97,25 @@ def match_name(file_name: str, modality: str) -> str:
   return stem[:-len(suffix)] if stem.endswith(suffix) and len(stem) > len(suffix) else stem
 
 
+def release_name(file_name: str, modality: str) -> str:
+  """The authors' release convention: the first four `_`-separated parts of the stem."""
+  del modality  # the same rule in every folder
+  return "_".join(os.path.splitext(file_name)[0].split("_")[:_RELEASE_PARTS])
+
+
+def _index(folder: str, files: list[str], modality: str, rule: Callable[[str, str], str]
+           ) -> tuple[dict[str, str], tuple[str, str] | None]:
+  """`({name: path}, None)` under a matching rule, or `({}, (file, file))` for two files of the
+  folder with the same name."""
+  named: dict[str, str] = {}
+  for file_name in files:
+    name = rule(file_name, modality)
+    if name in named:
+      return {}, (os.path.basename(named[name]), file_name)
+    named[name] = os.path.join(folder, file_name)
+  return named, None
+
+
 def _choose_size(split_dir: str, image_size: int, manual_dir: str) -> int:
   sizes = sorted(int(d) for d in os.listdir(split_dir)
                  if d.isdigit() and os.path.isdir(os.path.join(split_dir, d)))
@@ -113,32 +138,39 @@ def scan_split(manual_dir: str, split: str, image_size: int) -> SplitFiles:
   if not os.path.isdir(split_dir):
     raise FileNotFoundError(f"Missing folder {split_dir}.\n{instructions(manual_dir)}")
   size = _choose_size(split_dir, image_size, manual_dir)
-  by_modality: dict[str, dict[str, str]] = {}
+  files: dict[str, tuple[str, list[str]]] = {}
   for modality in MODALITIES:
     folder = os.path.join(split_dir, str(size), modality)
     if not os.path.isdir(folder):
       raise FileNotFoundError(f"Missing folder {folder}.\n{instructions(manual_dir)}")
-    files = manual.list_files(folder, IMAGE_SUFFIXES)
-    if not files:
+    files[modality] = (folder, manual.list_files(folder, IMAGE_SUFFIXES))
+    if not files[modality][1]:
       raise FileNotFoundError(
           f"{folder} holds no image files ({', '.join(IMAGE_SUFFIXES)}).\n"
           f"{instructions(manual_dir)}")
-    named: dict[str, str] = {}
-    for file_name in files:
-      name = match_name(file_name, modality)
-      if name in named:
-        raise ValueError(
-            f"{folder} has two images for the name {name!r}: {named[name]!r} and "
-            f"{file_name!r}; keep one.")
-      named[name] = file_name
-    by_modality[modality] = {name: os.path.join(folder, f) for name, f in named.items()}
-  common = set.intersection(*(set(named) for named in by_modality.values()))
+  # Match by `match_name`, unless the release convention matches more faces.
+  by_modality, common = {}, set()
+  for rule in (match_name, release_name):
+    indexed, clashes = {}, {}
+    for m, (folder, names) in files.items():
+      indexed[m], clashes[m] = _index(folder, names, m, rule)
+    if rule is match_name:
+      for m, clash in clashes.items():
+        if clash:
+          raise ValueError(f"{files[m][0]} has two images for one face: {clash[0]!r} and "
+                           f"{clash[1]!r} (same name less the extension and a trailing "
+                           f"_{m}); keep one.")
+    elif any(clashes.values()):
+      continue
+    matched = set.intersection(*(set(named) for named in indexed.values()))
+    if len(matched) > len(common):
+      by_modality, common = indexed, matched
   if not common:
-    examples = {m: sorted(named)[:3] for m, named in by_modality.items()}
+    examples = {m: names[:3] for m, (_, names) in files.items()}
     raise ValueError(
         f"No image name of {split_dir}/{size} is in all of {', '.join(MODALITIES)} (names "
-        f"match by file name less the extension and a trailing _<modality>; first names: "
-        f"{examples}).\n{instructions(manual_dir)}")
+        f"match by file name less the extension and a trailing _<modality>, or by the first "
+        f"four _-separated parts; first files: {examples}).\n{instructions(manual_dir)}")
   names = tuple(sorted(common))
   return SplitFiles(
       size=size, names=names,
