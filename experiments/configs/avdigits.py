@@ -67,7 +67,7 @@ def get_config(arg: str | None = None):
   if c.preset == "cpu":
     # A small backbone and batch so that one run takes about 10-15 minutes on 2 CPU cores (see
     # docs/performance.md); the 500 test signals are all evaluated.
-    c.num_train_steps = 1_000
+    c.num_train_steps = 1_200
     c.batch_size = 16
     c.model.hidden = 64
     c.model.rank = 16
@@ -109,6 +109,7 @@ def studies():
           arms={"multimodal": dict(modalities=MODALITIES), "rgb_alone": dict(modalities="rgb"),
                 "wav_alone": dict(modalities="wav")},
           reference="multimodal",
+          headline=("multimodal", "rgb_alone"),
           measures=("generalization_mse", "memorization_mse")),
       "sft_removal": dict(
           description=(
@@ -116,6 +117,7 @@ def studies():
               "transformers (`no_sft` is CAVIA with MIA's backbone and training) or their parts."),
           arms={("mia" if a == "none" else a): dict(method="mia", ablation=a) for a in sft_arms},
           reference="mia",
+          headline=("mia", "no_sft"),
           measures=("generalization_mse", "memorization_mse")),
       "methods": dict(
           description=("MIA against the baselines on audio-visual digits, same backbone and "
