@@ -180,9 +180,9 @@ AVDIGITS_MODALITIES = AVMNIST_MODALITIES
 # MNIST's native size; the 8x8 scikit-learn digits of `avdigits` are upsampled to it.
 AVMNIST_IMAGE_GRID = (28, 28)
 # Waveforms are resampled to WAV_SAMPLE_RATE and trimmed/padded to WAV_LENGTH samples (0.5 s):
-# long enough for one spoken digit, short enough that a batch of 32 (image + audio, ~2,800 grid
-# points per signal) trains at about a step a second on a 2-core CPU. The Free Spoken Digit Dataset
-# (8 kHz) is decimated by 2 to get there.
+# long enough for one spoken digit, short enough that a signal (image + audio) has ~2,800 grid
+# points: the paper's model at batch 32 takes ~4 s a meta-step on a 2-core CPU, the `cpu` preset
+# ~0.7 s (docs/performance.md). The Free Spoken Digit Dataset (8 kHz) is decimated by 2.
 WAV_SAMPLE_RATE = 4000
 WAV_LENGTH = 2000
 WAV_RATIO_RANGE = (0.25, 1.0)
