@@ -17,6 +17,13 @@ runs and resumes unfinished ones from their checkpoints, so a killed study loses
 end the runner writes `W/results.csv`, `W/results.md` (printed), `W/trajectory.png` and
 `W/reconstructions.png`, and `W/study.json` (what was run).
 
+With `--archive=DIR` (for example `docs/results/sft_removal`) every finished run's small files
+(`results.json`, `config.json`, `episodes.npz`; never checkpoints) and the reports are also copied
+to `DIR/{arm}/seed{s}` and `DIR`, as each run finishes; and a run that is finished in `DIR` but
+absent from the workdir is taken from `DIR` instead of being retrained. A study kept in a
+repository can thus be re-reported or resumed on another machine: the same command with the same
+`--archive` trains only what is missing.
+
 From Python (a notebook):
 
   from experiments import ablate, studies
@@ -33,6 +40,7 @@ import dataclasses
 import json
 import multiprocessing
 import os
+import shutil
 import time
 from typing import Any, Callable, Sequence
 
@@ -70,6 +78,9 @@ def define_flags() -> None:
   flags.DEFINE_integer("parallel", 1, "Runs trained at once, each in its own process (for hosts "
                        "with cores or accelerator memory to spare).")
   flags.DEFINE_integer("reconstructions", 3, "Meta-test signals in reconstructions.png (0: none).")
+  flags.DEFINE_string("archive", None, "Also keep each finished run's results.json, config.json "
+                      "and episodes.npz, and the reports, in this directory (no checkpoints); "
+                      "runs finished there are reused, not retrained.")
   flags.DEFINE_string("compilation_cache", "auto", "Persistent JAX compilation cache shared by "
                       "the runs (seeds and restarts skip compilation): 'auto' = W/jax_cache, a "
                       "path, or '' for none. JAX_COMPILATION_CACHE_DIR takes precedence.")
@@ -164,13 +175,65 @@ def run_status(run: Run) -> str:
   return "resume" if os.path.isdir(ckpt) and os.listdir(ckpt) else "new"
 
 
+ARCHIVED_RUN_FILES = ("results.json", "config.json", "episodes.npz")
+ARCHIVED_REPORT_FILES = ("results.md", "results.csv", "study.json", "trajectory.png",
+                         "reconstructions.png")
+
+
+def _copy_files(src: str, dst: str, names: Sequence[str]) -> list[str]:
+  copied = []
+  for name in names:
+    path = os.path.join(src, name)
+    if os.path.isfile(path):
+      os.makedirs(dst, exist_ok=True)
+      shutil.copy2(path, os.path.join(dst, name))
+      copied.append(name)
+  return copied
+
+
+def archive_run(run: Run, workdir: str, archive: str) -> None:
+  """Copies a finished run's small files to the same place under `archive`."""
+  _copy_files(run.rundir, os.path.join(archive, os.path.relpath(run.rundir, workdir)),
+              ARCHIVED_RUN_FILES)
+
+
+def restore_runs(runs: Sequence[Run], workdir: str, archive: str,
+                 log: Callable[[str], None] = print) -> int:
+  """Copies into the workdir the runs that are finished in `archive` but not in the workdir.
+
+  Returns:
+    The number of runs restored.
+
+  Raises:
+    ValueError: an archived run is of another config than the study asks for, or was trained
+      for more meta-steps (see `run_status`).
+  """
+  restored = 0
+  for r in runs:
+    src = os.path.join(archive, os.path.relpath(r.rundir, workdir))
+    if run_status(r) == "finished" or not os.path.isfile(os.path.join(src, "results.json")):
+      continue
+    try:
+      status = run_status(Run(r.arm, r.seed, r.config, src))
+    except ValueError as e:
+      raise ValueError(f"The archive does not match this study: {e} (here: use another "
+                       "--archive).") from None
+    if status != "finished":
+      continue  # archived at a shorter budget: trained here, then archived over it
+    _copy_files(src, r.rundir, ARCHIVED_RUN_FILES)
+    log(f"{r.arm} seed {r.seed}: finished in the archive, restored from {src}")
+    restored += 1
+  return restored
+
+
 def _default_train_fn():
   from mia_jax import train
   return train.train_and_evaluate
 
 
 def train_runs(runs: Sequence[Run], train_fn: Callable | None = None, parallel: int = 1,
-               log: Callable[[str], None] = print) -> None:
+               log: Callable[[str], None] = print,
+               on_done: Callable[[Run], None] | None = None) -> None:
   """Trains every run that is not finished (resuming partial ones), showing progress.
 
   Args:
@@ -179,8 +242,10 @@ def train_runs(runs: Sequence[Run], train_fn: Callable | None = None, parallel: 
       picklable (a module-level function) when `parallel > 1`.
     parallel: runs trained at once, each in a fresh process (1: in this process, in order).
     log: where progress lines go.
+    on_done: called with each run once it is finished (also for runs finished earlier).
   """
   train_fn = train_fn or _default_train_fn()
+  on_done = on_done or (lambda r: None)
   total = len(runs)
   todo = []
   for i, r in enumerate(runs, 1):
@@ -188,6 +253,7 @@ def train_runs(runs: Sequence[Run], train_fn: Callable | None = None, parallel: 
     tag = f"[{i}/{total}] {r.arm} seed {r.seed}"
     if status == "finished":
       log(f"{tag}: finished earlier, reusing {os.path.join(r.rundir, 'results.json')}")
+      on_done(r)
     else:
       todo.append((tag, status, r))
   if parallel > 1 and len(todo) > 1:
@@ -199,16 +265,19 @@ def train_runs(runs: Sequence[Run], train_fn: Callable | None = None, parallel: 
       futures = {}
       for tag, status, r in todo:
         log(f"{tag}: {'resuming' if status == 'resume' else 'training'} in {r.rundir}")
-        futures[pool.submit(train_fn, r.config, r.rundir)] = tag
+        futures[pool.submit(train_fn, r.config, r.rundir)] = (tag, r)
       for fut in concurrent.futures.as_completed(futures):
         fut.result()
-        log(f"{futures[fut]}: done ({time.time() - start:.0f}s since start)")
+        tag, r = futures[fut]
+        log(f"{tag}: done ({time.time() - start:.0f}s since start)")
+        on_done(r)
     return
   for tag, status, r in todo:
     log(f"{tag}: {'resuming' if status == 'resume' else 'training'} in {r.rundir}")
     start = time.time()
     train_fn(r.config, r.rundir)
     log(f"{tag}: done in {time.time() - start:.0f}s")
+    on_done(r)
 
 
 def enable_compilation_cache(path: str) -> str:
@@ -267,7 +336,7 @@ def write_report(study: Study, runs: Sequence[Run], workdir: str, seeds: Sequenc
 def run(study: Study, builder: studies_lib.ConfigBuilder, workdir: str,
         seeds: int | Sequence[int] = 3, steps: int | None = None, *,
         other_seeds: int | None = None, train_fn: Callable | None = None, parallel: int = 1, num_reconstructions: int = 3,
-        compilation_cache: str | None = None,
+        compilation_cache: str | None = None, archive: str | None = None,
         log: Callable[[str], None] = print) -> StudyOutput:
   """Runs every arm of `study` over every seed into `workdir`, then writes the reports.
 
@@ -285,6 +354,8 @@ def run(study: Study, builder: studies_lib.ConfigBuilder, workdir: str,
     num_reconstructions: signals in reconstructions.png (0: no plot).
     compilation_cache: a directory for JAX's persistent compilation cache (None: leave JAX's
       setting alone).
+    archive: a directory that keeps every finished run's small files and the reports (see the
+      module docstring); runs finished there are restored, not retrained.
     log: where progress lines go.
 
   Returns:
@@ -312,9 +383,18 @@ def run(study: Study, builder: studies_lib.ConfigBuilder, workdir: str,
   log(f"Study {study.name!r}: {len(study.arms)} arms x {len(seeds)} seeds"
       + (f" ({other_seeds} for non-headline arms)" if fewer else "") + f" = {len(runs)} runs "
       f"in {workdir} (arms: {', '.join(study.arms)}; reference: {study.reference})")
-  train_runs(runs, train_fn, parallel, log)
+  on_done = None
+  if archive:
+    if os.path.abspath(archive) == os.path.abspath(workdir):
+      raise ValueError(f"archive must be another directory than the workdir, got {archive}.")
+    restore_runs(runs, workdir, archive, log)
+    on_done = lambda r: archive_run(r, workdir, archive)
+  train_runs(runs, train_fn, parallel, log, on_done)
   out = write_report(study, runs, workdir, seeds, notes, num_reconstructions, log)
   out.files["study"] = os.path.join(workdir, "study.json")
+  if archive:
+    copied = _copy_files(workdir, archive, ARCHIVED_REPORT_FILES)
+    log(f"Archived {len(runs)} runs and {', '.join(copied)} in {archive}")
   return out
 
 
@@ -347,7 +427,7 @@ def main(argv):
   out = run(study, builder, FLAGS.workdir, FLAGS.seeds, FLAGS.steps or None,
             other_seeds=FLAGS.other_seeds or None,
             parallel=FLAGS.parallel, num_reconstructions=FLAGS.reconstructions,
-            compilation_cache=cache or None)
+            compilation_cache=cache or None, archive=FLAGS.archive)
   print(f"\n{out.markdown}")
   print("Wrote " + ", ".join(out.files[k] for k in sorted(out.files)))
 

@@ -361,3 +361,44 @@ def test_other_seeds_runs_fewer_seeds_for_non_headline_arms(tmp_path, synthetic_
   assert len(ablate.plan(study, builder, str(tmp_path), [0, 1], steps=2)) == 2 * len(study.arms)
   with pytest.raises(ValueError, match="headline arms \\['nope'\\]"):
     studies.Study(name="x", arms={"a": {}}, reference="a", headline=("nope",))
+
+
+def test_archive_keeps_small_files_and_resumes_on_another_machine(tmp_path, synthetic_data_dir):
+  builder = _builder(synthetic_data_dir)
+  study = builder.study("sft_removal").select(["no_sft"])
+  archive = str(tmp_path / "archive")
+  first = str(tmp_path / "machine1")
+  out1 = ablate.run(study, builder, first, seeds=2, train_fn=fake_train, num_reconstructions=0,
+                    archive=archive, log=lambda s: None)
+  for arm in ("mia", "no_sft"):
+    for seed in (0, 1):
+      d = os.path.join(archive, arm, f"seed{seed}")
+      assert sorted(os.listdir(d)) == ["config.json", "episodes.npz", "results.json"]
+  for name in ("results.md", "results.csv", "study.json", "trajectory.png"):
+    assert os.path.isfile(os.path.join(archive, name)), name
+  # Another machine: an empty workdir and the archive. Nothing is retrained, the report is the
+  # same; a third seed is trained (only it), and archived.
+  second = str(tmp_path / "machine2")
+  logs = []
+  out2 = ablate.run(study, builder, second, seeds=2, train_fn=fake_train, num_reconstructions=0,
+                    archive=archive, log=logs.append)
+  assert _calls(second) == {}
+  assert out2.markdown == out1.markdown
+  assert sum("restored from" in line for line in logs) == 4
+  ablate.run(study, builder, second, seeds=3, train_fn=fake_train, num_reconstructions=0,
+             archive=archive, log=lambda s: None)
+  assert _calls(second) == {os.path.join("mia", "seed2"): 1, os.path.join("no_sft", "seed2"): 1}
+  assert os.path.isfile(os.path.join(archive, "no_sft", "seed2", "results.json"))
+  # An archive of another budget or config is a clear error, not silently mixed in.
+  with pytest.raises(ValueError, match=r"archive does not match.*trained for 6 meta-steps, "
+                                       r"more than the 3 asked for"):
+    ablate.run(study, builder, str(tmp_path / "machine3"), seeds=1, steps=3, train_fn=fake_train,
+               num_reconstructions=0, archive=archive, log=lambda s: None)
+  other = studies.Study("sft_removal", {"mia": {"ablation": "none"},
+                                        "no_sft": {"ablation": "no_usft"}}, reference="mia")
+  with pytest.raises(ValueError, match=r"no_sft/seed0 holds a run of another config"):
+    ablate.run(other, builder, str(tmp_path / "machine4"), seeds=1, train_fn=fake_train,
+               num_reconstructions=0, archive=archive, log=lambda s: None)
+  with pytest.raises(ValueError, match="archive must be another directory"):
+    ablate.run(study, builder, archive, seeds=1, train_fn=fake_train, archive=archive,
+               log=lambda s: None)
