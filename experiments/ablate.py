@@ -18,9 +18,12 @@ end the runner writes `W/results.csv`, `W/results.md` (printed), `W/trajectory.p
 `W/reconstructions.png`, and `W/study.json` (what was run).
 
 With `--archive=DIR` (for example `docs/results/sft_removal`) every finished run's small files
-(`results.json`, `config.json`, `episodes.npz`; never checkpoints) and the reports are also copied
-to `DIR/{arm}/seed{s}` and `DIR`, as each run finishes; and a run that is finished in `DIR` but
-absent from the workdir is taken from `DIR` instead of being retrained. A study kept in a
+(`results.json`, `config.json`; never checkpoints) and the reports are also copied to
+`DIR/{arm}/seed{s}` and `DIR`, as each run finishes; its meta-test episodes are kept once per
+distinct content in `DIR/episodes/{digest}.npz` (every seed of an arm, and every arm of a
+modality-replacement study on a modality, has the same ones), named by `episodes.sha256` in the
+run's folder. A run that is finished in `DIR` but absent from the workdir is taken from `DIR`
+(episodes included) instead of being retrained. A study kept in a
 repository can thus be re-reported or resumed on another machine: the same command with the same
 `--archive` trains only what is missing.
 
@@ -78,8 +81,9 @@ def define_flags() -> None:
   flags.DEFINE_integer("parallel", 1, "Runs trained at once, each in its own process (for hosts "
                        "with cores or accelerator memory to spare).")
   flags.DEFINE_integer("reconstructions", 3, "Meta-test signals in reconstructions.png (0: none).")
-  flags.DEFINE_string("archive", None, "Also keep each finished run's results.json, config.json "
-                      "and episodes.npz, and the reports, in this directory (no checkpoints); "
+  flags.DEFINE_string("archive", None, "Also keep each finished run's results.json and config.json, "
+                      "its episodes (once per content, in DIR/episodes/), and the reports, in "
+                      "this directory (no checkpoints); "
                       "runs finished there are reused, not retrained.")
   flags.DEFINE_string("compilation_cache", "auto", "Persistent JAX compilation cache shared by "
                       "the runs (seeds and restarts skip compilation): 'auto' = W/jax_cache, a "
@@ -175,7 +179,9 @@ def run_status(run: Run) -> str:
   return "resume" if os.path.isdir(ckpt) and os.listdir(ckpt) else "new"
 
 
-ARCHIVED_RUN_FILES = ("results.json", "config.json", "episodes.npz")
+ARCHIVED_RUN_FILES = ("results.json", "config.json")
+EPISODES_FILE = "episodes.npz"
+EPISODES_REF = "episodes.sha256"  # in an archived run: the digest of its episodes (DIR/episodes/)
 ARCHIVED_REPORT_FILES = ("results.md", "results.csv", "study.json", "trajectory.png",
                          "reconstructions.png")
 
@@ -191,10 +197,71 @@ def _copy_files(src: str, dst: str, names: Sequence[str]) -> list[str]:
   return copied
 
 
+def episodes_digest(path: str) -> str:
+  """SHA-256 of the arrays in an episodes file: names, shapes and values (integers compared as
+  int64, so the int32 and uint16 layouts of `sampling.save_episodes` agree), not the file's bytes,
+  which carry zip timestamps."""
+  import hashlib
+
+  import numpy as np
+  h = hashlib.sha256()
+  with np.load(path) as data:
+    for key in sorted(data.files):
+      a = data[key]
+      a = a.astype(np.int64) if np.issubdtype(a.dtype, np.integer) else a
+      h.update(f"{key}|{a.dtype.str}|{a.shape}|".encode())
+      h.update(np.ascontiguousarray(a).tobytes())
+  return h.hexdigest()
+
+
+def _shared_episodes_path(archive: str, digest: str) -> str:
+  return os.path.join(archive, "episodes", f"{digest[:16]}.npz")
+
+
 def archive_run(run: Run, workdir: str, archive: str) -> None:
-  """Copies a finished run's small files to the same place under `archive`."""
-  _copy_files(run.rundir, os.path.join(archive, os.path.relpath(run.rundir, workdir)),
-              ARCHIVED_RUN_FILES)
+  """Copies a finished run's small files to the same place under `archive`; its episodes go to
+  `archive/episodes/` once per distinct content, named by the run's `episodes.sha256`."""
+  dst = os.path.join(archive, os.path.relpath(run.rundir, workdir))
+  _copy_files(run.rundir, dst, ARCHIVED_RUN_FILES)
+  src = os.path.join(run.rundir, EPISODES_FILE)
+  if not os.path.isfile(src):
+    return
+  import numpy as np
+  digest = episodes_digest(src)
+  shared = _shared_episodes_path(archive, digest)
+  if not os.path.isfile(shared):
+    from mia_jax import sampling
+    os.makedirs(os.path.dirname(shared), exist_ok=True)
+    with np.load(src) as data:
+      sampling.write_episode_arrays(shared + ".tmp", {k: data[k] for k in data.files})
+    os.replace(shared + ".tmp", shared)
+  with open(os.path.join(dst, EPISODES_REF), "w") as f:
+    f.write(digest + "\n")
+  stale = os.path.join(dst, EPISODES_FILE)  # a full copy, as archives before the shared folder
+  if os.path.isfile(stale):
+    os.remove(stale)
+
+
+def _restore_episodes(src: str, rundir: str, archive: str) -> None:
+  """Puts an archived run's episodes into `rundir` (from the shared folder, checked)."""
+  ref = os.path.join(src, EPISODES_REF)
+  if not os.path.isfile(ref):
+    _copy_files(src, rundir, (EPISODES_FILE,))  # an archive that kept a full copy per run
+    return
+  with open(ref) as f:
+    digest = f.read().strip()
+  shared = _shared_episodes_path(archive, digest)
+  if not os.path.isfile(shared):
+    raise ValueError(f"{ref} names the episodes {digest[:16]}, but {shared} is missing from the "
+                     "archive; restore that file, or delete the run's folder to retrain it.")
+  try:
+    ok = episodes_digest(shared) == digest
+  except Exception:  # pylint: disable=broad-except  (unreadable: reported as corrupt below)
+    ok = False
+  if not ok:
+    raise ValueError(f"{shared} is corrupt: its arrays do not match the digest in {ref}; restore "
+                     "that file, or delete the runs that name it to retrain them.")
+  shutil.copy2(shared, os.path.join(rundir, EPISODES_FILE))
 
 
 def restore_runs(runs: Sequence[Run], workdir: str, archive: str,
@@ -221,6 +288,7 @@ def restore_runs(runs: Sequence[Run], workdir: str, archive: str,
     if status != "finished":
       continue  # archived at a shorter budget: trained here, then archived over it
     _copy_files(src, r.rundir, ARCHIVED_RUN_FILES)
+    _restore_episodes(src, r.rundir, archive)
     log(f"{r.arm} seed {r.seed}: finished in the archive, restored from {src}")
     restored += 1
   return restored

@@ -84,14 +84,29 @@ def save_episodes(path: str | os.PathLike, episode: Episode) -> None:
 
   `idx` holds the support indices (row-major grid positions), of which the first `count` per
   signal are the support; other codebases can read this file to evaluate on identical episodes.
+  The file is compressed and `idx` is stored as uint16 where the grid has at most 65,536 points
+  (int32 otherwise), about a third of the plain int32 size; `load_episodes` returns int32.
   """
   arrays = {}
   for name, ep in episode.items():
-    arrays[f"{name}/idx"] = np.asarray(ep["idx"], np.int32)
+    arrays[f"{name}/idx"] = np.asarray(ep["idx"])
     arrays[f"{name}/count"] = np.asarray(ep["mask"]).sum(-1).astype(np.int32)
     arrays[f"{name}/ratio"] = np.asarray(ep["ratio"], np.float32)
+  write_episode_arrays(path, arrays)
+
+
+def write_episode_arrays(path: str | os.PathLike, arrays: Mapping[str, np.ndarray]) -> None:
+  """Writes the arrays of an episodes file (`{name}/idx|count|ratio`) compressed, with an integer
+  `idx` as uint16 where its values fit (int32 otherwise); values are never changed."""
+  out = {}
+  for key, value in arrays.items():
+    value = np.asarray(value)
+    if key.endswith("/idx") and np.issubdtype(value.dtype, np.integer):
+      fits = value.size == 0 or (value.min() >= 0 and value.max() <= np.iinfo(np.uint16).max)
+      value = value.astype(np.uint16 if fits else np.int32)
+    out[key] = value
   with open(path, "wb") as f:
-    np.savez(f, **arrays)
+    np.savez_compressed(f, **out)
 
 
 def load_episodes(path: str | os.PathLike, specs: Sequence[ModalitySpec]) -> Episode:

@@ -3,6 +3,7 @@
 import csv
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -10,7 +11,7 @@ import numpy as np
 import pytest
 
 from experiments import ablate, studies
-from mia_jax import train
+from mia_jax import sampling, train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG = "experiments/configs/synthetic.py:smoke"
@@ -373,7 +374,9 @@ def test_archive_keeps_small_files_and_resumes_on_another_machine(tmp_path, synt
   for arm in ("mia", "no_sft"):
     for seed in (0, 1):
       d = os.path.join(archive, arm, f"seed{seed}")
-      assert sorted(os.listdir(d)) == ["config.json", "episodes.npz", "results.json"]
+      assert sorted(os.listdir(d)) == ["config.json", "episodes.sha256", "results.json"]
+  # The four runs' episodes have one content: kept once.
+  assert len(os.listdir(os.path.join(archive, "episodes"))) == 1
   for name in ("results.md", "results.csv", "study.json", "trajectory.png"):
     assert os.path.isfile(os.path.join(archive, name)), name
   # Another machine: an empty workdir and the archive. Nothing is retrained, the report is the
@@ -385,6 +388,9 @@ def test_archive_keeps_small_files_and_resumes_on_another_machine(tmp_path, synt
   assert _calls(second) == {}
   assert out2.markdown == out1.markdown
   assert sum("restored from" in line for line in logs) == 4
+  restored = os.path.join(second, "no_sft", "seed1", "episodes.npz")
+  assert ablate.episodes_digest(restored) == ablate.episodes_digest(
+      os.path.join(first, "no_sft", "seed1", "episodes.npz"))
   ablate.run(study, builder, second, seeds=3, train_fn=fake_train, num_reconstructions=0,
              archive=archive, log=lambda s: None)
   assert _calls(second) == {os.path.join("mia", "seed2"): 1, os.path.join("no_sft", "seed2"): 1}
@@ -402,3 +408,46 @@ def test_archive_keeps_small_files_and_resumes_on_another_machine(tmp_path, synt
   with pytest.raises(ValueError, match="archive must be another directory"):
     ablate.run(study, builder, archive, seeds=1, train_fn=fake_train, archive=archive,
                log=lambda s: None)
+
+
+def test_archive_episodes_shared_by_content_and_checked(tmp_path, synthetic_data_dir):
+  """Runs whose episodes differ get their own shared file; a missing or corrupt shared file and
+  an archive of the older layout (a full episodes.npz per run) are handled on restore."""
+  builder = _builder(synthetic_data_dir)
+  study = builder.study("modality_replacement").select(["sine_alone"])
+  archive = str(tmp_path / "archive")
+
+  def train_with_episodes(config, workdir):
+    fake_train(config, workdir)
+    names = config.modalities.split("+")
+    sampling.write_episode_arrays(  # as train writes them: one row per signal, by modality name
+        os.path.join(workdir, "episodes.npz"),
+        {f"{n}/{k}": np.arange(6).reshape(2, 3) + i for i, n in enumerate(names)
+         for k in ("idx", "count", "ratio")})
+
+  ablate.run(study, builder, str(tmp_path / "w1"), seeds=2, train_fn=train_with_episodes,
+             num_reconstructions=0, archive=archive, log=lambda s: None)
+  shared = sorted(os.listdir(os.path.join(archive, "episodes")))
+  assert len(shared) == 2  # `all` and `sine_alone`: two contents, each over two seeds
+  with open(os.path.join(archive, "sine_alone", "seed1", "episodes.sha256")) as f:
+    digest = f.read().strip()
+  # An archive written before the shared folder (a full copy in the run's folder) still restores.
+  old_run = os.path.join(archive, "all", "seed0")
+  shutil.copy2(os.path.join(tmp_path, "w1", "all", "seed0", "episodes.npz"), old_run)
+  os.remove(os.path.join(old_run, "episodes.sha256"))
+  out = ablate.run(study, builder, str(tmp_path / "w2"), seeds=2, train_fn=train_with_episodes,
+                   num_reconstructions=0, archive=archive, log=lambda s: None)
+  assert _calls(str(tmp_path / "w2")) == {}
+  assert any("paired" in line for line in out.markdown.splitlines())
+  # The rerun archived the old-layout run the new way.
+  assert sorted(os.listdir(old_run)) == ["config.json", "episodes.sha256", "results.json"]
+  path = os.path.join(archive, "episodes", f"{digest[:16]}.npz")
+  with open(path, "wb") as f:
+    f.write(b"not an npz")
+  with pytest.raises(ValueError, match=rf"{digest[:16]}.npz is corrupt"):
+    ablate.run(study, builder, str(tmp_path / "w3"), seeds=2, train_fn=train_with_episodes,
+               num_reconstructions=0, archive=archive, log=lambda s: None)
+  os.remove(path)
+  with pytest.raises(ValueError, match=rf"names the episodes {digest[:16]}, but .* is missing"):
+    ablate.run(study, builder, str(tmp_path / "w4"), seeds=2, train_fn=train_with_episodes,
+               num_reconstructions=0, archive=archive, log=lambda s: None)

@@ -54,6 +54,15 @@ def test_eval_episodes_fixed_and_subset_invariant(tmp_path):
   for n in full:
     for k in ("idx", "mask", "ratio"):
       np.testing.assert_array_equal(loaded[n][k], full[n][k])
+    assert loaded[n]["idx"].dtype == np.int32
+  with np.load(path) as f:  # stored compactly: a 200-point grid's indices fit uint16
+    assert f["tanh/idx"].dtype == np.uint16
+  # Indices past uint16 stay int32, with their values.
+  big = np.array([[0, 70_000, 65_535]], np.int64)
+  sampling.write_episode_arrays(tmp_path / "big.npz", {"x/idx": big, "x/count": np.array([3])})
+  with np.load(tmp_path / "big.npz") as f:
+    assert f["x/idx"].dtype == np.int32
+    np.testing.assert_array_equal(f["x/idx"], big)
 
 
 def test_load_episodes_errors(tmp_path):
