@@ -40,6 +40,27 @@ class ModelConfig:
   latent_init_std: float = 0.2
   materialize_lowrank: bool = False
   latent_map: str = "none"
+  # Per-modality Fourier sigma, "name=sigma,name=sigma" (e.g. "rgb=1,wav=30"): overrides
+  # `ff_sigma` (and a spec's own sigma) for the named modalities; "" = none.
+  ff_sigmas: str = ""
+
+  def sigma_overrides(self, names: Sequence[str]) -> dict[str, float]:
+    """Parses `ff_sigmas`; a name outside `names` or a malformed entry is a clear error."""
+    out = {}
+    for item in filter(None, (t.strip() for t in self.ff_sigmas.split(","))):
+      name, sep, value = (t.strip() for t in item.partition("="))
+      try:
+        sigma = float(value) if sep else None
+      except ValueError:
+        sigma = None
+      if sigma is None or sigma < 0:
+        raise ValueError(f"model.ff_sigmas entry {item!r} is not name=sigma with sigma >= 0 "
+                         f"(e.g. 'rgb=1,wav=30').")
+      if name not in names:
+        raise ValueError(f"model.ff_sigmas names modality {name!r}, which is not configured; "
+                         f"configured: {', '.join(names)}.")
+      out[name] = sigma
+    return out
 
   @classmethod
   def from_config(cls, cfg: Mapping[str, Any] | None) -> "ModelConfig":
@@ -57,7 +78,9 @@ class MultimodalINR:
   def __init__(self, specs: Sequence[modalities_lib.ModalitySpec], config: ModelConfig):
     if config.backbone not in BACKBONES:
       raise ValueError(f"Unknown backbone {config.backbone!r}; allowed: {', '.join(BACKBONES)}.")
-    self.specs = tuple(specs)
+    overrides = config.sigma_overrides([s.name for s in specs])
+    self.specs = tuple(dataclasses.replace(s, fourier_sigma=overrides[s.name])
+                       if s.name in overrides else s for s in specs)
     self.config = config
     self.groups = modalities_lib.group_modalities(self.specs, config.ff_sigma)
     self.modules = {}

@@ -119,3 +119,20 @@ def test_batched_apply_equals_vmapped_module(kw):
       params, buffers, latents, per_signal)
   np.testing.assert_allclose(batched_apply(module, params, buffers, latents, per_signal),
                              ref, rtol=1e-5, atol=1e-5)
+
+
+def test_per_modality_fourier_sigma_overrides():
+  """`ff_sigmas` sets one modality's Fourier sigma (splitting its group off); bad entries are clear
+  errors naming the value."""
+  specs = [image_spec("rgb"), image_spec("sketch")]
+  same = MultimodalINR(specs, ModelConfig(hidden=16, rank=4, ff_dim=8, ff_sigma=30.0))
+  assert [g.names for g in same.groups] == [("rgb", "sketch")]
+  model = MultimodalINR(specs, ModelConfig(hidden=16, rank=4, ff_dim=8, ff_sigma=30.0,
+                                           ff_sigmas="sketch=1.5"))
+  sigmas = {g.names: model.modules[g.name].ff_sigma for g in model.groups}
+  assert sigmas == {("rgb",): 3.0, ("sketch",): 1.5}  # rgb keeps its spec's 3; sketch overridden
+  with pytest.raises(ValueError, match=r"names modality 'wav'.*configured: rgb, sketch"):
+    MultimodalINR(specs, ModelConfig(ff_sigmas="wav=30"))
+  for bad in ("rgb", "rgb=x", "rgb=-1"):
+    with pytest.raises(ValueError, match=rf"entry {bad!r} is not name=sigma"):
+      MultimodalINR(specs, ModelConfig(ff_sigmas=bad))

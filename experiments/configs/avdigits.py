@@ -66,11 +66,17 @@ def get_config(arg: str | None = None):
 
   if c.preset == "cpu":
     # A small backbone and batch so that one run takes about 10-15 minutes on 2 CPU cores (see
-    # docs/performance.md); the 500 test signals are all evaluated.
+    # docs/performance.md); the 500 test signals are all evaluated. As in shapes.py, the image
+    # gets smooth Fourier features (sigma 1; 30 is far above the 28x28 grid's Nyquist frequency)
+    # and the outer loop a faster rate (1e-3): the paper's settings learn little at this budget.
+    # The waveform keeps sigma 30 (its grid has 2,000 points). After 300 steps, alone: rgb
+    # generalization MSE 0.0044 (per-image mean: 0.105); wav 0.057 at lr 1e-3 (silence: 0.067).
     c.num_train_steps = 1_200
     c.batch_size = 16
     c.model.hidden = 64
     c.model.rank = 16
+    c.model.ff_sigmas = "rgb=1"
+    c.learning_rate = 1e-3
     c.checkpoint_every_steps = 250
   elif c.preset == "smoke":
     # Seconds: tiny model, a few steps, a small dataset.

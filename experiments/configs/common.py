@@ -75,6 +75,7 @@ def base_config() -> ml_collections.ConfigDict:
       backbone="composer", hidden=128, num_layers=5, rank=8, ff_dim=128, ff_sigma=0.0,
       latent_init_std=0.2, materialize_lowrank=False,
       latent_map="none",        # "ln_linear": V = Linear(LN(latent)), as the authors' code
+      ff_sigmas="",             # per-modality Fourier sigma, "rgb=1,wav=30" (overrides ff_sigma)
   ))
   c.rule = ml_collections.ConfigDict(dict(
       inner_lr=1.0, lr_position="pre", learn_lr=False,  # learn_lr: per-element rates (MetaSGD-style)
