@@ -25,7 +25,8 @@ modality-replacement study on a modality, has the same ones), named by `episodes
 run's folder. A run that is finished in `DIR` but absent from the workdir is taken from `DIR`
 (episodes included) instead of being retrained. A study kept in a
 repository can thus be re-reported or resumed on another machine: the same command with the same
-`--archive` trains only what is missing.
+`--archive` trains only what is missing. Restored runs have no parameters, so
+`reconstructions.png` leaves out an arm whose plotted seed was restored (the log says so).
 
 From Python (a notebook):
 
@@ -392,7 +393,9 @@ def write_report(study: Study, runs: Sequence[Run], workdir: str, seeds: Sequenc
       try:
         predictions[r.arm] = studies_lib.predict_run(r.config, r.rundir, num_reconstructions)
       except (FileNotFoundError, ValueError) as e:
-        log(f"reconstructions: skipping arm {r.arm!r}: {e}")
+        log(f"reconstructions: skipping arm {r.arm!r}: {e} (a run restored from an archive has "
+            "no parameters: archives keep none; to plot it, retrain that run by removing its "
+            "folder from both the workdir and the archive)")
     if predictions:
       files["reconstructions"] = studies_lib.plot_reconstructions(
           predictions, os.path.join(workdir, "reconstructions.png"), reference=study.reference,

@@ -199,8 +199,10 @@ def put_batch(tree: PyTree, mesh: Mesh) -> PyTree:
 def learner_from_config(config) -> MetaLearner:
   """Builds a `MetaLearner` from an experiment config (see `experiments/configs`)."""
   specs = modalities_lib.benchmark_specs(config.benchmark, config.modalities)
+  model_config = ModelConfig.from_config(config.model.to_dict()).for_modalities(
+      [s.name for s in specs], modalities_lib.BENCHMARKS[config.benchmark][0])
   return MetaLearner(
-      specs, config.method, ModelConfig.from_config(config.model.to_dict()),
+      specs, config.method, model_config,
       config.rule.to_dict(),
       MetaConfig(inner_steps=config.inner_steps, first_order=config.first_order,
                  remat=config.remat, scan_unroll=config.get("scan_unroll", 1),

@@ -62,6 +62,17 @@ class ModelConfig:
       out[name] = sigma
     return out
 
+  def for_modalities(self, names: Sequence[str], known: Sequence[str]) -> "ModelConfig":
+    """This config with `ff_sigmas` kept to the configured `names`.
+
+    An entry for a modality the benchmark has (`known`) but this run leaves out is dropped, so one
+    preset serves every modality subset (e.g. "rgb=1" in a wav-alone run); a name the benchmark
+    does not have is still a clear error.
+    """
+    parsed = self.sigma_overrides(known)
+    kept = ",".join(f"{n}={parsed[n]:g}" for n in parsed if n in names)
+    return dataclasses.replace(self, ff_sigmas=kept)
+
   @classmethod
   def from_config(cls, cfg: Mapping[str, Any] | None) -> "ModelConfig":
     cfg = dict(cfg or {})

@@ -255,6 +255,13 @@ def test_configs_use_fourier_features_and_the_papers_settings(module):
   sigmas = {n: learner.model.modules[g.name].ff_sigma for g in learner.groups for n in g.names}
   assert sigmas == {n: (30.0 if n == "wav" else 1.0) for n in module.MODALITIES.split("+")}
   assert module.get_config("cpu").learning_rate == 1e-3
+  for name in module.MODALITIES.split("+"):  # every arm of the study builds from the one preset
+    alone = meta_step.learner_from_config(module.get_config(f"cpu,modalities={name}"))
+    assert [alone.model.modules[g.name].ff_sigma for g in alone.groups] == [sigmas[name]]
+  bad = module.get_config("cpu")
+  bad.model.ff_sigmas = "depth=2"
+  with pytest.raises(ValueError, match=r"names modality 'depth'.*configured: "):
+    meta_step.learner_from_config(bad)
   full = module.get_config("")
   assert (full.batch_size, full.inner_steps, full.model.rank) == (32, 3, 64)
   assert full.rule.grad_scale == 1000.0 and module.get_config("method=cavia").rule.grad_scale == 0

@@ -8,7 +8,7 @@ MIA's multimodal SFT within one compiled step.
 
 Examples:
 
-  # MIA sized for a 2-core CPU (about 10-15 minutes):
+  # MIA sized for a 2-core CPU (about 19 minutes; one modality alone about 6.5):
   python -m experiments.main --config=experiments/configs/avdigits.py:cpu --workdir=/tmp/avd
   # The image alone (the visual-only arm of the modality-replacement study):
   python -m experiments.main --config=experiments/configs/avdigits.py:modalities=rgb,cpu \
@@ -65,12 +65,13 @@ def get_config(arg: str | None = None):
   c.eval.batch_size = 50
 
   if c.preset == "cpu":
-    # A small backbone and batch so that one run takes about 10-15 minutes on 2 CPU cores (see
-    # docs/performance.md); the 500 test signals are all evaluated. As in shapes.py, the image
-    # gets smooth Fourier features (sigma 1; 30 is far above the 28x28 grid's Nyquist frequency)
-    # and the outer loop a faster rate (1e-3): the paper's settings learn little at this budget.
-    # The waveform keeps sigma 30 (its grid has 2,000 points). After 300 steps, alone: rgb
-    # generalization MSE 0.0044 (per-image mean: 0.105); wav 0.057 at lr 1e-3 (silence: 0.067).
+    # A small backbone and batch: a run takes about 19 minutes on 2 CPU cores, one modality
+    # alone about 6.5 (measured in docs/results.md's study); the 500 test signals are all
+    # evaluated. As in shapes.py, the image gets smooth Fourier features (sigma 1; 30 is far
+    # above the 28x28 grid's Nyquist frequency) and the outer loop a faster rate (1e-3): the
+    # paper's settings learn little at this budget. The waveform keeps sigma 30 (its grid has
+    # 2,000 points). After 300 steps, alone: rgb generalization MSE 0.0044 (per-image mean:
+    # 0.105); wav 0.057 at lr 1e-3 (silence: 0.067).
     c.num_train_steps = 1_200
     c.batch_size = 16
     c.model.hidden = 64

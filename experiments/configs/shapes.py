@@ -5,7 +5,7 @@ data dir (a few seconds); nothing is downloaded.
 
 Examples:
 
-  # MIA sized for a 2-core CPU (about 10-15 minutes):
+  # MIA sized for a 2-core CPU (about 18 minutes; one modality alone about 5):
   python -m experiments.main --config=experiments/configs/shapes.py:cpu --workdir=/tmp/shapes
   # rgb alone (the visual-only arm of the modality-replacement study), CAVIA:
   python -m experiments.main --config=experiments/configs/shapes.py:method=cavia,modalities=rgb,cpu \
@@ -60,13 +60,14 @@ def get_config(arg: str | None = None):
   c.eval.batch_size = 50
 
   if c.preset == "cpu":
-    # A small backbone and batch so that one run takes about 10-15 minutes on 2 CPU cores (see
-    # docs/performance.md); the 500 test signals are all evaluated. At this budget the paper's
-    # Fourier sigma (30: far above the 32x32 grid's Nyquist frequency of 8 cycles per unit) and
-    # outer learning rate (1e-4) learn only each image's mean colour (rgb generalization MSE
-    # 0.0151 after 800 steps against 0.0151 for the per-image mean), so the preset uses smooth
-    # features and a faster outer loop: after 300 steps rgb alone reaches 0.0061 with sigma 1 and
-    # lr 1e-3, 0.0094 with sigma 3, 0.0154 with sigma 30 (docs/results.md).
+    # A small backbone and batch: a run takes about 18 minutes on 2 CPU cores, one modality
+    # alone about 5 (measured in docs/results.md's study); the 500 test signals are all
+    # evaluated. At this budget the paper's Fourier sigma (30: far above the 32x32 grid's Nyquist
+    # frequency of 8 cycles per unit) and outer learning rate (1e-4) learn only each image's mean
+    # colour (rgb generalization MSE 0.0151 after 800 steps against 0.0151 for the per-image
+    # mean), so the preset uses smooth features and a faster outer loop: after 300 steps rgb
+    # alone reaches 0.0061 with sigma 1 and lr 1e-3, 0.0094 with sigma 3, 0.0154 with sigma 30
+    # (docs/results.md).
     c.num_train_steps = 800
     c.batch_size = 16
     c.model.hidden = 64
