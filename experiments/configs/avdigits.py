@@ -19,9 +19,9 @@ Examples:
   # One heterogeneous (image + audio) meta-step, timed:
   python -m benchmarks.meta_step --config=experiments/configs/avdigits.py:method=mia \
       --steps=2 --windows=3
-  # The modality-replacement study (rgb alone vs rgb+wav), 3 seeds:
+  # The modality-replacement study as run for docs/results.md (about 95 minutes here):
   python -m experiments.ablate --config=experiments/configs/avdigits.py:cpu \
-      --study=modality_replacement --arms=multimodal,rgb_alone --seeds=3 --workdir=workdirs/avd_modrep
+      --study=modality_replacement --seeds=3 --other_seeds=1 --workdir=workdirs/avd_modrep
 
 Arguments (`key=value`, comma-separated): method (mia | cavia | metasgd | alfa | gap), ablation
 (MIA only: none | no_sft | no_usft | no_msft | no_fuser | grad_only | latent_only), inner_steps,

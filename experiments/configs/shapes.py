@@ -15,9 +15,9 @@ Examples:
       --workdir=/tmp/shapes_smoke
   # The paper's CelebA settings (for a GPU/TPU): no preset
   python -m experiments.main --config=experiments/configs/shapes.py --workdir=/tmp/shapes_full
-  # The modality-replacement study (rgb alone vs rgb+normal+sketch), 3 seeds:
+  # The modality-replacement study as run for docs/results.md (about 90 minutes here):
   python -m experiments.ablate --config=experiments/configs/shapes.py:cpu \
-      --study=modality_replacement --arms=multimodal,rgb_alone --seeds=3 --workdir=workdirs/shapes_modrep
+      --study=modality_replacement --seeds=3 --other_seeds=1 --workdir=workdirs/shapes_modrep
 
 Arguments (`key=value`, comma-separated): method (mia | cavia | metasgd | alfa | gap), ablation
 (MIA only: none | no_sft | no_usft | no_msft | no_fuser | grad_only | latent_only), inner_steps,
