@@ -69,9 +69,9 @@ class ModelConfig:
     preset serves every modality subset (e.g. "rgb=1" in a wav-alone run); a name the benchmark
     does not have is still a clear error.
     """
-    parsed = self.sigma_overrides(known)
-    kept = ",".join(f"{n}={parsed[n]:g}" for n in parsed if n in names)
-    return dataclasses.replace(self, ff_sigmas=kept)
+    self.sigma_overrides(known)  # every entry well formed and naming a benchmark modality
+    kept = [t for t in self.ff_sigmas.split(",") if t.partition("=")[0].strip() in names]
+    return dataclasses.replace(self, ff_sigmas=",".join(kept))
 
   @classmethod
   def from_config(cls, cfg: Mapping[str, Any] | None) -> "ModelConfig":

@@ -136,3 +136,16 @@ def test_per_modality_fourier_sigma_overrides():
   for bad in ("rgb", "rgb=x", "rgb=-1"):
     with pytest.raises(ValueError, match=rf"entry {bad!r} is not name=sigma"):
       MultimodalINR(specs, ModelConfig(ff_sigmas=bad))
+
+
+def test_sigma_overrides_kept_to_the_configured_modalities():
+  """`for_modalities` drops entries for the benchmark's other modalities, keeps the rest exactly
+  (no rounding), and still rejects a modality the benchmark does not have."""
+  config = ModelConfig(ff_sigmas="rgb=1.23456789, wav=30")
+  alone = config.for_modalities(["wav"], known=["rgb", "wav"])
+  assert alone.sigma_overrides(["wav"]) == {"wav": 30.0}
+  assert config.for_modalities(["rgb"], known=["rgb", "wav"]).sigma_overrides(["rgb"]) == {
+      "rgb": 1.23456789}
+  assert config.for_modalities(["rgb", "wav"], known=["rgb", "wav"]) == config
+  with pytest.raises(ValueError, match=r"names modality 'depth'.*configured: rgb, wav"):
+    ModelConfig(ff_sigmas="depth=2").for_modalities(["rgb"], known=["rgb", "wav"])
