@@ -196,11 +196,19 @@ def put_batch(tree: PyTree, mesh: Mesh) -> PyTree:
   return jax.device_put(tree, batch_sharding(mesh))
 
 
-def learner_from_config(config) -> MetaLearner:
-  """Builds a `MetaLearner` from an experiment config (see `experiments/configs`)."""
-  specs = modalities_lib.benchmark_specs(config.benchmark, config.modalities)
+def learner_from_config(config, specs: Sequence[ModalitySpec] | None = None) -> MetaLearner:
+  """Builds a `MetaLearner` from an experiment config (see `experiments/configs`).
+
+  `specs`: the modalities; None means the config's benchmark table (`config.benchmark`,
+  `config.modalities`). A run on the user's own arrays passes the specs built from them.
+  """
+  known = None
+  if specs is None:
+    specs = modalities_lib.benchmark_specs(config.benchmark, config.modalities)
+    known = modalities_lib.BENCHMARKS[config.benchmark][0]
+  names = [s.name for s in specs]
   model_config = ModelConfig.from_config(config.model.to_dict()).for_modalities(
-      [s.name for s in specs], modalities_lib.BENCHMARKS[config.benchmark][0])
+      names, known or names)
   return MetaLearner(
       specs, config.method, model_config,
       config.rule.to_dict(),
