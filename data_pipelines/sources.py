@@ -9,7 +9,7 @@ row-major). Provided:
   read with `tfds.data_source` machinery; no TensorFlow), built on first use;
   optionally read into memory.
 * `NpzSource`: a user's own arrays in an `.npz` file (write one with
-  `save_npz`).
+  `save_npz`); `GridSource`: the same arrays passed from Python.
 * `ArraySource`: signals already in memory (`to_memory` reads any source
   into one); `ModalitySubset`: any source restricted to some modalities.
 
@@ -265,7 +265,108 @@ def to_memory(source: Source, chunk_size: int = 1024) -> ArraySource:
   })
 
 
-class NpzSource(ArraySource):
+class GridSource(ArraySource):
+  """Signals given as arrays on their grids, in the conventions of the `.npz` format.
+
+  Each modality's values are `[num_signals, *grid, d_out]`; a 2-D array
+  `[num_signals, num_points]` means a 1-D grid with `d_out = 1`. An array
+  whose grid has more than one axis and a single channel, such as grayscale
+  images `[n, 28, 28]`, needs either an explicit channel axis
+  (`[n, 28, 28, 1]`) or `grid_ndims={"name": 2}`. An optional amplitude
+  `[num_signals]` per modality gives the error normaliser a_m (default 1.0).
+
+  `source[i]` returns `{name: {"y": float32 [prod(grid), d_out],
+  "amplitude": float32 []}}`, the grid flattened row-major; `grid_shapes`
+  and `grid_arrays` give the grids back.
+  """
+
+  def __init__(
+      self,
+      signals: Mapping[str, np.ndarray | Mapping[str, np.ndarray]],
+      modalities: Sequence[str] | None = None,
+      grid_ndims: Mapping[str, int] | None = None,
+      *,
+      where: str = "the arrays",
+  ):
+    """Stores the arrays.
+
+    Args:
+      signals: `{name: y}` or `{name: {"y": y, "amplitude": a}}` (the input of
+        `save_npz`), `y` as above and `a` of shape `[num_signals]` or None.
+      modalities: names to return, in this order; None means every modality
+        of `signals`, in their order.
+      grid_ndims: optional number of grid axes per modality; lets
+        `[n, *grid]` arrays without a channel axis mean `d_out = 1`.
+      where: how error messages name the data (e.g. a file's path).
+
+    Raises:
+      ValueError: no modalities, a requested modality that `signals` lacks,
+        modalities that disagree on the number of signals, or an array of a
+        shape or dtype that the format does not allow.
+    """
+    if not isinstance(signals, Mapping) or not signals:
+      raise ValueError(f"{where} hold no modality arrays.")
+    available = list(signals)
+    if modalities is None:
+      modalities = available
+    elif isinstance(modalities, str):
+      modalities = (modalities,)
+    modalities = tuple(modalities)
+    if not modalities:
+      raise ValueError(f"Need at least one modality; {where} hold {available}.")
+    for name in modalities:
+      if name not in available:
+        raise ValueError(
+            f"Modality {name!r} is not in {where}; it holds {available}.")
+    if len(set(modalities)) != len(modalities):
+      raise ValueError(f"Modalities repeat a name: {list(modalities)}.")
+    grid_ndims = dict(grid_ndims or {})
+    unknown = sorted(set(grid_ndims) - set(modalities))
+    if unknown:
+      raise ValueError(f"grid_ndims names {unknown}, which are not among the "
+                       f"selected modalities {list(modalities)}.")
+
+    flat = {}
+    self._grid_shapes = {}
+    self._has_amplitude = {}
+    for name in modalities:
+      value = signals[name]
+      if isinstance(value, Mapping):
+        if "y" not in value:
+          raise ValueError(
+              f"Modality {name!r} lacks 'y'; keys: {list(value)}.")
+        y, amplitude = value["y"], value.get("amplitude")
+      else:
+        y, amplitude = value, None
+      y, self._grid_shapes[name] = _flatten_grid(
+          name, np.asarray(y), grid_ndims.get(name))
+      self._has_amplitude[name] = amplitude is not None
+      flat[name] = {"y": y, "amplitude": amplitude}
+    try:
+      super().__init__(flat)
+    except ValueError as error:
+      raise ValueError(f"In {where}: {error}") from None
+
+  @property
+  def grid_shapes(self) -> dict[str, tuple[int, ...]]:
+    """`{name: grid shape}` before flattening, e.g. `(32, 32)` or `(200,)`."""
+    return dict(self._grid_shapes)
+
+  @property
+  def grid_arrays(self) -> dict[str, np.ndarray]:
+    """`{name: float32 [num_signals, *grid, d_out]}`: read-only views, channel
+    axis always present (the layout `mia_jax.modalities.specs_from_arrays`
+    reads without hints)."""
+    return {name: y.reshape(len(self), *self._grid_shapes[name], y.shape[-1])
+            for name, y in self._ys.items()}
+
+  @property
+  def has_amplitude(self) -> dict[str, bool]:
+    """`{name: whether the data gave its amplitude}` (else it is 1.0)."""
+    return dict(self._has_amplitude)
+
+
+class NpzSource(GridSource):
   """Signals stored as numpy arrays in an `.npz` file.
 
   File format: one array per modality, keyed by the modality's name, of shape
@@ -274,7 +375,7 @@ class NpzSource(ArraySource):
   shape `[num_signals]` give the error normaliser a_m (default 1.0). An array
   whose grid has more than one axis and a single channel, such as grayscale
   images `[n, 28, 28]`, needs either an explicit channel axis
-  (`[n, 28, 28, 1]`) or `grid_ndims={"name": 2}`.
+  (`[n, 28, 28, 1]`) or `grid_ndims={"name": 2}` (see `GridSource`).
 
   The whole file is read into memory when the source is created;
   `source[i]` returns `{name: {"y": float32 [prod(grid), d_out],
@@ -311,47 +412,25 @@ class NpzSource(ArraySource):
     if not available:
       raise ValueError(f"{path!r} holds no modality arrays; keys: "
                        f"{list(arrays)}.")
-    if modalities is None:
-      modalities = available
-    elif isinstance(modalities, str):
-      modalities = (modalities,)
-    modalities = tuple(modalities)
-    if not modalities:
-      raise ValueError(f"Need at least one modality; {path!r} holds "
-                       f"{available}.")
-    for name in modalities:
-      if name not in available:
-        raise ValueError(
-            f"Modality {name!r} is not in {path!r}; it holds {available}.")
-    if len(set(modalities)) != len(modalities):
-      raise ValueError(f"Modalities repeat a name: {list(modalities)}.")
-    grid_ndims = dict(grid_ndims or {})
-    unknown = sorted(set(grid_ndims) - set(modalities))
-    if unknown:
-      raise ValueError(f"grid_ndims names {unknown}, which are not among the "
-                       f"selected modalities {list(modalities)}.")
-
+    selected = ((modalities,) if isinstance(modalities, str)
+                else available if modalities is None else modalities)
     signals = {}
-    self._grid_shapes = {}
-    for name in modalities:
-      y, self._grid_shapes[name] = _flatten_grid(
-          name, arrays[name], grid_ndims.get(name))
+    for name in available:
       amplitude = arrays.get(name + _AMPLITUDE_SUFFIX)
-      if amplitude is not None and amplitude.shape != y.shape[:1]:
+      if (name in selected and amplitude is not None
+          and amplitude.shape != arrays[name].shape[:1]):
         raise ValueError(
             f"{name + _AMPLITUDE_SUFFIX!r} in {path!r} has shape "
-            f"{amplitude.shape}; expected [num_signals] = {y.shape[:1]}.")
-      signals[name] = {"y": y, "amplitude": amplitude}
+            f"{amplitude.shape}; expected [num_signals] = "
+            f"{arrays[name].shape[:1]}.")
+      signals[name] = {"y": arrays[name], "amplitude": amplitude}
     self._path = path
-    try:
-      super().__init__(signals)
-    except ValueError as error:
-      raise ValueError(f"In {path!r}: {error}") from None
+    super().__init__(signals, modalities, grid_ndims, where=repr(path))
 
   @property
-  def grid_shapes(self) -> dict[str, tuple[int, ...]]:
-    """`{name: grid shape}` before flattening, e.g. `(32, 32)` or `(200,)`."""
-    return dict(self._grid_shapes)
+  def path(self) -> str:
+    """The file read."""
+    return self._path
 
   def __repr__(self) -> str:
     return (f"NpzSource({self._path!r}, modalities={list(self.modalities)}, "

@@ -1,12 +1,28 @@
 """mia-jax: multimodal meta-learning of implicit neural representations in JAX/Flax.
 
-The library is pure functions over pytrees; see `docs/architecture.md` for the layout.
+The library is pure functions over pytrees; see `docs/library.md` for recipes and
+`docs/architecture.md` for the layout. The public API:
+
+* modalities: `ModalitySpec`, `benchmark_specs`, `specs_from_arrays`;
+* INR learners: `MultimodalINR` over any Flax backbone with a `latent_shape`, the built-in
+  `ComposerINR` and `FunctaINR`, `ModelConfig` (the built-in backbones by name), `token_shape`;
+* update rules (`mia_jax.rules`): pieces combined with `chain`, and the methods built from them;
+* the inner loop `adapt`, the meta-learner `MetaLearner` (loss, `train_step`, `eval_step`),
+  `MetaConfig`, `TrainState`, and `meta_step`'s data-parallel jit helpers;
+* `sampling` (support sets, fixed meta-test episodes) and `evaluation` (the results' reducers).
 """
 
+from mia_jax import evaluation, meta_step, rules, sampling
 from mia_jax.adaptation import adapt
+from mia_jax.inr import ComposerINR, FunctaINR
 from mia_jax.meta_step import MetaConfig, MetaLearner, TrainState
 from mia_jax.modalities import ModalitySpec, benchmark_specs, group_modalities
 from mia_jax.model import ModelConfig, MultimodalINR
-from mia_jax.rules import RULES, UpdateRule, make_rule
+from mia_jax.rules import UpdateRule, chain
+from mia_jax.tokens import token_shape
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
+
+__all__ = ["ComposerINR", "FunctaINR", "MetaConfig", "MetaLearner", "ModalitySpec", "ModelConfig",
+           "MultimodalINR", "TrainState", "UpdateRule", "adapt", "benchmark_specs", "chain",
+           "evaluation", "group_modalities", "meta_step", "rules", "sampling", "token_shape"]

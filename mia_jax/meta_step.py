@@ -1,6 +1,6 @@
 """The outer loop (MIA_SPEC section 5): meta-loss, `train_step`, `eval_step`, data parallelism.
 
-Meta-parameters form one tree, `{"inr": ..., "rule": ..., "log_var": {group: [G]}}`, trained by one
+Meta-parameters form one tree, `{"inr": ..., "rule": ..., "log_var": {name: []}}`, trained by one
 optax optimiser (Adam, lr 1e-4 by default). The outer loss is the query MSE on the full grid
 after K inner steps per modality, weighted by a learned uncertainty `v_m`:
 
@@ -25,9 +25,10 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from mia_jax import adaptation, sampling
 from mia_jax import modalities as modalities_lib
+from mia_jax import rules as rules_lib
 from mia_jax.modalities import ModalitySpec
 from mia_jax.model import ModelConfig, MultimodalINR
-from mia_jax.rules import UpdateRule, make_rule
+from mia_jax.rules import UpdateRule
 
 PyTree = Any
 
@@ -56,23 +57,24 @@ class MetaConfig:
 
 
 class MetaLearner:
-  """A model, an update rule and the meta settings: builds states and the step functions.
+  """A multimodal INR, an update rule and the meta settings: builds states and the step functions.
 
   Args:
-    specs: the configured modalities.
-    method: update rule name (see `mia_jax.rules.RULES`).
-    model_config: backbone settings.
-    rule_config: update-rule settings.
+    model: the INR learners (`MultimodalINR`).
+    rule: the update rule (`mia_jax.rules`: a piece or a `chain` of pieces).
     meta_config: inner/outer loop settings.
   """
 
-  def __init__(self, specs: Sequence[ModalitySpec], method: str, model_config: ModelConfig,
-               rule_config: Mapping[str, Any] | None = None,
+  def __init__(self, model: MultimodalINR, rule: UpdateRule,
                meta_config: MetaConfig = MetaConfig()):
-    self.specs = tuple(specs)
-    self.model = MultimodalINR(self.specs, model_config)
-    self.rule: UpdateRule = make_rule(method, self.model.groups, self.model.latent_shape,
-                                      rule_config)
+    if not isinstance(model, MultimodalINR):
+      raise TypeError(f"model must be a MultimodalINR, got {type(model).__name__}.")
+    if not isinstance(rule, UpdateRule):
+      raise TypeError(f"rule must be an UpdateRule (see mia_jax.rules), got "
+                      f"{type(rule).__name__}: {rule!r}.")
+    self.model = model
+    self.specs = model.specs
+    self.rule = rule
     self.meta = meta_config
     if meta_config.inner_steps < 0:
       raise ValueError(f"inner_steps must be >= 0, got {meta_config.inner_steps}.")
@@ -82,8 +84,8 @@ class MetaLearner:
     self.tx = optax.chain(*tx)
 
   @property
-  def groups(self):
-    return self.model.groups
+  def names(self) -> tuple[str, ...]:
+    return tuple(s.name for s in self.specs)
 
   # -- state ---------------------------------------------------------------------------------------
 
@@ -92,8 +94,8 @@ class MetaLearner:
     inr_params, buffers = self.model.init(k_model)
     params = {
         "inr": inr_params,
-        "rule": self.rule.init(k_rule),
-        "log_var": {g.name: jnp.zeros((g.size,), jnp.float32) for g in self.groups},
+        "rule": self.rule.init(k_rule, self.model.token_shapes),
+        "log_var": {n: jnp.zeros((), jnp.float32) for n in self.names},
     }
     return TrainState(step=jnp.zeros((), jnp.int32), params=params,
                       opt_state=self.tx.init(params), buffers=buffers, rng=k_state)
@@ -105,39 +107,30 @@ class MetaLearner:
     """Uncertainty-weighted query loss after K steps.
 
     Args:
-      batch, episode: modality-keyed (see `adaptation.stack_groups`).
+      batch, episode: modality-keyed (see `adaptation`).
 
     Returns:
       (loss, aux) with aux `{"query_mse": {name: scalar}, "support_loss": {name: [K]},
-      "errors": ... (if track)}`.
+      "errors": {name: {measure: [K+1, B]}} and "ratio": {name: [B]} (if track)}`.
     """
-    gb, ge = adaptation.stack_groups(self.groups, batch, episode)
     _, pred, aux = adaptation.adapt(
-        self.model, self.rule, params, buffers, gb, ge, self.meta.inner_steps,
+        self.model, self.rule, params, buffers, batch, episode, self.meta.inner_steps,
         first_order=self.meta.first_order, remat=self.meta.remat, track=track,
         unroll=self.meta.scan_unroll)
     loss = 0.0
     query_mse, support_loss = {}, {}
-    for g in self.groups:
-      mse = jnp.mean(jnp.square(pred[g.name] - gb[g.name]["y"]), axis=(1, 2, 3))  # [G]
-      v = params["log_var"][g.name]
-      loss = loss + jnp.sum(mse / (2.0 * jnp.exp(v)) + v / 2.0)
-      for i, name in enumerate(g.names):
-        query_mse[name] = mse[i]
-        support_loss[name] = jnp.mean(aux["support_loss"][g.name][:, i], axis=-1)
+    for n in self.names:
+      y = jnp.asarray(batch[n]["y"], jnp.float32)
+      mse = jnp.mean(jnp.square(pred[n] - y))
+      v = params["log_var"][n]
+      loss = loss + mse / (2.0 * jnp.exp(v)) + v / 2.0
+      query_mse[n] = mse
+      support_loss[n] = jnp.mean(aux["support_loss"][n], axis=-1)
     out = {"query_mse": query_mse, "support_loss": support_loss}
     if track:
-      out["errors"] = self._ungroup(aux["errors"])
-      out["ratio"] = {n: episode[n]["ratio"] for n in query_mse}
+      out["errors"] = {n: {m: aux["errors"][m][n] for m in aux["errors"]} for n in self.names}
+      out["ratio"] = {n: episode[n]["ratio"] for n in self.names}
     return loss, out
-
-  def _ungroup(self, errors: Mapping) -> dict:
-    """`{measure: {group: [K+1, G, B]}}` -> `{name: {measure: [K+1, B]}}`."""
-    out = {}
-    for g in self.groups:
-      for i, name in enumerate(g.names):
-        out[name] = {m: errors[m][g.name][:, i] for m in errors}
-    return out
 
   # -- steps (pure; jit them with `make_train_step` / `make_eval_step`) ------------------------------
 
@@ -210,8 +203,8 @@ def learner_from_config(config, specs: Sequence[ModalitySpec] | None = None) -> 
   model_config = ModelConfig.from_config(config.model.to_dict()).for_modalities(
       names, known or names)
   return MetaLearner(
-      specs, config.method, model_config,
-      config.rule.to_dict(),
+      MultimodalINR.from_config(specs, model_config),
+      rules_lib.from_config(config.method, config.rule.to_dict()),
       MetaConfig(inner_steps=config.inner_steps, first_order=config.first_order,
                  remat=config.remat, scan_unroll=config.get("scan_unroll", 1),
                  learning_rate=config.learning_rate,

@@ -1,35 +1,60 @@
-"""Multimodal INR: one stacked learner per modality group, evaluated as pure functions.
+"""Multimodal INR: one INR learner per modality, same-signature modalities stacked and vmapped.
 
-Layout conventions used throughout the library (G = modalities in a group, B = signals):
+A *backbone* is any Flax module for one modality and one signal,
 
-* meta-parameters of a group's learners: the Flax `params` of `ComposerINR` with a leading `[G]`
-  axis on every leaf (initialised with `jax.vmap` over G keys);
-* fixed buffers (Fourier matrices): the same, in a separate tree;
-* latents of a group: `[G, B, rank, hidden]`;
-* coordinates: either shared by all signals, `[P, d_in]`, or per signal, `[G, B, P, d_in]`;
-* predictions: `[G, B, P, d_out]`, output bias included.
+    backbone.apply(variables, coords [P, d_in], latent [*backbone.latent_shape]) -> [P, d_out]
 
-All trees over groups are dicts keyed by group name (`ModalityGroup.name`).
+that declares its latent's shape (`latent_shape`). It may also provide a faster path for stacked
+modalities and signals, `backbone.batched_apply(variables, latents [G, B, *latent_shape],
+coords [P, d_in] or [G, B, P, d_in]) -> [G, B, P, d_out]` (variables stacked on `[G]`); without
+one, `jax.vmap` over modalities and signals is used. Two backbones are built in: the composer
+(`inr/composer.py`, with a batched path) and a functa-style modulated SIREN (`inr/functa.py`).
+
+`MultimodalINR` owns what is not the backbone's: the meta-learned initial latent of every
+modality, the modality's constant output bias and its coordinate grid. Trees are keyed by
+modality name:
+
+* params: `{name: {"backbone": Flax params, "latent_init": [*latent_shape]}}`;
+* buffers: `{name: the backbone's other variable collections}` (e.g. fixed Fourier matrices);
+* latents, as the inner loop and the update rules see them: `{name: [B, T, W]}` tokens
+  (`mia_jax.tokens`); predictions `{name: [B, P, d_out]}`, output bias included.
+
+Modalities with the same grid, output width, support size and an equal backbone module are
+stacked internally (`stack`) and evaluated in one vmapped (or batched) call.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
+from flax import linen as nn
 
 from mia_jax import modalities as modalities_lib
-from mia_jax.inr import BACKBONES
-from mia_jax.inr.composer import batched_apply
+from mia_jax import tokens as tokens_lib
+from mia_jax.inr import ComposerINR, FunctaINR
+from mia_jax.modalities import ModalitySpec, name_hash
 
 PyTree = Any
+BACKBONES = ("composer", "functa")
 
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
-  """Backbone hyper-parameters (MIA_SPEC section 3)."""
+  """The built-in backbones' hyper-parameters (MIA_SPEC section 3), by name for the configs.
+
+  Attributes:
+    backbone: "composer" (low-rank modulated MLP) or "functa" (shift-modulated SIREN).
+    hidden, num_layers: width and depth of either backbone.
+    rank, ff_dim, ff_sigma, materialize_lowrank, latent_map: composer only (see ComposerINR).
+    ff_sigmas: per-modality Fourier sigma, "name=sigma,..." (e.g. "rgb=1,wav=30"): overrides
+      `ff_sigma` (and a spec's own sigma) for the named modalities; "" = none. Composer only.
+    latent_dim, w0: functa only (see FunctaINR).
+    latent_init_std: std of the meta-learned initial latent (0 = zeros).
+    token_width: how the update rules see the latent (`mia_jax.tokens`); 0 = its last axis.
+  """
 
   backbone: str = "composer"
   hidden: int = 128
@@ -40,9 +65,10 @@ class ModelConfig:
   latent_init_std: float = 0.2
   materialize_lowrank: bool = False
   latent_map: str = "none"
-  # Per-modality Fourier sigma, "name=sigma,name=sigma" (e.g. "rgb=1,wav=30"): overrides
-  # `ff_sigma` (and a spec's own sigma) for the named modalities; "" = none.
   ff_sigmas: str = ""
+  latent_dim: int = 128
+  w0: float = 30.0
+  token_width: int = 0
 
   def sigma_overrides(self, names: Sequence[str]) -> dict[str, float]:
     """Parses `ff_sigmas`; a name outside `names` or a malformed entry is a clear error."""
@@ -82,75 +108,160 @@ class ModelConfig:
                        f"{sorted(f.name for f in dataclasses.fields(cls))}.")
     return cls(**cfg)
 
+  def backbone_for(self, spec: ModalitySpec) -> nn.Module:
+    """The configured backbone module of one modality."""
+    if self.backbone == "composer":
+      sigma = self.ff_sigma if spec.fourier_sigma is None else spec.fourier_sigma
+      return ComposerINR(d_out=spec.d_out, hidden=self.hidden, num_layers=self.num_layers,
+                         rank=self.rank, ff_dim=self.ff_dim, ff_sigma=sigma,
+                         materialize_lowrank=self.materialize_lowrank,
+                         latent_map=self.latent_map)
+    if self.backbone == "functa":
+      return FunctaINR(d_out=spec.d_out, hidden=self.hidden, num_layers=self.num_layers,
+                       latent_dim=self.latent_dim, w0=self.w0)
+    raise ValueError(f"Unknown backbone {self.backbone!r}; allowed: {', '.join(BACKBONES)}.")
+
 
 class MultimodalINR:
-  """The per-modality INR learners of a set of modalities, grouped by signature."""
+  """The INR learners of a set of modalities.
 
-  def __init__(self, specs: Sequence[modalities_lib.ModalitySpec], config: ModelConfig):
-    if config.backbone not in BACKBONES:
-      raise ValueError(f"Unknown backbone {config.backbone!r}; allowed: {', '.join(BACKBONES)}.")
+  Args:
+    specs: the modalities.
+    backbone: one Flax module for every modality, a `{name: module}` mapping, or a function
+      `spec -> module` (each module's output width must be the modality's `d_out`).
+    token_width: how the update rules see each latent (`mia_jax.tokens`); 0 = its last axis.
+    latent_init_std: std of the meta-learned initial latents at initialisation (0 = zeros).
+  """
+
+  def __init__(self, specs: Sequence[ModalitySpec],
+               backbone: nn.Module | Mapping[str, nn.Module] | Callable[[ModalitySpec], nn.Module],
+               *, token_width: int = 0, latent_init_std: float = 0.2):
+    self.specs = tuple(specs)
+    names = [s.name for s in self.specs]
+    if isinstance(backbone, nn.Module):
+      self.modules = {n: backbone for n in names}
+    elif isinstance(backbone, Mapping):
+      missing = [n for n in names if n not in backbone]
+      if missing:
+        raise ValueError(f"No backbone given for modalities {missing}; given: {sorted(backbone)}.")
+      self.modules = {n: backbone[n] for n in names}
+    else:
+      self.modules = {s.name: backbone(s) for s in self.specs}
+    for s in self.specs:
+      m = self.modules[s.name]
+      if not isinstance(m, nn.Module) or not hasattr(m, "latent_shape"):
+        raise TypeError(f"The backbone of modality {s.name!r} must be a Flax module with a "
+                        f"`latent_shape`; got {type(m).__name__}.")
+    if latent_init_std < 0:
+      raise ValueError(f"latent_init_std must be >= 0, got {latent_init_std}.")
+    self.latent_init_std = float(latent_init_std)
+    self.latent_shapes = {n: tuple(int(d) for d in m.latent_shape)
+                          for n, m in self.modules.items()}
+    self.token_shapes = {n: tokens_lib.token_shape(shape, token_width)
+                         for n, shape in self.latent_shapes.items()}
+    self.groups = modalities_lib.group_modalities(
+        self.specs, key=lambda s: (s.d_in, s.grid_shape, s.d_out, s.max_support,
+                                   self.modules[s.name]))
+    self.coords = {s.name: jnp.asarray(s.coordinates()) for s in self.specs}
+    self._bias = {s.name: float(s.output_bias) for s in self.specs}
+
+  @classmethod
+  def from_config(cls, specs: Sequence[ModalitySpec], config: ModelConfig) -> "MultimodalINR":
+    """The built-in backbone named by `config`, with its per-modality Fourier sigmas."""
     overrides = config.sigma_overrides([s.name for s in specs])
-    self.specs = tuple(dataclasses.replace(s, fourier_sigma=overrides[s.name])
-                       if s.name in overrides else s for s in specs)
-    self.config = config
-    self.groups = modalities_lib.group_modalities(self.specs, config.ff_sigma)
-    self.modules = {}
-    for g in self.groups:
-      sigma = config.ff_sigma if g.spec.fourier_sigma is None else g.spec.fourier_sigma
-      self.modules[g.name] = BACKBONES[config.backbone](
-          d_out=g.spec.d_out, hidden=config.hidden, num_layers=config.num_layers,
-          rank=config.rank, ff_dim=config.ff_dim, ff_sigma=sigma,
-          latent_init_std=config.latent_init_std,
-          materialize_lowrank=config.materialize_lowrank, latent_map=config.latent_map)
-    self.coords = {g.name: jnp.asarray(g.spec.coordinates()) for g in self.groups}
-    self.output_bias = {g.name: jnp.asarray(g.output_bias()) for g in self.groups}
+    specs = tuple(dataclasses.replace(s, fourier_sigma=overrides[s.name])
+                  if s.name in overrides else s for s in specs)
+    return cls(specs, config.backbone_for, token_width=config.token_width,
+               latent_init_std=config.latent_init_std)
 
-  @property
-  def latent_shape(self) -> tuple[int, int]:
-    return (self.config.rank, self.config.hidden)
+  # -- parameters ----------------------------------------------------------------------------------
 
   def init(self, rng: jax.Array) -> tuple[PyTree, PyTree]:
-    """Initialises every group's stacked learners.
+    """Initialises every modality's learner from `fold_in(rng, hash(name))`.
 
     Returns:
-      (params, buffers): dicts keyed by group name; every leaf has a leading `[G]` axis.
+      (params, buffers), keyed by modality name (see the module docstring).
     """
     params, buffers = {}, {}
-    for i, g in enumerate(self.groups):
-      module = self.modules[g.name]
-      keys = jax.random.split(jax.random.fold_in(rng, i), g.size)
-      dummy_coords = jnp.zeros((1, g.spec.d_in), jnp.float32)
-      dummy_latent = jnp.zeros(self.latent_shape, jnp.float32)
-      variables = jax.vmap(lambda k: module.init(k, dummy_coords, dummy_latent))(keys)
-      params[g.name] = variables["params"]
-      buffers[g.name] = variables.get("buffers", {})
+    for s in self.specs:
+      module = self.modules[s.name]
+      k_backbone, k_latent = jax.random.split(jax.random.fold_in(rng, name_hash(s.name)))
+      coords = jnp.zeros((1, s.d_in), jnp.float32)
+      latent = jnp.zeros(self.latent_shapes[s.name], jnp.float32)
+      variables = dict(module.init(k_backbone, coords, latent))
+      out = jax.eval_shape(lambda v: module.apply(v, coords, latent), variables)
+      if out.shape != (1, s.d_out):
+        raise ValueError(f"The backbone of modality {s.name!r} maps [1, {s.d_in}] coordinates to "
+                         f"{out.shape}; expected [1, {s.d_out}] ([P, d_out]).")
+      params[s.name] = {
+          "backbone": variables.pop("params", {}),
+          "latent_init": self.latent_init_std * jax.random.normal(
+              k_latent, self.latent_shapes[s.name], jnp.float32)}
+      buffers[s.name] = variables
     return params, buffers
 
+  def stack(self, params: PyTree, buffers: PyTree) -> dict:
+    """Each group's backbone variables stacked on a leading `[G]` axis (done once per step)."""
+    stack = lambda trees: jax.tree.map(lambda *xs: jnp.stack(xs), *trees)
+    return {g.name: stack([{"params": params[n]["backbone"], **buffers[n]} for n in g.names])
+            for g in self.groups}
+
   def initial_latents(self, params: PyTree, batch_size: int) -> dict[str, jax.Array]:
-    """The meta-learned initial latents broadcast over the batch: `{group: [G, B, rank, hidden]}`."""
-    return {name: jnp.broadcast_to(p["latent_init"][:, None],
-                                   (p["latent_init"].shape[0], batch_size) + self.latent_shape)
-            for name, p in params.items()}
+    """The meta-learned initial latents as tokens, broadcast over the batch: `{name: [B, T, W]}`."""
+    return {n: jnp.broadcast_to(params[n]["latent_init"].reshape(self.token_shapes[n]),
+                                (batch_size,) + self.token_shapes[n]) for n in self.latent_shapes}
+
+  # -- evaluation ----------------------------------------------------------------------------------
 
   def predict(self, params: PyTree, buffers: PyTree, latents: Mapping[str, jax.Array],
               coords: Mapping[str, jax.Array] | None = None) -> dict[str, jax.Array]:
-    """Evaluates every group's learners.
+    """Evaluates every modality's learner.
 
     Args:
-      params: `{group: stacked params}`.
-      buffers: `{group: stacked buffers}`.
-      latents: `{group: [G, B, rank, hidden]}`.
-      coords: `{group: [G, B, P, d_in]}` per-signal coordinates; None (or a missing group) means
-        the group's full grid `[N, d_in]`, shared by all signals.
+      params, buffers: from `init`.
+      latents: `{name: [B, T, W]}` tokens (or `[B, *latent_shape]`).
+      coords: `{name: [B, P, d_in]}` per-signal coordinates; None (or a missing name) means the
+        modality's full grid `[N, d_in]`, shared by all signals.
 
     Returns:
-      `{group: [G, B, P, d_out]}` predictions, output bias included.
+      `{name: [B, P, d_out]}` predictions, output bias included.
     """
+    return self.predict_stacked(self.stack(params, buffers), latents, coords)
+
+  def predict_stacked(self, stacked: Mapping[str, PyTree], latents: Mapping[str, jax.Array],
+                      coords: Mapping[str, jax.Array] | None = None) -> dict[str, jax.Array]:
+    """`predict` with the variables already `stack`ed (the inner loop stacks them once)."""
     out = {}
     for g in self.groups:
-      c = None if coords is None else coords.get(g.name)
-      c = self.coords[g.name] if c is None else c
-      pred = batched_apply(self.modules[g.name], params[g.name], buffers[g.name],
-                           latents[g.name], c)
-      out[g.name] = pred + self.output_bias[g.name][:, None, None, None]
+      module = self.modules[g.names[0]]
+      b = latents[g.names[0]].shape[0]
+      z = jnp.stack([latents[n].reshape((b,) + self.latent_shapes[n]) for n in g.names])
+      c = None if coords is None else coords.get(g.names[0])
+      c = self.coords[g.names[0]] if c is None else jnp.stack([coords[n] for n in g.names])
+      if hasattr(module, "batched_apply"):
+        pred = module.batched_apply(stacked[g.name], z, c)
+      else:
+        pred = vmapped_apply(module, stacked[g.name], z, c)
+      for i, n in enumerate(g.names):
+        out[n] = pred[i] + self._bias[n]
     return out
+
+
+def vmapped_apply(module: nn.Module, variables: PyTree, latents: jax.Array,
+                  coords: jax.Array) -> jax.Array:
+  """A backbone over `[G]` stacked modalities and `[B]` signals by `jax.vmap` (the plain path).
+
+  Args:
+    module: the backbone (one modality, one signal).
+    variables: its variables, every leaf stacked on `[G]`.
+    latents: `[G, B, *latent_shape]`.
+    coords: `[P, d_in]` shared by all signals, or `[G, B, P, d_in]` per signal.
+
+  Returns:
+    `[G, B, P, d_out]`.
+  """
+  if coords.ndim == 2:
+    one = lambda v, z: module.apply(v, coords, z)
+    return jax.vmap(jax.vmap(one, in_axes=(None, 0)))(variables, latents)
+  one = lambda v, c, z: module.apply(v, c, z)
+  return jax.vmap(jax.vmap(one, in_axes=(None, 0, 0)))(variables, coords, latents)

@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mia_jax.modalities import ModalitySpec
+from mia_jax.modalities import ModalitySpec, name_hash as _name_hash
 
 Episode = dict[str, dict[str, jax.Array]]
 
@@ -65,14 +65,6 @@ def make_eval_episodes(seed: int, specs: Sequence[ModalitySpec], num_signals: in
     ep = jax.jit(sample_modality_support, static_argnums=(1, 2))(key, spec, num_signals)
     out[spec.name] = {k: np.asarray(v) for k, v in ep.items()}
   return out
-
-
-def _name_hash(name: str) -> int:
-  """A stable 31-bit hash of a modality name (Python's hash() is salted per process)."""
-  h = 0
-  for ch in name.encode():
-    h = (h * 131 + ch) % (2**31 - 1)
-  return h
 
 
 def slice_episode(episode: Episode, start: int, stop: int) -> Episode:

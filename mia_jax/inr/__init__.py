@@ -1,7 +1,6 @@
-"""INR backbones: Flax modules evaluated as pure functions of (params, latent, coords)."""
+"""INR backbones: Flax modules `(coords [P, d_in], latent [*latent_shape]) -> [P, d_out]`."""
 
 from mia_jax.inr.composer import ComposerINR
+from mia_jax.inr.functa import FunctaINR
 
-BACKBONES = {"composer": ComposerINR}
-
-__all__ = ["BACKBONES", "ComposerINR"]
+__all__ = ["ComposerINR", "FunctaINR"]

@@ -13,8 +13,10 @@ For one modality and one signal the network maps coordinates `x` `[P, d_in]` to 
 4. Dense(d_out). The modality's constant output bias is added by the caller (`model.py`), so that
    stacked modalities with different biases share one module.
 
-The meta-learned initial latent `latent_init` `[rank, hidden]` lives in this module's parameters.
-The fixed Fourier matrix lives in the separate `buffers` collection: it is not a meta-parameter.
+The latent's shape is `latent_shape = (rank, hidden)`; the meta-learned initial latent belongs to
+the learner (`model.py`), not to this module. The fixed Fourier matrix lives in the separate
+`buffers` collection: it is not a meta-parameter. `batched_apply` is the backbone's optional fast
+path for `[G]` stacked modalities and `[B]` signals (tested equal to the vmapped module).
 """
 
 from __future__ import annotations
@@ -42,10 +44,9 @@ class ComposerINR(nn.Module):
     rank: rows of the latent (and columns of U).
     ff_dim: number of Fourier features (cos and sin halves together).
     ff_sigma: std of the Fourier matrix; 0 means a plain linear encoder.
-    latent_init_std: std of the meta-learned initial latent.
-    materialize_lowrank: compute `W = U V` explicitly (reference path for tests/benchmarks).
+      materialize_lowrank: compute `W = U V` explicitly (reference path for tests/benchmarks).
     latent_map: "none" (V is the latent, as MIA_SPEC section 3) or "ln_linear" (V =
-      Linear(LayerNorm(latent)), a meta-learned map, as the authors' released code does).
+      Linear(LayerNorm(latent)), a meta-learned map).
   """
 
   d_out: int
@@ -54,9 +55,18 @@ class ComposerINR(nn.Module):
   rank: int = 8
   ff_dim: int = 128
   ff_sigma: float = 0.0
-  latent_init_std: float = 0.2
   materialize_lowrank: bool = False
   latent_map: str = "none"
+
+  @property
+  def latent_shape(self) -> tuple[int, int]:
+    """The per-signal latent V: `rank` rows of width `hidden`."""
+    return (self.rank, self.hidden)
+
+  def batched_apply(self, variables, latents: jax.Array, coords: jax.Array) -> jax.Array:
+    """The fast path for stacked modalities and signals (`variables` stacked on `[G]`); see the
+    module-level `batched_apply`."""
+    return batched_apply(self, variables["params"], variables.get("buffers", {}), latents, coords)
 
   @nn.compact
   def __call__(self, coords: jax.Array, latent: jax.Array) -> jax.Array:
@@ -71,8 +81,6 @@ class ComposerINR(nn.Module):
     """
     if self.num_layers < 3:
       raise ValueError(f"num_layers must be >= 3 (encoder, modulated, output), got {self.num_layers}.")
-    # The meta-learned initial latent; not used by the forward pass itself (`model.py` reads it).
-    self.param("latent_init", nn.initializers.normal(self.latent_init_std), (self.rank, self.hidden))
     if self.ff_sigma > 0:
       fourier = self.variable(
           "buffers", "fourier_B",

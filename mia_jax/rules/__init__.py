@@ -1,43 +1,142 @@
-"""Update rules: one file per method, all behind `UpdateRule` (see `base.py`)."""
+"""Update rules: typed pieces (`UpdateRule`) combined with `chain`, and the methods built from them.
+
+Pieces: `identity`, `gradient_scaler`, `learning_rate`, `learned_learning_rate`, `sft` (MIA's
+State Fusion Transformers, with its ablation switches), `alfa`, `gap`. Methods are chains:
+
+    cavia(inner_lr)                 = chain(learning_rate(inner_lr))
+    metasgd(inner_lr)               = chain(learned_learning_rate(inner_lr))
+    mia(grad_scale=10, **sft_args)  = chain(gradient_scaler(10), learning_rate(1), sft(...))
+
+`from_config(method, fields)` builds any method (and MIA's ablations) by name from the flat config
+fields of `RuleConfig`, for the experiments' `method=...,ablation=...` arguments.
+"""
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+import dataclasses
+import inspect
+from typing import Any, Mapping
 
-from mia_jax.modalities import ModalityGroup
-from mia_jax.rules.base import UpdateRule
-from mia_jax.rules.cavia import Cavia
-from mia_jax.rules.metasgd import MetaSGD
-from mia_jax.rules.alfa import Alfa
-from mia_jax.rules.gap import Gap
-from mia_jax.rules.sft import ABLATIONS, SFT
+from mia_jax.rules.alfa import alfa
+from mia_jax.rules.base import UpdateRule, chain, identity
+from mia_jax.rules.gap import gap
+from mia_jax.rules.scaling import gradient_scaler, learned_learning_rate, learning_rate
+from mia_jax.rules.sft import sft
 
-RULES: dict[str, type[UpdateRule]] = {
-    "cavia": Cavia,
-    "metasgd": MetaSGD,
-    "alfa": Alfa,
-    "gap": Gap,
-    "mia": SFT,
+METHODS = ("mia", "cavia", "metasgd", "alfa", "gap")
+
+# MIA's ablations: the `sft()` switches each one turns off; "no_sft" removes the SFT (and with it
+# the gradient scaler, which without the SFT would only be a learned scalar learning rate).
+ABLATIONS: dict[str, dict[str, bool] | None] = {
+    "none": {},
+    "no_sft": None,
+    "no_usft": {"use_usft": False},
+    "no_msft": {"use_msft": False},
+    "no_fuser": {"use_fuser": False},
+    "grad_only": {"use_latent": False},
+    "latent_only": {"use_grad": False},
 }
+LR_POSITIONS = ("pre", "post")
+
+_SFT = inspect.signature(sft).parameters
+_ALFA = inspect.signature(alfa).parameters
 
 
-def make_rule(method: str, groups: Sequence[ModalityGroup], latent_shape: tuple[int, int],
-              cfg: Mapping[str, Any] | None = None) -> UpdateRule:
-  """Builds the update rule of a method by name."""
-  if method not in RULES:
-    raise ValueError(f"Unknown method {method!r}; allowed: {', '.join(sorted(RULES))}.")
-  cfg = dict(cfg or {})
-  ablation = cfg.get("ablation", "none") or "none"
+@dataclasses.dataclass(frozen=True)
+class RuleConfig:
+  """The flat `rule` config fields of the experiments (defaults are the pieces' own).
+
+  Attributes:
+    inner_lr: the inner learning rate alpha (fixed, or the initial value of learned rates).
+    lr_position: "pre" (the rate scales the gradient before the method's core) or "post".
+    learn_lr: per-element learned rates (MetaSGD-style) instead of the fixed alpha.
+    grad_scale: initial value of MIA's learned gradient scaler; 0 = none.
+    ablation: MIA only, a key of `ABLATIONS`.
+    sft_width ... out_init_scale: `sft()` arguments (`width`, `usft_depth`, ...).
+    alfa_depth: `alfa()`'s MLP depth.
+  """
+
+  inner_lr: float = 1.0
+  lr_position: str = "pre"
+  learn_lr: bool = False
+  grad_scale: float = 0.0
+  ablation: str = "none"
+  sft_width: int = _SFT["width"].default
+  usft_depth: int = _SFT["usft_depth"].default
+  msft_depth: int = _SFT["msft_depth"].default
+  num_heads: int = _SFT["num_heads"].default
+  head_dim: int = _SFT["head_dim"].default
+  mlp_depth: int = _SFT["mlp_depth"].default
+  residual: bool = _SFT["residual"].default
+  out_init_scale: float = _SFT["out_init_scale"].default
+  alfa_depth: int = _ALFA["depth"].default
+
+  @classmethod
+  def from_mapping(cls, fields: Mapping[str, Any] | None) -> "RuleConfig":
+    """From a dict (e.g. `config.rule.to_dict()`); an unknown field is a clear error."""
+    fields = dict(fields or {})
+    allowed = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(fields) - set(allowed))
+    if unknown:
+      raise ValueError(f"Unknown rule config fields {unknown}; allowed: {', '.join(allowed)}.")
+    return cls(**fields)
+
+  def sft_args(self) -> dict[str, Any]:
+    return dict(width=self.sft_width, usft_depth=self.usft_depth, msft_depth=self.msft_depth,
+                num_heads=self.num_heads, head_dim=self.head_dim, mlp_depth=self.mlp_depth,
+                residual=self.residual, out_init_scale=self.out_init_scale)
+
+
+def cavia(inner_lr: float = 1.0) -> UpdateRule:
+  """CAVIA: `u = alpha * g` with a fixed scalar rate."""
+  return chain(learning_rate(inner_lr))
+
+
+def metasgd(inner_lr: float = 1.0, clip: tuple[float, float] = (0.0, 5.0)) -> UpdateRule:
+  """MetaSGD: `u = alpha * g` with meta-learned per-element rates (init `inner_lr`)."""
+  return chain(learned_learning_rate(inner_lr, clip))
+
+
+def mia(grad_scale: float = 10.0, inner_lr: float = 1.0, **sft_args) -> UpdateRule:
+  """MIA: the learned gradient scaler, the rate, then the SFTs (`sft()`'s keyword arguments)."""
+  return chain(gradient_scaler(grad_scale), learning_rate(inner_lr), sft(**sft_args))
+
+
+def from_config(method: str, fields: Mapping[str, Any] | RuleConfig | None = None) -> UpdateRule:
+  """The update rule of a method by name, from the flat `RuleConfig` fields.
+
+  Raises:
+    ValueError: an unknown method, ablation, lr_position or field, or settings the method does not
+      allow (an ablation of a method other than MIA, learned rates for CAVIA or ALFA).
+  """
+  if method not in METHODS:
+    raise ValueError(f"Unknown method {method!r}; allowed: {', '.join(sorted(METHODS))}.")
+  c = fields if isinstance(fields, RuleConfig) else RuleConfig.from_mapping(fields)
+  ablation = c.ablation or "none"
   if ablation not in ABLATIONS:
     raise ValueError(f"Unknown ablation {ablation!r}; allowed: {', '.join(ABLATIONS)}.")
   if ablation != "none" and method != "mia":
     raise ValueError(f"ablation={ablation!r} applies to method='mia' only (got {method!r}).")
+  if c.lr_position not in LR_POSITIONS:
+    raise ValueError(f"Unknown lr_position {c.lr_position!r}; allowed: {', '.join(LR_POSITIONS)}.")
+  if c.grad_scale < 0:
+    raise ValueError(f"grad_scale must be > 0 (or 0 for none), got {c.grad_scale}.")
+  if method in ("cavia", "alfa") and c.learn_lr:
+    raise ValueError(f"{method} uses a fixed learning rate (ALFA generates its own); learn_lr "
+                     "must be False (method=metasgd learns per-element rates).")
   if method == "mia" and ablation == "no_sft":
-    # MIA's backbone and training with the update rule removed: CAVIA. The gradient scaler goes
-    # too: without the SFTs it would only be a learned scalar learning rate.
-    cfg = {k: v for k, v in cfg.items() if k in ("inner_lr", "lr_position")}
-    return Cavia(groups, latent_shape, cfg)
-  return RULES[method](groups, latent_shape, cfg)
+    return cavia(c.inner_lr)
+  scale = [gradient_scaler(c.grad_scale)] if c.grad_scale else []
+  if method == "alfa":
+    return chain(*scale, alfa(inner_lr=c.inner_lr, depth=c.alfa_depth))
+  learn = c.learn_lr or method == "metasgd"
+  lr = learned_learning_rate(c.inner_lr) if learn else learning_rate(c.inner_lr)
+  core = {"cavia": [], "metasgd": [], "gap": [gap()],
+          "mia": [sft(**c.sft_args(), **(ABLATIONS[ablation] or {}))]}[method]
+  pieces = [*scale, lr, *core] if c.lr_position == "pre" else [*scale, *core, lr]
+  return chain(*pieces)
 
 
-__all__ = ["ABLATIONS", "RULES", "UpdateRule", "Alfa", "Cavia", "Gap", "MetaSGD", "SFT", "make_rule"]
+__all__ = ["ABLATIONS", "LR_POSITIONS", "METHODS", "RuleConfig", "UpdateRule", "alfa", "cavia",
+           "chain", "from_config", "gap", "gradient_scaler", "identity", "learned_learning_rate",
+           "learning_rate", "metasgd", "mia", "sft"]

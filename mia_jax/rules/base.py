@@ -1,136 +1,141 @@
-"""The update-rule interface shared by every method.
+"""Update rules as composable pieces, in the spirit of optax's `GradientTransformation`.
 
-An update rule turns the states of every modality (the gradients of the support loss with respect
-to the latents, and the latents themselves) into the inner-loop update:
+An update rule turns every modality's support-loss gradient and latent into the inner-loop update.
+Every tree is keyed by modality name, with per-signal arrays read as tokens (`mia_jax.tokens`):
 
-    g_m = s_m * alpha_m * dL_m/dz_m        (gradient scaler s, learning rate alpha "pre")
-    u, z = rule.transform(params, g, z)     (rule-specific; may look across modalities)
-    u_m = alpha_m * u_m                     (learning rate "post", instead of "pre")
-    z_m <- z_m - u_m                        (done by the inner loop)
+    grads, latents:  {name: [B, T, W]}
 
-`apply(params, grads, latents) -> (updates, latents)` runs the first three lines. All trees are
-dicts keyed by modality-group name with arrays `[G, B, rank, hidden]` (G stacked modalities,
-B signals). Rule parameters are stacked on the same leading `[G]` axis per group where they are
-per-modality, so the rule stays vmappable and a group's modalities never mix by accident.
+A piece is an `UpdateRule(init, apply, project)` of pure functions:
 
-Parameter tree of every rule: `{"lr": {group: [G, rank, hidden]}}` when the learning rate is
-learned, `{"log_scale": {group: [G]}}` when the gradient scaler is on, and rule-specific entries.
+    params = init(rng, token_shapes)                 token_shapes: {name: (T, W)}
+    updates, latents = apply(params, updates, latents)
+    params = project(params)                         after every outer step (e.g. clipping)
+
+and the inner loop sets `z <- latents - updates`. `chain(a, b, ...)` feeds the updates (and the
+latents) of each piece to the next, starting from the raw gradients, so
+
+    CAVIA    = chain(learning_rate(alpha))
+    MetaSGD  = chain(learned_learning_rate(alpha))
+    MIA      = chain(gradient_scaler(10), learning_rate(1), sft(...))
+
+and any other order or mixture is a chain too. Per-modality parameters are keyed by modality name
+(never by an internal group); pieces that vmap one module over modalities stack the same-shaped
+modalities internally (`stack_by_token_shape`).
 """
 
 from __future__ import annotations
 
-import abc
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 
-from mia_jax.modalities import ModalityGroup
+from mia_jax.modalities import name_hash
 
 PyTree = Any
-LR_POSITIONS = ("pre", "post")
+Tokens = Mapping[str, jax.Array]
+TokenShapes = Mapping[str, tuple[int, int]]
 
 
-class UpdateRule(abc.ABC):
-  """Base class: learning rate, gradient scaler and their position; subclasses add `transform`.
+class UpdateRule(NamedTuple):
+  """A pure `(init, apply, project)` triple; `name` keys its parameters inside a `chain`."""
+
+  init: Callable[[jax.Array, TokenShapes], PyTree]
+  apply: Callable[[PyTree, Tokens, Tokens], tuple[dict, dict]]
+  project: Callable[[PyTree], PyTree] = lambda params: params
+  name: str = "rule"
+
+
+def identity() -> UpdateRule:
+  """`u = g`: the raw gradient (CAVIA with learning rate 1)."""
+  return UpdateRule(lambda rng, shapes: {}, lambda params, u, z: (dict(u), dict(z)),
+                    name="identity")
+
+
+def chain(*rules: UpdateRule) -> UpdateRule:
+  """Applies `rules` in order; parameters are `{piece name: params}` (names made unique).
 
   Args:
-    groups: the modality groups, in model order.
-    latent_shape: `(rank, hidden)`.
-    cfg: the `rule` config: `inner_lr` (float), `learn_lr` (bool), `lr_position` ("pre"|"post"),
-      `grad_scale` (initial value of the learned gradient scaler; 0 or None = no scaler),
-      plus rule-specific fields.
+    *rules: the pieces; at least one.
+
+  Returns:
+    An `UpdateRule` whose `apply` threads `(updates, latents)` through every piece.
   """
+  if not rules:
+    raise ValueError("chain() needs at least one update rule.")
+  for r in rules:
+    if not isinstance(r, UpdateRule):
+      raise TypeError(f"chain() takes UpdateRule pieces, got {type(r).__name__}: {r!r}.")
+  keys, seen = [], {}
+  for r in rules:
+    n = seen.get(r.name, 0)
+    seen[r.name] = n + 1
+    keys.append(r.name if n == 0 else f"{r.name}_{n}")
 
-  name = "base"
+  def init(rng, token_shapes):
+    return {k: r.init(jax.random.fold_in(rng, i), token_shapes)
+            for i, (k, r) in enumerate(zip(keys, rules))}
 
-  def __init__(self, groups: Sequence[ModalityGroup], latent_shape: tuple[int, int],
-               cfg: Mapping[str, Any] | None = None):
-    cfg = ml_collections.ConfigDict(dict(cfg or {}))
-    self.groups = tuple(groups)
-    self.latent_shape = tuple(latent_shape)
-    self.inner_lr = float(cfg.get("inner_lr", 1.0))
-    self.learn_lr = bool(cfg.get("learn_lr", False))
-    self.lr_position = cfg.get("lr_position", "pre")
-    if self.lr_position not in LR_POSITIONS:
-      raise ValueError(f"Unknown lr_position {self.lr_position!r}; allowed: {LR_POSITIONS}.")
-    grad_scale = cfg.get("grad_scale", None)
-    self.grad_scale = float(grad_scale) if grad_scale else None
-    if self.grad_scale is not None and self.grad_scale <= 0:
-      raise ValueError(f"grad_scale must be positive (or 0/None for none), got {grad_scale}.")
-    self.cfg = cfg
+  def apply(params, updates, latents):
+    for k, r in zip(keys, rules):
+      updates, latents = r.apply(params[k], updates, latents)
+    return updates, latents
 
-  # -- parameters --------------------------------------------------------------------------------
+  def project(params):
+    return {k: r.project(params[k]) for k, r in zip(keys, rules)}
 
-  def init(self, rng: jax.Array) -> PyTree:
-    """Meta-parameters of the rule (a dict; may be empty)."""
-    params = {}
-    if self.learn_lr:
-      params["lr"] = {g.name: jnp.full((g.size,) + self.latent_shape, self.inner_lr, jnp.float32)
-                      for g in self.groups}
-    if self.grad_scale is not None:
-      params["log_scale"] = {g.name: jnp.full((g.size,), jnp.log(self.grad_scale), jnp.float32)
-                             for g in self.groups}
-    params.update(self.init_rule(rng))
-    return params
-
-  def init_rule(self, rng: jax.Array) -> PyTree:
-    """Rule-specific parameters (merged into `init`'s dict). Default: none."""
-    del rng
-    return {}
-
-  def project(self, params: PyTree) -> PyTree:
-    """Projection applied after every outer step (e.g. clipping learning rates). Default: none."""
-    return params
-
-  # -- the update ----------------------------------------------------------------------------------
-
-  def learning_rate(self, params: PyTree, group: str) -> jax.Array:
-    """`[G, 1, rank, hidden]` learned rates, or the fixed scalar."""
-    if self.learn_lr:
-      return params["lr"][group][:, None]
-    return jnp.asarray(self.inner_lr, jnp.float32)
-
-  def apply(self, params: PyTree, grads: Mapping[str, jax.Array],
-            latents: Mapping[str, jax.Array]) -> tuple[dict, dict]:
-    """Updates for every group.
-
-    Args:
-      params: this rule's parameters (from `init`).
-      grads: `{group: [G, B, rank, hidden]}` raw support-loss gradients w.r.t. the latents.
-      latents: `{group: [G, B, rank, hidden]}` current latents.
-
-    Returns:
-      (updates, latents): the inner loop sets `z <- latents - updates`.
-    """
-    scaled = {}
-    for g in self.groups:
-      x = grads[g.name]
-      if self.grad_scale is not None:
-        x = x * jnp.exp(params["log_scale"][g.name])[:, None, None, None]
-      if self.lr_position == "pre":
-        x = x * self.learning_rate(params, g.name)
-      scaled[g.name] = x
-    updates, new_latents = self.transform(params, scaled, dict(latents))
-    if self.lr_position == "post":
-      updates = {g.name: updates[g.name] * self.learning_rate(params, g.name) for g in self.groups}
-    return updates, new_latents
-
-  @abc.abstractmethod
-  def transform(self, params: PyTree, grads: dict, latents: dict) -> tuple[dict, dict]:
-    """Rule-specific map from scaled gradients and latents to (updates, latents)."""
+  return UpdateRule(init, apply, project, name="chain")
 
 
-def init_stacked(module, rng: jax.Array, size: int, *example_args) -> PyTree:
-  """Initialises `size` independent copies of a Flax module, stacked on a leading axis.
+# -- helpers for pieces ------------------------------------------------------------------------------
 
-  `example_args` are one member's inputs (without the leading member axis).
+def modality_key(rng: jax.Array, name: str) -> jax.Array:
+  """A key for a modality's parameters that does not depend on which other modalities exist."""
+  return jax.random.fold_in(rng, name_hash(name))
+
+
+def stack_by_token_shape(shapes: Mapping[str, Any]) -> list[tuple[str, ...]]:
+  """Modality names grouped by equal (hashable) shapes, in order of first appearance."""
+  groups: dict[Any, list[str]] = {}
+  for name, shape in shapes.items():
+    groups.setdefault(shape, []).append(name)
+  return [tuple(v) for v in groups.values()]
+
+
+def tree_stack(trees: Sequence[PyTree]) -> PyTree:
+  """Stacks same-structured trees on a new leading axis."""
+  return jax.tree.map(lambda *xs: jnp.stack(xs), *trees)
+
+
+def init_per_modality(module, rng: jax.Array, token_shapes: TokenShapes,
+                      example_args: Callable[[tuple[int, int]], Sequence[jax.Array]]) -> dict:
+  """`{name: module params}`, each initialised from `modality_key(rng, name)`."""
+  return {name: module.init(modality_key(rng, name), *example_args(tuple(shape)))["params"]
+          for name, shape in token_shapes.items()}
+
+
+def apply_per_modality(module, params: Mapping[str, PyTree], inputs: Sequence[Tokens],
+                       names: Sequence[str]) -> dict:
+  """Applies each modality's copy of `module`; same-shaped modalities stacked and vmapped.
+
+  Args:
+    module: a Flax module applied to one modality's `[B, T, ...]` arrays.
+    params: `{name: params}`.
+    inputs: the module's positional inputs, each `{name: array}`.
+    names: the modalities to apply it to, in order.
+
+  Returns:
+    `{name: output}`.
   """
-  keys = jax.random.split(rng, size)
-  return jax.vmap(lambda k: module.init(k, *example_args)["params"])(keys)
-
-
-def apply_stacked(module, params: PyTree, *args) -> Any:
-  """Applies stacked copies of a module: every leaf of `params` and `args` has a leading `[G]`."""
-  return jax.vmap(lambda p, *a: module.apply({"params": p}, *a))(params, *args)
+  shapes = {n: tuple(tuple(x[n].shape) for x in inputs) for n in names}
+  out = {}
+  for members in stack_by_token_shape(shapes):
+    if len(members) == 1:
+      n = members[0]
+      out[n] = module.apply({"params": params[n]}, *(x[n] for x in inputs))
+      continue
+    stacked = jax.vmap(lambda p, *a: module.apply({"params": p}, *a))(
+        tree_stack([params[n] for n in members]),
+        *(jnp.stack([x[n] for n in members]) for x in inputs))
+    out.update({n: jax.tree.map(lambda x, i=i: x[i], stacked) for i, n in enumerate(members)})
+  return out

@@ -1,8 +1,8 @@
-"""GAP (Kang et al., 2023) on latents: a learned diagonal preconditioner.
+"""GAP (Kang et al., 2023) on latents, the piece `gap()`: a learned diagonal preconditioner.
 
 `M = softplus(m, beta=2) = log(1 + exp(2 m)) / 2` (m init 0.928, so M starts at 1.0) scales the
-gradient along the smaller of the latent's two axes (rows when rank <= hidden):
-`u = alpha * (g @ diag(M))`, alpha the fixed inner learning rate.
+incoming update along the smaller of the token view's two axes (tokens when T <= W):
+`u <- u @ diag(M)`. In GAP the chain puts the fixed inner learning rate before it.
 """
 
 from __future__ import annotations
@@ -19,25 +19,20 @@ def softplus_beta(x: jax.Array, beta: float = 2.0) -> jax.Array:
   return jax.nn.softplus(beta * x) / beta
 
 
-class Gap(UpdateRule):
-  """GAP preconditioner, one `M` per modality."""
+def gap(*, m_init: float = M_INIT) -> UpdateRule:
+  """GAP's preconditioner, one `M` per modality. Parameters: `{name: m [min(T, W)]}`."""
 
-  name = "gap"
-
-  def __init__(self, groups, latent_shape, cfg=None):
-    super().__init__(groups, latent_shape, cfg)
-    rank, hidden = self.latent_shape
-    self.axis = -2 if rank <= hidden else -1  # the smaller axis
-    self.size = min(rank, hidden)
-
-  def init_rule(self, rng):
+  def init(rng, token_shapes):
     del rng
-    return {"m": {g.name: jnp.full((g.size, self.size), M_INIT, jnp.float32) for g in self.groups}}
+    return {n: jnp.full((min(t, w),), float(m_init), jnp.float32)
+            for n, (t, w) in token_shapes.items()}
 
-  def transform(self, params, grads, latents):
-    updates = {}
-    for g in self.groups:
-      m = softplus_beta(params["m"][g.name])  # [G, size]
-      m = m[:, None, :, None] if self.axis == -2 else m[:, None, None, :]
-      updates[g.name] = grads[g.name] * m
-    return updates, latents
+  def apply(params, updates, latents):
+    out = {}
+    for n, u in updates.items():
+      t, w = u.shape[-2:]
+      m = softplus_beta(params[n])
+      out[n] = u * (m[:, None] if t <= w else m)
+    return out, dict(latents)
+
+  return UpdateRule(init, apply, name="gap")

@@ -1,26 +1,26 @@
-"""MIA's update rule: State Fusion Transformers (MIA_SPEC section 4).
+"""MIA's update rule: State Fusion Transformers (MIA_SPEC section 4), the piece `sft()`.
 
-For every modality m, the latent `z_m` `[B, rank, hidden]` is a sequence of `rank` tokens. At each
-inner step:
+For every modality m, the latent `z_m` is read as `T` tokens of width `W` (`mia_jax.tokens`; the
+composer's `[rank, hidden]` latent is `rank` tokens of width `hidden`). At each inner step:
 
-1. state:   `s_m = ProjMLP_m([LN(g_m), LN(z_m)]) + pos_m`                      `[B, rank, D]`
+1. state:   `s_m = ProjMLP_m([LN(g_m), LN(z_m)]) + pos_m`                      `[B, T, D]`
 2. USFT:    `h_m = USFT_m(s_m)`, transformer block(s) per modality
 3. MSFT:    `c = MSFT(concat_m h_m)` over the joint sequence of all modalities' tokens, split
             back into `c_m` (this is where modalities exchange information)
-4. fusion:  `u_m = Linear_m(LN(MLP_m(GroupNorm_3([s_m, h_m, c_m]))))`             `[B, rank, hidden]`
+4. fusion:  `u_m = Linear_m(LN(MLP_m(GroupNorm_3([s_m, h_m, c_m]))))`             `[B, T, W]`
 
-`g_m` is the support-loss gradient already multiplied by the learned gradient scaler
-`s_m = exp(log_s_m)` (base class). Transformer blocks are pre-norm multi-head attention then a
-pre-norm GELU feed-forward, without residual connections by default (as the released
+`g_m` is what the chain hands over: in MIA the support-loss gradient times the learned gradient
+scaler and the learning rate (`rules.mia()`). Transformer blocks are pre-norm multi-head attention
+then a pre-norm GELU feed-forward, without residual connections by default (as the released
 implementation) and with them when `residual=True`.
 
-Per-modality modules (ProjMLP, USFT, fusion) are stacked on the group axis `[G]` and vmapped; the
-MSFT is one module shared by all modalities.
+Per-modality modules (ProjMLP, USFT, fusion) have parameters keyed by modality name; modalities
+with the same token shape are stacked and vmapped. The MSFT is one module shared by all.
 
-Ablations (`ablation`): `none`; `no_usft` (MSFT reads the states directly, fusion over [s, c]);
-`no_msft` (no cross-modal exchange: fusion over [s, h]); `no_fuser` (only the last available state
-goes through LN + Linear); `grad_only` / `latent_only` (the state is built from one of the two).
-`no_sft` (remove the whole rule) is handled by `make_rule`, which returns CAVIA.
+Ablations are switches of `sft()`: `use_usft=False` (MSFT reads the states directly, fusion over
+[s, c]); `use_msft=False` (no cross-modal exchange: fusion over [s, h]); `use_fuser=False` (only
+the last available state goes through LN + Linear); `use_grad=False` / `use_latent=False` (the
+state is built from one of the two). Removing the whole SFT is a chain without it (CAVIA).
 """
 
 from __future__ import annotations
@@ -30,14 +30,12 @@ import jax.numpy as jnp
 from flax import linen as nn
 
 from mia_jax import layers
-from mia_jax.rules.base import UpdateRule, apply_stacked, init_stacked
+from mia_jax.rules.base import UpdateRule, apply_per_modality, modality_key
 
 # PyTorch's LayerNorm epsilon, as the released implementation. It matters: the gradient's LayerNorm
 # passes the gradient's magnitude through only while its variance is small against epsilon, which
 # is what the learned gradient scaler controls.
 LN_EPS = 1e-5
-
-ABLATIONS = ("none", "no_sft", "no_usft", "no_msft", "no_fuser", "grad_only", "latent_only")
 
 
 class StateEncoder(nn.Module):
@@ -119,79 +117,87 @@ class Fuser(nn.Module):
     return layers.TorchDense(self.out_dim, kernel_scale=self.out_scale, name="out")(x)
 
 
-class SFT(UpdateRule):
-  """State Fusion Transformers.
+def sft(*, width: int = 192, usft_depth: int = 1, msft_depth: int = 1, num_heads: int = 3,
+        head_dim: int = 64, mlp_depth: int = 2, residual: bool = False,
+        out_init_scale: float = 1.0, use_usft: bool = True, use_msft: bool = True,
+        use_fuser: bool = True, use_grad: bool = True, use_latent: bool = True) -> UpdateRule:
+  """MIA's State Fusion Transformers as an update-rule piece.
 
-  Extra config fields: `sft_width` (D, 192), `usft_depth` (1), `msft_depth` (1), `num_heads` (3),
-  `head_dim` (64), `mlp_depth` (2), `residual` (False), `ablation` (see ABLATIONS),
-  `out_init_scale` (scale of the output layer's init; 0 = zeros, 1 = PyTorch default).
+  It maps the incoming updates `g_m` (the gradient, usually already scaled by a learning rate and
+  the gradient scaler earlier in the chain) and the latents `z_m`, both `{name: [B, T, W]}`, to
+  the updates `u_m` `[B, T, W]`; the latents pass through unchanged.
+
+  Args:
+    width: D, the SFTs' token width.
+    usft_depth, msft_depth: transformer blocks of the per-modality USFT and the joint MSFT.
+    num_heads, head_dim: attention heads and their width.
+    mlp_depth: layers of the state-encoder and fusion MLPs.
+    residual: residual connections in the transformer blocks (off, as the released code).
+    out_init_scale: scale of the output layer's PyTorch-default init (0 = zeros).
+    use_usft, use_msft, use_fuser, use_grad, use_latent: the ablation switches (False removes the
+      USFT, the MSFT, the fusion MLP, the gradient or the latent from the state).
+
+  Parameters: `{"encoder": {name: ...}, "usft": {name: ...}, "msft": ..., "fuser": {name: ...}}`
+  (`usft` / `msft` only when used).
   """
+  if not (use_grad or use_latent):
+    raise ValueError("sft(): the state needs the gradient or the latent (use_grad or use_latent).")
+  for what, value in (("width", width), ("num_heads", num_heads), ("head_dim", head_dim),
+                      ("mlp_depth", mlp_depth), ("usft_depth", usft_depth),
+                      ("msft_depth", msft_depth)):
+    if int(value) < 1:
+      raise ValueError(f"sft(): {what} must be >= 1, got {value}.")
+  encoder = StateEncoder(width, mlp_depth, use_grad=use_grad, use_latent=use_latent)
+  usft = Transformer(width, usft_depth, num_heads, head_dim, width, residual)
+  msft = Transformer(width, msft_depth, num_heads, head_dim, width, residual)
+  num_states = 1 + use_usft + use_msft
+  fuser = lambda out_dim: Fuser(width, out_dim, mlp_depth, use_mlp=use_fuser,
+                                out_scale=out_init_scale)
 
-  name = "mia"
-
-  def __init__(self, groups, latent_shape, cfg=None):
-    super().__init__(groups, latent_shape, cfg)
-    c = self.cfg
-    self.ablation = c.get("ablation", "none")
-    if self.ablation not in ABLATIONS:
-      raise ValueError(f"Unknown ablation {self.ablation!r}; allowed: {', '.join(ABLATIONS)}.")
-    if self.ablation == "no_sft":
-      raise ValueError("ablation='no_sft' removes the SFTs: build it with make_rule('mia', ...), "
-                       "which returns the CAVIA rule.")
-    width = int(c.get("sft_width", 192))
-    heads, head_dim = int(c.get("num_heads", 3)), int(c.get("head_dim", 64))
-    mlp_depth = int(c.get("mlp_depth", 2))
-    residual = bool(c.get("residual", False))
-    self.use_usft = self.ablation != "no_usft"
-    self.use_msft = self.ablation != "no_msft"
-    self.encoder = StateEncoder(width, mlp_depth, use_grad=self.ablation != "latent_only",
-                                use_latent=self.ablation != "grad_only")
-    self.usft = Transformer(width, int(c.get("usft_depth", 1)), heads, head_dim, width, residual)
-    self.msft = Transformer(width, int(c.get("msft_depth", 1)), heads, head_dim, width, residual)
-    self.fuser = Fuser(width, latent_shape[1], mlp_depth, use_mlp=self.ablation != "no_fuser",
-                       out_scale=float(c.get("out_init_scale", 1.0)))
-    self.width = width
-    self.num_states = 1 + self.use_usft + self.use_msft
-
-  def init_rule(self, rng):
-    rank, hidden = self.latent_shape
-    z = jnp.zeros((1, rank, hidden), jnp.float32)
-    s = jnp.zeros((1, rank, self.width), jnp.float32)
-    params = {"encoder": {}, "usft": {}, "fuser": {}}
-    for i, g in enumerate(self.groups):
-      k = jax.random.split(jax.random.fold_in(rng, i), 3)
-      params["encoder"][g.name] = init_stacked(self.encoder, k[0], g.size, z, z)
-      if self.use_usft:
-        params["usft"][g.name] = init_stacked(self.usft, k[1], g.size, s)
-      params["fuser"][g.name] = init_stacked(self.fuser, k[2], g.size, *[s] * self.num_states)
-    if not self.use_usft:
-      del params["usft"]
-    if self.use_msft:
-      params["msft"] = self.msft.init(jax.random.fold_in(rng, len(self.groups)), s)["params"]
+  def init(rng, token_shapes):
+    params = {"encoder": {}, "fuser": {}}
+    if use_usft:
+      params["usft"] = {}
+    for name, (t, w) in token_shapes.items():
+      z = jnp.zeros((1, t, w), jnp.float32)
+      s = jnp.zeros((1, t, width), jnp.float32)
+      params["encoder"][name] = encoder.init(modality_key(jax.random.fold_in(rng, 0), name),
+                                             z, z)["params"]
+      if use_usft:
+        params["usft"][name] = usft.init(modality_key(jax.random.fold_in(rng, 1), name),
+                                         s)["params"]
+      params["fuser"][name] = fuser(w).init(modality_key(jax.random.fold_in(rng, 2), name),
+                                            *[s] * num_states)["params"]
+    if use_msft:
+      s = jnp.zeros((1, 1, width), jnp.float32)
+      params["msft"] = msft.init(jax.random.fold_in(rng, 3), s)["params"]
     return params
 
-  def transform(self, params, grads, latents):
-    states = {g.name: [apply_stacked(self.encoder, params["encoder"][g.name], grads[g.name],
-                                     latents[g.name])] for g in self.groups}
-    if self.use_usft:
-      for g in self.groups:
-        states[g.name].append(apply_stacked(self.usft, params["usft"][g.name], states[g.name][-1]))
-    if self.use_msft:
-      # Join every modality's tokens into one sequence per signal: [G, B, T, D] -> [B, G*T, D].
-      seqs, sizes = [], []
-      for g in self.groups:
-        x = states[g.name][-1]
-        gsize, b, t, d = x.shape
-        seqs.append(jnp.transpose(x, (1, 0, 2, 3)).reshape(b, gsize * t, d))
-        sizes.append(gsize * t)
-      joint = self.msft.apply({"params": params["msft"]}, jnp.concatenate(seqs, axis=1))
+  def apply(params, updates, latents):
+    names = list(updates)
+    states = {n: [x] for n, x in apply_per_modality(
+        encoder, params["encoder"], (updates, latents), names).items()}
+    if use_usft:
+      h = apply_per_modality(usft, params["usft"], ({n: states[n][-1] for n in names},), names)
+      for n in names:
+        states[n].append(h[n])
+    if use_msft:
+      # One sequence per signal of every modality's tokens: [B, sum_m T_m, D].
+      joint = msft.apply({"params": params["msft"]},
+                         jnp.concatenate([states[n][-1] for n in names], axis=-2))
       start = 0
-      for g, n in zip(self.groups, sizes):
-        part = joint[:, start:start + n]
-        start += n
-        b = part.shape[0]
-        states[g.name].append(
-            jnp.transpose(part.reshape(b, g.size, -1, self.width), (1, 0, 2, 3)))
-    updates = {g.name: apply_stacked(self.fuser, params["fuser"][g.name], *states[g.name])
-               for g in self.groups}
-    return updates, latents
+      for n in names:
+        t = states[n][-1].shape[-2]
+        states[n].append(joint[..., start:start + t, :])
+        start += t
+    out = {}
+    by_width: dict[int, list[str]] = {}
+    for n in names:
+      by_width.setdefault(updates[n].shape[-1], []).append(n)
+    for w, members in by_width.items():
+      out.update(apply_per_modality(
+          fuser(w), params["fuser"],
+          tuple({n: states[n][i] for n in members} for i in range(num_states)), members))
+    return {n: out[n] for n in names}, dict(latents)
+
+  return UpdateRule(init, apply, name="sft")
