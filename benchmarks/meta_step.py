@@ -77,11 +77,11 @@ def measure(config, steps: int, windows: int) -> dict:
   """Times the compiled train step of `config`."""
   import jax
   from data_pipelines.synthetic import generate
-  from mia_jax import meta_step
+  from mia_jax import meta_step, train
 
-  learner = meta_step.learner_from_config(config)
+  learner = train.build_learner(config)  # also a run on the user's own arrays (arrays.py)
   mesh = meta_step.data_mesh()
-  names = config.modalities.split("+")
+  names = [s.name for s in learner.specs]
   if config.benchmark == "synthetic":
     batch = generate.generate_signals(config.batch_size, 0, names)
   else:  # the values do not change the timing; the shapes come from the modality specs

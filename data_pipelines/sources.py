@@ -266,7 +266,7 @@ def to_memory(source: Source, chunk_size: int = 1024) -> ArraySource:
 
 
 class GridSource(ArraySource):
-  """Signals given as arrays on their grids, in the conventions of the `.npz` format.
+  """Signals given as arrays on their grids, in the `.npz` format's conventions.
 
   Each modality's values are `[num_signals, *grid, d_out]`; a 2-D array
   `[num_signals, num_points]` means a 1-D grid with `d_out = 1`. An array
@@ -305,7 +305,7 @@ class GridSource(ArraySource):
         shape or dtype that the format does not allow.
     """
     if not isinstance(signals, Mapping) or not signals:
-      raise ValueError(f"{where} hold no modality arrays.")
+      raise ValueError(f"No modality arrays in {where}.")
     available = list(signals)
     if modalities is None:
       modalities = available
@@ -313,11 +313,11 @@ class GridSource(ArraySource):
       modalities = (modalities,)
     modalities = tuple(modalities)
     if not modalities:
-      raise ValueError(f"Need at least one modality; {where} hold {available}.")
+      raise ValueError(f"Need at least one modality; {where}: {available}.")
     for name in modalities:
       if name not in available:
         raise ValueError(
-            f"Modality {name!r} is not in {where}; it holds {available}.")
+            f"Modality {name!r} is not in {where}, which has {available}.")
     if len(set(modalities)) != len(modalities):
       raise ValueError(f"Modalities repeat a name: {list(modalities)}.")
     grid_ndims = dict(grid_ndims or {})

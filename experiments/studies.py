@@ -741,7 +741,7 @@ def predict_run(config, rundir: str, num_signals: int = 3) -> dict[str, dict]:
   import jax
   from mia_jax import adaptation, meta_step, sampling, train
 
-  learner = meta_step.learner_from_config(config)
+  learner = train.build_learner(config)
   manager = train._checkpoint_manager(rundir, config)  # pylint: disable=protected-access
   try:
     if manager.latest_step() is None:
@@ -758,17 +758,15 @@ def predict_run(config, rundir: str, num_signals: int = 3) -> dict[str, dict]:
   batch = {m: {k: np.stack([s[m][k] for s in signals]) for k in ("y", "amplitude")}
            for m in names}
   episode = sampling.slice_episode(episodes, 0, n)
-  gb, ge = adaptation.stack_groups(learner.groups, batch, episode)
   k = learner.meta.inner_steps
   run = jax.jit(lambda p, b, x, e: adaptation.adapt(learner.model, learner.rule, p, b, x, e, k))
-  _, pred, _ = run(state.params, state.buffers, gb, ge)
+  _, pred, _ = run(state.params, state.buffers, batch, episode)
   pred = jax.device_get(pred)
   out = {}
-  for g in learner.groups:
-    for i, spec in enumerate(g.specs):
-      out[spec.name] = {"y": batch[spec.name]["y"], "prediction": np.asarray(pred[g.name][i]),
-                        "idx": episode[spec.name]["idx"],
-                        "count": episode[spec.name]["mask"].sum(-1).astype(int), "spec": spec}
+  for spec in learner.specs:
+    out[spec.name] = {"y": batch[spec.name]["y"], "prediction": np.asarray(pred[spec.name]),
+                      "idx": episode[spec.name]["idx"],
+                      "count": episode[spec.name]["mask"].sum(-1).astype(int), "spec": spec}
   return out
 
 

@@ -195,13 +195,14 @@ def learner_from_config(config, specs: Sequence[ModalitySpec] | None = None) -> 
   `specs`: the modalities; None means the config's benchmark table (`config.benchmark`,
   `config.modalities`). A run on the user's own arrays passes the specs built from them.
   """
-  known = None
   if specs is None:
     specs = modalities_lib.benchmark_specs(config.benchmark, config.modalities)
-    known = modalities_lib.BENCHMARKS[config.benchmark][0]
   names = [s.name for s in specs]
+  # A preset's per-modality entries (e.g. ff_sigmas="rgb=1") may name the benchmark's other
+  # modalities, also when a run reads only some of them from its own files.
+  known = list(modalities_lib.BENCHMARKS.get(config.benchmark, ((), None))[0])
   model_config = ModelConfig.from_config(config.model.to_dict()).for_modalities(
-      names, known or names)
+      names, known + [n for n in names if n not in known])
   return MetaLearner(
       MultimodalINR.from_config(specs, model_config),
       rules_lib.from_config(config.method, config.rule.to_dict()),

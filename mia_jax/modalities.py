@@ -377,8 +377,8 @@ def specs_from_arrays(
       ones), or a bad value.
   """
   if not isinstance(arrays, Mapping) or not arrays:
-    raise ValueError("specs_from_arrays needs a non-empty {name: array} mapping, got "
-                     f"{type(arrays).__name__} {arrays if not isinstance(arrays, Mapping) else ''}.")
+    got = "an empty mapping" if isinstance(arrays, Mapping) else type(arrays).__name__
+    raise ValueError(f"specs_from_arrays needs a non-empty {{name: array}} mapping, got {got}.")
   names = list(arrays)
   layouts, counts = {}, {}
   for name in names:

@@ -3,7 +3,7 @@
 import jax
 import numpy as np
 
-from mia_jax import MetaConfig, MetaLearner, ModelConfig, ModalitySpec
+from mia_jax import MetaConfig, MetaLearner, ModelConfig, ModalitySpec, MultimodalINR, rules
 from mia_jax.modalities import synthetic_spec
 
 TINY = ModelConfig(hidden=16, num_layers=4, rank=4)
@@ -11,8 +11,10 @@ TINY = ModelConfig(hidden=16, num_layers=4, rank=4)
 
 def tiny_learner(method="cavia", names=("sine", "tanh"), inner_steps=2, specs=None,
                  rule_cfg=None, model_cfg=TINY, **meta):
+  """A small learner with a method built by name (`rules.from_config`)."""
   specs = specs or tuple(synthetic_spec(n) for n in names)
-  return MetaLearner(specs, method, model_cfg, rule_cfg or {},
+  return MetaLearner(MultimodalINR.from_config(specs, model_cfg),
+                     rules.from_config(method, rule_cfg or {}),
                      MetaConfig(inner_steps=inner_steps, **meta))
 
 

@@ -14,31 +14,30 @@ def _reference_adapt(learner, params, buffers, batch, ep, lr_of):
   """Plain loops over modalities, signals and steps, one signal's loss at a time."""
   model = learner.model
   out_latents, support_losses = {}, {}
-  for g in model.groups:
-    for m, spec in enumerate(g.specs):
-      p = jax.tree.map(lambda x: x[m], params["inr"][g.name])
-      b = jax.tree.map(lambda x: x[m], buffers[g.name])
-      coords = np.asarray(model.coords[g.name])
-      latents, losses = [], []
-      for s in range(batch[spec.name]["y"].shape[0]):
-        count = int(ep[spec.name]["mask"][s].sum())
-        idx = np.asarray(ep[spec.name]["idx"][s, :count])
-        x, y = coords[idx], batch[spec.name]["y"][s, idx]
+  for spec in learner.specs:
+    p = params["inr"][spec.name]
+    variables = {"params": p["backbone"], **buffers[spec.name]}
+    coords = np.asarray(model.coords[spec.name])
+    latents, losses = [], []
+    for s in range(batch[spec.name]["y"].shape[0]):
+      count = int(ep[spec.name]["mask"][s].sum())
+      idx = np.asarray(ep[spec.name]["idx"][s, :count])
+      x, y = coords[idx], batch[spec.name]["y"][s, idx]
 
-        def loss(z):
-          pred = model.modules[g.name].apply({"params": p, "buffers": b}, x, z)
-          return jnp.mean(jnp.mean((pred - y) ** 2, -1))
+      def loss(z):
+        pred = model.modules[spec.name].apply(variables, x, z)
+        return jnp.mean(jnp.mean((pred - y) ** 2, -1))
 
-        z = p["latent_init"]
-        per_step = []
-        for _ in range(learner.meta.inner_steps):
-          value, grad = jax.value_and_grad(loss)(z)
-          per_step.append(value)
-          z = z - lr_of(g.name, m) * grad
-        latents.append(z)
-        losses.append(per_step)
-      out_latents[spec.name] = np.stack(latents)
-      support_losses[spec.name] = np.array(losses).T  # [K, B]
+      z = p["latent_init"]
+      per_step = []
+      for _ in range(learner.meta.inner_steps):
+        value, grad = jax.value_and_grad(loss)(z)
+        per_step.append(value)
+        z = z - lr_of(spec.name) * grad
+      latents.append(z)
+      losses.append(per_step)
+    out_latents[spec.name] = np.stack(latents)
+    support_losses[spec.name] = np.array(losses).T  # [K, B]
   return out_latents, support_losses
 
 
@@ -48,22 +47,21 @@ def test_scan_matches_python_loop(method):
   state = learner.init(jax.random.PRNGKey(0))
   params = state.params
   if method == "metasgd":  # random per-element rates, so a wrong broadcast would show
-    params = dict(params, rule={"lr": jax.tree.map(
+    params = dict(params, rule={"learned_lr": jax.tree.map(
         lambda x: jax.random.uniform(jax.random.PRNGKey(3), x.shape, minval=0.2, maxval=2.0),
-        params["rule"]["lr"])})
+        params["rule"]["learned_lr"])})
   batch = random_batch(learner.specs, 4)
   ep = jax.tree.map(np.asarray, episode(learner, 4))
-  gb, ge = adaptation.stack_groups(learner.groups, batch, ep)
   latents, _, aux = jax.jit(lambda p: adaptation.adapt(
-      learner.model, learner.rule, p, state.buffers, gb, ge, 3))(params)
+      learner.model, learner.rule, p, state.buffers, batch, ep, 3))(params)
 
-  def lr_of(group, m):
-    return 1.0 if method == "cavia" else params["rule"]["lr"][group][m]
+  def lr_of(name):
+    return 1.0 if method == "cavia" else params["rule"]["learned_lr"][name]
 
   ref_latents, ref_losses = _reference_adapt(learner, params, state.buffers, batch, ep, lr_of)
-  for m, name in enumerate(learner.groups[0].names):
-    np.testing.assert_allclose(latents["g0"][m], ref_latents[name], rtol=2e-4, atol=2e-5)
-    np.testing.assert_allclose(aux["support_loss"]["g0"][:, m], ref_losses[name], rtol=2e-4)
+  for name in ("sine", "relu"):
+    np.testing.assert_allclose(latents[name], ref_latents[name], rtol=2e-4, atol=2e-5)
+    np.testing.assert_allclose(aux["support_loss"][name], ref_losses[name], rtol=2e-4)
 
 
 def test_tracked_errors_match_direct_computation():
@@ -71,24 +69,23 @@ def test_tracked_errors_match_direct_computation():
   state = learner.init(jax.random.PRNGKey(1))
   batch = random_batch(learner.specs, 3)
   ep = jax.tree.map(np.asarray, episode(learner, 3))
-  gb, ge = adaptation.stack_groups(learner.groups, batch, ep)
   latents, pred, aux = adaptation.adapt(learner.model, learner.rule, state.params, state.buffers,
-                                        gb, ge, 2, track=True)
+                                        batch, ep, 2, track=True)
   errs = aux["errors"]
-  assert errs["full"]["g0"].shape == (3, 1, 3)
+  assert errs["full"]["sine"].shape == (3, 3)
   # Step K errors from the returned prediction, by hand, amplitude-normalised.
   y, amp = batch["sine"]["y"], batch["sine"]["amplitude"]
   for s in range(3):
     count = int(ep["sine"]["mask"][s].sum())
     sup = ep["sine"]["idx"][s, :count]
-    sq = ((np.asarray(pred["g0"][0, s]) - y[s]) ** 2).mean(-1) / amp[s] ** 2
+    sq = ((np.asarray(pred["sine"][s]) - y[s]) ** 2).mean(-1) / amp[s] ** 2
     rest = np.setdiff1d(np.arange(200), sup)
-    np.testing.assert_allclose(errs["memorization"]["g0"][2, 0, s], sq[sup].mean(), rtol=1e-4)
-    np.testing.assert_allclose(errs["generalization"]["g0"][2, 0, s], sq[rest].mean(), rtol=1e-4)
-    np.testing.assert_allclose(errs["full"]["g0"][2, 0, s], sq.mean(), rtol=1e-4)
+    np.testing.assert_allclose(errs["memorization"]["sine"][2, s], sq[sup].mean(), rtol=1e-4)
+    np.testing.assert_allclose(errs["generalization"]["sine"][2, s], sq[rest].mean(), rtol=1e-4)
+    np.testing.assert_allclose(errs["full"]["sine"][2, s], sq.mean(), rtol=1e-4)
   # Memorization before each step equals the (normalised) inner objective.
-  np.testing.assert_allclose(errs["memorization"]["g0"][:2, 0],
-                             aux["support_loss"]["g0"][:, 0] / amp ** 2, rtol=1e-4)
+  np.testing.assert_allclose(errs["memorization"]["sine"][:2],
+                             aux["support_loss"]["sine"] / amp ** 2, rtol=1e-4)
 
 
 def test_signals_are_adapted_independently():
@@ -97,13 +94,13 @@ def test_signals_are_adapted_independently():
   batch = random_batch(learner.specs, 3)
   ep = episode(learner, 3)
   run = lambda b: adaptation.adapt(learner.model, learner.rule, state.params, state.buffers,
-                                   *adaptation.stack_groups(learner.groups, b, ep), 2)[0]["g0"]
+                                   b, ep, 2)[0]["sine"]
   a = run(batch)
   batch["sine"]["y"][1] += 5.0
   b = run(batch)
-  np.testing.assert_array_equal(a[0, 0], b[0, 0])
-  np.testing.assert_array_equal(a[0, 2], b[0, 2])
-  assert not np.allclose(a[0, 1], b[0, 1])
+  np.testing.assert_array_equal(a[0], b[0])
+  np.testing.assert_array_equal(a[2], b[2])
+  assert not np.allclose(a[1], b[1])
 
 
 def _loss_and_grad(learner, params, buffers, batch, ep):
@@ -150,25 +147,26 @@ def test_first_order_stops_the_gradient_through_the_inner_gradient():
     params, buffers = to64(state.params), to64(state.buffers)
     batch = jax.tree.map(lambda x: np.asarray(x, np.float64), random_batch(second.specs, 2))
     ep = episode(second, 2)
-    gb, ge = adaptation.stack_groups(second.groups, batch, ep)
     model = second.model
+    spec = second.specs[0]
+    idx, mask = ep["tanh"]["idx"], ep["tanh"]["mask"]
+    coords = {"tanh": model.coords["tanh"][idx]}
+    values = np.take_along_axis(batch["tanh"]["y"], np.asarray(idx)[..., None], axis=1)
 
     def inner_grad(p):
-      coords, values = adaptation.gather_support(model, gb, ge)
       def total(z):
         pred = model.predict(p["inr"], buffers, z, coords)
-        return jnp.sum(adaptation.per_signal_support_loss(pred["g0"], values["g0"],
-                                                          ge["g0"]["mask"]))
+        return jnp.sum(adaptation.per_signal_support_loss(pred["tanh"], values, mask))
       return jax.grad(total)(model.initial_latents(p["inr"], 2))
 
     g_const = jax.lax.stop_gradient(inner_grad(params))
 
     def frozen_loss(p):
-      z = {"g0": model.initial_latents(p["inr"], 2)["g0"] - g_const["g0"]}
-      pred = model.predict(p["inr"], buffers, z)["g0"]
-      mse = jnp.mean((pred - gb["g0"]["y"]) ** 2, axis=(1, 2, 3))
-      v = p["log_var"]["g0"]
-      return jnp.sum(mse / (2 * jnp.exp(v)) + v / 2)
+      z = {"tanh": model.initial_latents(p["inr"], 2)["tanh"] - g_const["tanh"]}
+      pred = model.predict(p["inr"], buffers, z)["tanh"]
+      mse = jnp.mean((pred - batch["tanh"]["y"]) ** 2)
+      v = p["log_var"]["tanh"]
+      return mse / (2 * jnp.exp(v)) + v / 2
 
     _, g_first = _loss_and_grad(first, params, buffers, batch, ep)
     _, g_second = _loss_and_grad(second, params, buffers, batch, ep)

@@ -1,33 +1,47 @@
+import jax
 import pytest
 
 from experiments.configs import synthetic
 from mia_jax import meta_step
-from mia_jax.rules import RULES
+from mia_jax import rules
 
 
 @pytest.mark.parametrize("arg", [
     "", "smoke", "cpu", "full", "method=cavia", "method=metasgd,smoke",
     "modalities=sine+relu,inner_steps=5,seed=3", "first_order=true,remat=1",
     "batch_size=32,num_train_steps=10", "method=mia,ablation=no_msft", "ablation=grad_only,cpu",
-    "method=alfa", "method=gap",
+    "method=alfa", "method=gap", "backbone=functa", "backbone=functa,method=cavia,smoke",
 ])
 def test_every_argument_loads_and_builds(arg):
   config = synthetic.get_config(arg)
   learner = meta_step.learner_from_config(config)
-  assert learner.rule.name == config.method
-  if config.method == "mia":
-    assert learner.rule.ablation == config.rule.ablation and learner.rule.grad_scale == 10.0
+  pieces = list(learner.rule.init(jax.random.PRNGKey(0), learner.model.token_shapes))
+  expected = {"mia": ["scale", "lr", "sft"], "cavia": ["lr"], "metasgd": ["learned_lr"],
+              "alfa": ["alfa"], "gap": ["lr", "gap"]}[config.method]
+  assert pieces == expected
   assert [s.name for s in learner.specs] == config.modalities.split("+")
+  assert type(learner.model.modules["sine"]).__name__ == {
+      "composer": "ComposerINR", "functa": "FunctaINR"}[config.model.backbone]
 
 
-@pytest.mark.parametrize("method", sorted(RULES))
+@pytest.mark.parametrize("method", rules.METHODS)
 def test_every_method_builds(method):
   assert meta_step.learner_from_config(synthetic.get_config(f"method={method},smoke"))
 
 
 def test_no_sft_ablation_is_cavia_with_mias_backbone():
   learner = meta_step.learner_from_config(synthetic.get_config("ablation=no_sft"))
-  assert learner.rule.name == "cavia" and learner.rule.grad_scale is None
+  assert list(learner.rule.init(jax.random.PRNGKey(0), learner.model.token_shapes)) == ["lr"]
+
+
+def test_config_defaults_are_the_librarys():
+  """The model and rule sections are the library's dataclasses (defaults written once)."""
+  import dataclasses
+  from mia_jax import ModelConfig
+  config = synthetic.get_config("")
+  assert set(config.model) == {f.name for f in dataclasses.fields(ModelConfig)}
+  assert set(config.rule) == {f.name for f in dataclasses.fields(rules.RuleConfig)}
+  assert config.rule.sft_width == 192 and config.rule.head_dim == 64
 
 
 def test_presets_set_sizes():
@@ -44,6 +58,7 @@ def test_presets_set_sizes():
     ("tiny", "Unknown config flag 'tiny'"),
     ("steps=3", "Unknown config argument 'steps'"),
     ("inner_steps=three", "not a valid int"),
+    ("backbone=siren", "Unknown backbone 'siren'; allowed: composer, functa"),
 ])
 def test_bad_arguments_name_the_bad_value(arg, match):
   with pytest.raises(ValueError, match=match):

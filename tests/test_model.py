@@ -6,6 +6,7 @@ import pytest
 from mia_jax import ModelConfig, MultimodalINR
 from mia_jax.inr import ComposerINR
 from mia_jax.modalities import synthetic_spec
+from mia_jax.model import vmapped_apply
 from tests.helpers import image_spec, wave_spec
 
 
@@ -38,7 +39,8 @@ def test_composer_matches_hand_written_forward_with_fourier_features():
                        np.asarray(latent))
   np.testing.assert_allclose(out, ref, rtol=1e-4, atol=1e-5)
   assert variables["buffers"]["fourier_B"].shape == (4, 2)
-  assert "fourier_B" not in p and p["latent_init"].shape == (4, 16)
+  assert "fourier_B" not in p and "latent_init" not in p  # the learner owns the initial latent
+  assert module.latent_shape == (4, 16)
   assert sum(1 for k in p if k.startswith("hidden_")) == 2  # num_layers - 3
 
 
@@ -54,36 +56,44 @@ def test_lowrank_path_equals_materialised_path():
 
 def test_grouped_predict_equals_per_member_apply_and_adds_bias():
   specs = [synthetic_spec("sine"), image_spec("a"), image_spec("b"), wave_spec()]
-  model = MultimodalINR(specs, ModelConfig(hidden=8, num_layers=4, rank=2, ff_dim=6))
+  model = MultimodalINR.from_config(specs, ModelConfig(hidden=8, num_layers=4, rank=2, ff_dim=6))
   params, buffers = model.init(jax.random.PRNGKey(0))
   assert [g.names for g in model.groups] == [("sine",), ("a", "b"), ("wav",)]
-  latents = {g: jax.random.normal(jax.random.PRNGKey(i), (g_.size, 3, 2, 8))
-             for i, (g, g_) in enumerate((g.name, g) for g in model.groups)}
+  assert set(params) == {"sine", "a", "b", "wav"}  # keyed by modality, never by group
+  latents = {n: jax.random.normal(jax.random.PRNGKey(i), (3, 2, 8))
+             for i, n in enumerate(params)}
   pred = model.predict(params, buffers, latents)
-  g1 = model.groups[1]
-  assert pred["g1"].shape == (2, 3, 36, 3)
-  for m in range(2):
-    p_m = jax.tree.map(lambda x: x[m], params["g1"])
-    b_m = jax.tree.map(lambda x: x[m], buffers["g1"])
+  assert pred["a"].shape == (3, 36, 3)
+  for n in ("a", "b", "wav"):
     for b in range(3):
-      ref = model.modules["g1"].apply({"params": p_m, "buffers": b_m},
-                                      model.coords["g1"], latents["g1"][m, b]) + 0.5
-      np.testing.assert_allclose(pred["g1"][m, b], ref, rtol=1e-5, atol=1e-6)
+      ref = model.modules[n].apply({"params": params[n]["backbone"], **buffers[n]},
+                                   model.coords[n], latents[n][b]) + specs[
+                                       [s.name for s in specs].index(n)].output_bias
+      np.testing.assert_allclose(pred[n][b], ref, rtol=1e-5, atol=1e-6)
   # Members get different initial parameters (independent keys).
-  assert not np.allclose(params["g1"]["U"][0], params["g1"]["U"][1])
-  assert g1.spec.fourier_sigma == 3.0 and buffers["g0"] == {}
+  assert not np.allclose(params["a"]["backbone"]["U"], params["b"]["backbone"]["U"])
+  assert model.modules["a"].ff_sigma == 3.0 and buffers["sine"] == {}
+
+
+def test_initialisation_of_a_modality_does_not_depend_on_the_others():
+  one = MultimodalINR.from_config([synthetic_spec("relu")], ModelConfig(hidden=8, rank=2))
+  two = MultimodalINR.from_config([synthetic_spec("sine"), synthetic_spec("relu")],
+                                  ModelConfig(hidden=8, rank=2))
+  a, b = one.init(jax.random.PRNGKey(0))[0], two.init(jax.random.PRNGKey(0))[0]
+  for x, y in zip(jax.tree.leaves(a["relu"]), jax.tree.leaves(b["relu"])):
+    np.testing.assert_array_equal(x, y)
 
 
 def test_initial_latents_broadcast_the_meta_learned_init():
-  model = MultimodalINR([synthetic_spec("sine"), synthetic_spec("relu")],
-                        ModelConfig(hidden=8, num_layers=4, rank=2))
+  model = MultimodalINR.from_config([synthetic_spec("sine"), synthetic_spec("relu")],
+                                    ModelConfig(hidden=8, num_layers=4, rank=2))
   params, _ = model.init(jax.random.PRNGKey(0))
-  z = model.initial_latents(params, 5)["g0"]
-  assert z.shape == (2, 5, 2, 8)
-  np.testing.assert_array_equal(z[1, 3], params["g0"]["latent_init"][1])
+  z = model.initial_latents(params, 5)
+  assert z["relu"].shape == (5, 2, 8)
+  np.testing.assert_array_equal(z["relu"][3], params["relu"]["latent_init"])
   # init N(0, 0.2^2)
-  big = MultimodalINR([synthetic_spec("sine")], ModelConfig(hidden=128, rank=64))
-  std = float(np.std(big.init(jax.random.PRNGKey(0))[0]["g0"]["latent_init"]))
+  big = MultimodalINR.from_config([synthetic_spec("sine")], ModelConfig(hidden=128, rank=64))
+  std = float(np.std(big.init(jax.random.PRNGKey(0))[0]["sine"]["latent_init"]))
   assert 0.18 < std < 0.22
 
 
@@ -101,7 +111,6 @@ def test_latent_map_ln_linear_option():
 @pytest.mark.parametrize("kw", [dict(ff_sigma=0.0), dict(ff_sigma=2.0, ff_dim=8),
                                 dict(latent_map="ln_linear"), dict(materialize_lowrank=True)])
 def test_batched_apply_equals_vmapped_module(kw):
-  from mia_jax.inr.composer import batched_apply
   module = ComposerINR(d_out=2, hidden=16, num_layers=5, rank=4, **kw)
   d_in = 2
   coords = jax.random.uniform(jax.random.PRNGKey(0), (7, d_in), minval=-1, maxval=1)
@@ -112,12 +121,18 @@ def test_batched_apply_equals_vmapped_module(kw):
   one = lambda p, b, z, x: module.apply({"params": p, "buffers": b}, x, z)
   ref_shared = jax.vmap(jax.vmap(one, (None, None, 0, None)), (0, 0, 0, None))(
       params, buffers, latents, coords)
-  np.testing.assert_allclose(batched_apply(module, params, buffers, latents, coords),
+  variables = {"params": params, **({"buffers": buffers} if buffers else {})}
+  np.testing.assert_allclose(module.batched_apply(variables, latents, coords),
+                             ref_shared, rtol=1e-5, atol=1e-5)
+  # ... and the library's plain path (vmap over modalities and signals) gives the same.
+  np.testing.assert_allclose(vmapped_apply(module, variables, latents, coords),
                              ref_shared, rtol=1e-5, atol=1e-5)
   per_signal = jax.random.uniform(jax.random.PRNGKey(3), (3, 5, 6, d_in), minval=-1, maxval=1)
   ref = jax.vmap(jax.vmap(one, (None, None, 0, 0)), (0, 0, 0, 0))(
       params, buffers, latents, per_signal)
-  np.testing.assert_allclose(batched_apply(module, params, buffers, latents, per_signal),
+  np.testing.assert_allclose(module.batched_apply(variables, latents, per_signal),
+                             ref, rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(vmapped_apply(module, variables, latents, per_signal),
                              ref, rtol=1e-5, atol=1e-5)
 
 
@@ -125,17 +140,18 @@ def test_per_modality_fourier_sigma_overrides():
   """`ff_sigmas` sets one modality's Fourier sigma (splitting its group off); bad entries are clear
   errors naming the value."""
   specs = [image_spec("rgb"), image_spec("sketch")]
-  same = MultimodalINR(specs, ModelConfig(hidden=16, rank=4, ff_dim=8, ff_sigma=30.0))
+  same = MultimodalINR.from_config(specs, ModelConfig(hidden=16, rank=4, ff_dim=8,
+                                                      ff_sigma=30.0))
   assert [g.names for g in same.groups] == [("rgb", "sketch")]
-  model = MultimodalINR(specs, ModelConfig(hidden=16, rank=4, ff_dim=8, ff_sigma=30.0,
-                                           ff_sigmas="sketch=1.5"))
-  sigmas = {g.names: model.modules[g.name].ff_sigma for g in model.groups}
+  model = MultimodalINR.from_config(specs, ModelConfig(hidden=16, rank=4, ff_dim=8, ff_sigma=30.0,
+                                                       ff_sigmas="sketch=1.5"))
+  sigmas = {g.names: model.modules[g.names[0]].ff_sigma for g in model.groups}
   assert sigmas == {("rgb",): 3.0, ("sketch",): 1.5}  # rgb keeps its spec's 3; sketch overridden
   with pytest.raises(ValueError, match=r"names modality 'wav'.*configured: rgb, sketch"):
-    MultimodalINR(specs, ModelConfig(ff_sigmas="wav=30"))
+    MultimodalINR.from_config(specs, ModelConfig(ff_sigmas="wav=30"))
   for bad in ("rgb", "rgb=x", "rgb=-1"):
     with pytest.raises(ValueError, match=rf"entry {bad!r} is not name=sigma"):
-      MultimodalINR(specs, ModelConfig(ff_sigmas=bad))
+      MultimodalINR.from_config(specs, ModelConfig(ff_sigmas=bad))
 
 
 def test_sigma_overrides_kept_to_the_configured_modalities():

@@ -1,62 +1,403 @@
+"""Update-rule pieces and chains (`mia_jax.rules`): the methods by name and built by hand, mixtures,
+`chain`'s bookkeeping, argument checking and projection. MIA's SFT itself: `test_sft.py`."""
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from flax import traverse_util
 
-from mia_jax.modalities import group_modalities, synthetic_spec
-from mia_jax.rules import RULES, make_rule
+from mia_jax import rules
+from mia_jax.rules import (METHODS, UpdateRule, alfa, chain, gap, gradient_scaler, identity,
+                           learned_learning_rate, learning_rate, sft)
 
-GROUPS = group_modalities([synthetic_spec("sine"), synthetic_spec("tanh")])
-SHAPE = (2, 3)
+NAMES = ("sine", "tanh", "wav")
+SHAPE = (4, 16)
+SHAPES = {n: SHAPE for n in NAMES}
+BATCH = 3
+SFT = dict(sft_width=24, head_dim=8, grad_scale=10.0)   # from_config fields
+SFT_ARGS = dict(width=24, head_dim=8)                     # the same as sft() arguments
 
 
-def _states(seed=0):
-  k1, k2 = jax.random.split(jax.random.PRNGKey(seed))
-  return ({"g0": jax.random.normal(k1, (2, 4) + SHAPE)},
-          {"g0": jax.random.normal(k2, (2, 4) + SHAPE)})
+def _states(shapes=SHAPES, batch=BATCH, seed=0):
+  """Random `{name: [B, T, W]}` gradients and latents."""
+  keys = iter(jax.random.split(jax.random.PRNGKey(seed), 2 * len(shapes)))
+  g = {n: jax.random.normal(next(keys), (batch,) + tuple(s)) for n, s in shapes.items()}
+  z = {n: 0.2 * jax.random.normal(next(keys), (batch,) + tuple(s)) for n, s in shapes.items()}
+  return g, z
 
+
+def _perturbed(params, seed=3, scale=0.1):
+  """Every parameter moved off its initial value (so rates, scalers and zero inits matter).
+
+  (The result's dicts have sorted keys, as `jax.tree.unflatten` builds them.)
+  """
+  leaves, treedef = jax.tree.flatten(params)
+  keys = jax.random.split(jax.random.PRNGKey(seed), max(len(leaves), 1))
+  return jax.tree.unflatten(treedef, [x + scale * jax.random.normal(k, x.shape, x.dtype)
+                                      for x, k in zip(leaves, keys)])
+
+
+def _paths(params):
+  return list(traverse_util.flatten_dict(params, keep_empty_nodes=True))
+
+
+# -- CAVIA, MetaSGD, the gradient scaler and the rate's position --------------------------------------
 
 def test_cavia_update_is_lr_times_grad():
-  rule = make_rule("cavia", GROUPS, SHAPE, {"inner_lr": 0.3})
-  params = rule.init(jax.random.PRNGKey(0))
-  assert params == {}
+  rule = rules.from_config("cavia", {"inner_lr": 0.3})
+  params = rule.init(jax.random.PRNGKey(0), SHAPES)
+  assert params == {"lr": {}}
   g, z = _states()
   u, z2 = rule.apply(params, g, z)
-  np.testing.assert_allclose(u["g0"], 0.3 * g["g0"], rtol=1e-6)
-  np.testing.assert_array_equal(z2["g0"], z["g0"])
+  assert set(u) == set(z2) == set(NAMES)
+  for n in NAMES:
+    np.testing.assert_allclose(u[n], 0.3 * g[n], rtol=1e-6)
+    np.testing.assert_array_equal(z2[n], z[n])
 
 
 def test_metasgd_per_element_lr_and_clipping():
-  rule = make_rule("metasgd", GROUPS, SHAPE)
-  params = rule.init(jax.random.PRNGKey(0))
-  assert params["lr"]["g0"].shape == (2,) + SHAPE and np.all(params["lr"]["g0"] == 1.0)
-  lr = jax.random.uniform(jax.random.PRNGKey(1), (2,) + SHAPE, minval=-3, maxval=9)
+  rule = rules.from_config("metasgd")
+  params = rule.init(jax.random.PRNGKey(0), SHAPES)
+  assert list(params) == ["learned_lr"] and set(params["learned_lr"]) == set(NAMES)
+  for n in NAMES:
+    assert params["learned_lr"][n].shape == SHAPE and np.all(params["learned_lr"][n] == 1.0)
+  keys = jax.random.split(jax.random.PRNGKey(1), len(NAMES))
+  lr = {n: jax.random.uniform(k, SHAPE, minval=-3, maxval=9) for n, k in zip(NAMES, keys)}
   g, z = _states()
-  u, _ = rule.apply({"lr": {"g0": lr}}, g, z)
-  np.testing.assert_allclose(u["g0"], lr[:, None] * g["g0"], rtol=1e-6)
-  clipped = rule.project({"lr": {"g0": lr}})["lr"]["g0"]
-  np.testing.assert_allclose(clipped, np.clip(lr, 0, 5))
-  assert float(lr.min()) < 0 and float(lr.max()) > 5
+  u, z2 = rule.apply({"learned_lr": lr}, g, z)
+  for n in NAMES:
+    np.testing.assert_allclose(u[n], lr[n][None] * g[n], rtol=1e-6)  # per element, every signal
+    np.testing.assert_array_equal(z2[n], z[n])
+  clipped = rule.project({"learned_lr": lr})["learned_lr"]
+  for n in NAMES:
+    np.testing.assert_allclose(clipped[n], np.clip(lr[n], 0, 5))
+    assert float(lr[n].min()) < 0 and float(lr[n].max()) > 5
 
 
 def test_grad_scaler_and_lr_position():
-  pre = make_rule("metasgd", GROUPS, SHAPE, {"grad_scale": 10.0})
-  post = make_rule("metasgd", GROUPS, SHAPE, {"grad_scale": 10.0, "lr_position": "post"})
-  params = pre.init(jax.random.PRNGKey(0))
-  np.testing.assert_allclose(jnp.exp(params["log_scale"]["g0"]), [10.0, 10.0], rtol=1e-6)
-  params["lr"]["g0"] = params["lr"]["g0"] * 0.5
+  pre = rules.from_config("metasgd", {"grad_scale": 10.0})
+  post = rules.from_config("metasgd", {"grad_scale": 10.0, "lr_position": "post"})
+  params = pre.init(jax.random.PRNGKey(0), SHAPES)
+  assert list(params) == ["scale", "learned_lr"]
+  assert jax.tree.structure(post.init(jax.random.PRNGKey(0), SHAPES)) == jax.tree.structure(params)
+  for n in NAMES:
+    assert params["scale"][n].shape == ()
+    np.testing.assert_allclose(jnp.exp(params["scale"][n]), 10.0, rtol=1e-6)
+  params["learned_lr"] = {n: v * 0.5 for n, v in params["learned_lr"].items()}
   g, z = _states()
   u_pre, _ = pre.apply(params, g, z)
   u_post, _ = post.apply(params, g, z)
-  np.testing.assert_allclose(u_pre["g0"], 5.0 * g["g0"], rtol=1e-5)
-  np.testing.assert_allclose(u_post["g0"], u_pre["g0"], rtol=1e-5)  # identity rule: same
+  for n in NAMES:
+    np.testing.assert_allclose(u_pre[n], 5.0 * g[n], rtol=1e-5)
+    np.testing.assert_allclose(u_post[n], u_pre[n], rtol=1e-5)  # no core: the same rule
+
+
+def test_lr_position_places_the_rate_before_or_after_the_sft():
+  pre = rules.from_config("mia", dict(SFT, inner_lr=0.5))
+  post = rules.from_config("mia", dict(SFT, inner_lr=0.5, lr_position="post"))
+  params = pre.init(jax.random.PRNGKey(0), SHAPES)
+  assert list(params) == ["scale", "lr", "sft"]
+  params = _perturbed(params)
+  assert list(post.init(jax.random.PRNGKey(0), SHAPES)) == ["scale", "sft", "lr"]
+  piece = sft(**SFT_ARGS)
+  g, z = _states()
+  s = {n: jnp.exp(params["scale"][n]) for n in NAMES}
+  want_pre = piece.apply(params["sft"], {n: 0.5 * s[n] * g[n] for n in NAMES}, z)[0]
+  want_post = piece.apply(params["sft"], {n: s[n] * g[n] for n in NAMES}, z)[0]
+  u_pre, _ = pre.apply(params, g, z)
+  u_post, _ = post.apply(params, g, z)
+  for n in NAMES:
+    np.testing.assert_allclose(u_pre[n], want_pre[n], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(u_post[n], 0.5 * want_post[n], rtol=1e-5, atol=1e-6)
+    assert not np.allclose(u_pre[n], u_post[n])
+
+
+# -- the methods by name equal the same chains built by hand --------------------------------------------
+
+_SFT_OFF = {"none": {}, "no_usft": dict(use_usft=False), "no_msft": dict(use_msft=False),
+            "no_fuser": dict(use_fuser=False), "grad_only": dict(use_latent=False),
+            "latent_only": dict(use_grad=False)}
+BY_HAND = {
+    "cavia": (("cavia", dict(inner_lr=0.3)),
+              lambda: chain(learning_rate(0.3)), lambda: rules.cavia(0.3)),
+    "metasgd": (("metasgd", dict(inner_lr=0.5)),
+                lambda: chain(learned_learning_rate(0.5)), lambda: rules.metasgd(0.5)),
+    "metasgd_scaled_post": (("metasgd", dict(grad_scale=10.0, lr_position="post")),
+                            lambda: chain(gradient_scaler(10.0), learned_learning_rate(1.0)), None),
+    "mia": (("mia", SFT),
+            lambda: chain(gradient_scaler(10.0), learning_rate(1.0), sft(**SFT_ARGS)),
+            lambda: rules.mia(10.0, **SFT_ARGS)),
+    "mia_post": (("mia", dict(SFT, lr_position="post", inner_lr=0.5)),
+                 lambda: chain(gradient_scaler(10.0), sft(**SFT_ARGS), learning_rate(0.5)), None),
+    "mia_residual_deep": (("mia", dict(SFT, residual=True, usft_depth=2, msft_depth=2)),
+                          lambda: chain(gradient_scaler(10.0), learning_rate(1.0),
+                                        sft(**SFT_ARGS, residual=True, usft_depth=2,
+                                            msft_depth=2)), None),
+    **{f"mia_{ab}": (("mia", dict(SFT, ablation=ab)),
+                     lambda off=off: chain(gradient_scaler(10.0), learning_rate(1.0),
+                                           sft(**SFT_ARGS, **off)),
+                     lambda off=off: rules.mia(10.0, **SFT_ARGS, **off))
+       for ab, off in _SFT_OFF.items() if ab != "none"},
+    "mia_no_sft": (("mia", dict(SFT, ablation="no_sft", inner_lr=0.7)),
+                   lambda: chain(learning_rate(0.7)), lambda: rules.cavia(0.7)),
+    "alfa": (("alfa", dict(inner_lr=0.5, grad_scale=3.0)),
+             lambda: chain(gradient_scaler(3.0), alfa(inner_lr=0.5)), None),
+    "gap": (("gap", dict(inner_lr=0.5)), lambda: chain(learning_rate(0.5), gap()), None),
+}
+
+
+def test_every_ablation_has_a_by_hand_case():
+  assert {"mia" if a == "none" else f"mia_{a}" for a in rules.ABLATIONS} <= set(BY_HAND)
+  assert set(METHODS) <= {v[0][0] for v in BY_HAND.values()}
+
+
+@pytest.mark.parametrize("case", sorted(BY_HAND))
+def test_method_by_name_equals_the_chain_built_by_hand(case):
+  (method, cfg), *builders = BY_HAND[case]
+  by_name = rules.from_config(method, cfg)
+  params = by_name.init(jax.random.PRNGKey(0), SHAPES)
+  g, z = _states()
+  moved = _perturbed(params)
+  want_u, want_z = by_name.apply(moved, g, z)
+  for build in filter(None, builders):
+    rule = build()
+    assert isinstance(rule, UpdateRule)
+    mine = rule.init(jax.random.PRNGKey(0), SHAPES)
+    assert _paths(mine) == _paths(params)
+    jax.tree.map(np.testing.assert_array_equal, mine, params)  # same init from the same key
+    u, z2 = rule.apply(moved, g, z)
+    for n in NAMES:
+      np.testing.assert_array_equal(u[n], want_u[n], err_msg=case)
+      np.testing.assert_array_equal(z2[n], want_z[n], err_msg=case)
+    jax.tree.map(np.testing.assert_array_equal, rule.project(moved), by_name.project(moved))
+  # Not a trivial rule: the update is not the gradient (except a plain rate of 1).
+  assert not np.allclose(want_u["sine"], g["sine"])
+
+
+# -- new mixtures -------------------------------------------------------------------------------------
+
+def _assert_name_keyed(params, pieces):
+  assert list(params) == list(pieces)
+  for piece, subtrees in pieces.items():
+    for sub in subtrees:
+      node = params[piece][sub] if sub else params[piece]
+      assert set(node) == set(NAMES), (piece, sub, sorted(node))
+  paths = _paths(params)
+  assert not [p for p in paths if any(k in ("g0", "g1") for k in p)]
+
+
+@pytest.mark.parametrize("by", ["hand", "config"])
+def test_learned_rates_with_mias_sft(by):
+  rule = (chain(gradient_scaler(10.0), learned_learning_rate(1.0), sft(**SFT_ARGS)) if by == "hand"
+          else rules.from_config("mia", dict(SFT, learn_lr=True)))
+  params = rule.init(jax.random.PRNGKey(0), SHAPES)
+  _assert_name_keyed(params, {"scale": [None], "learned_lr": [None],
+                              "sft": ["encoder", "usft", "fuser"]})
+  assert "block_0" in params["sft"]["msft"]  # one MSFT, shared by all modalities
+  for n in NAMES:
+    assert params["learned_lr"][n].shape == SHAPE
+  # Random rates and scalers; the update must be the SFT applied to s * alpha * g.
+  keys = jax.random.split(jax.random.PRNGKey(5), len(NAMES))
+  params["learned_lr"] = {n: jax.random.uniform(k, SHAPE, minval=0.1, maxval=3.0)
+                          for n, k in zip(NAMES, keys)}
+  params["scale"] = {n: jnp.log(jnp.float32(2.0 + i)) for i, n in enumerate(NAMES)}
+  g, z = _states()
+  u, z2 = rule.apply(params, g, z)
+  scaled = {n: (2.0 + i) * params["learned_lr"][n] * g[n] for i, n in enumerate(NAMES)}
+  want, _ = sft(**SFT_ARGS).apply(params["sft"], scaled, z)
+  for n in NAMES:
+    np.testing.assert_allclose(u[n], want[n], rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(z2[n], z[n])
+  # The rates are per element: changing one element of sine's rates changes sine's update.
+  p2 = dict(params, learned_lr=dict(params["learned_lr"],
+                                    sine=params["learned_lr"]["sine"].at[1, 3].set(0.01)))
+  assert not np.allclose(rule.apply(p2, g, z)[0]["sine"], u["sine"])
+  # The hand-built chain and the config give the same updates from the same parameters.
+  other = (rules.from_config("mia", dict(SFT, learn_lr=True)) if by == "hand"
+           else chain(gradient_scaler(10.0), learned_learning_rate(1.0), sft(**SFT_ARGS)))
+  u_other, _ = other.apply(params, g, z)
+  for n in NAMES:
+    np.testing.assert_array_equal(u_other[n], u[n])
+  # project clips the learned rates (default clip (0, 5)) and nothing else.
+  big = dict(params, learned_lr={n: v + 10.0 for n, v in params["learned_lr"].items()})
+  projected = rule.project(big)
+  for n in NAMES:
+    np.testing.assert_array_equal(projected["learned_lr"][n], 5.0)
+
+
+@pytest.mark.parametrize("by", ["hand", "config"])
+def test_sft_without_the_gradient_scaler(by):
+  rule = (chain(learning_rate(0.5), sft(**SFT_ARGS)) if by == "hand"
+          else rules.from_config("mia", dict(sft_width=24, head_dim=8, inner_lr=0.5,
+                                             grad_scale=0.0)))
+  params = rule.init(jax.random.PRNGKey(0), SHAPES)
+  _assert_name_keyed(params, {"lr": [], "sft": ["encoder", "usft", "fuser"]})
+  assert params["lr"] == {}
+  params = _perturbed(params)
+  g, z = _states()
+  u, z2 = rule.apply(params, g, z)
+  want, _ = sft(**SFT_ARGS).apply(params["sft"], {n: 0.5 * g[n] for n in NAMES}, z)
+  for n in NAMES:
+    np.testing.assert_array_equal(u[n], want[n])
+    np.testing.assert_array_equal(z2[n], z[n])
+  # With a scaler of 1 in front, MIA's chain gives the same updates.
+  mia = rules.mia(1.0, 0.5, **SFT_ARGS)
+  mia_params = dict(scale={n: jnp.float32(0.0) for n in NAMES}, lr={}, sft=params["sft"])
+  u_mia, _ = mia.apply(mia_params, g, z)
+  for n in NAMES:
+    np.testing.assert_allclose(u_mia[n], u[n], rtol=1e-6, atol=1e-7)
+
+
+# -- identity, chain bookkeeping ---------------------------------------------------------------------
+
+def test_identity_passes_gradients_and_latents_through():
+  rule = identity()
+  assert rule.name == "identity" and rule.init(jax.random.PRNGKey(0), SHAPES) == {}
+  g, z = _states()
+  u, z2 = rule.apply({}, g, z)
+  for n in NAMES:
+    np.testing.assert_array_equal(u[n], g[n])
+    np.testing.assert_array_equal(z2[n], z[n])
+  assert rule.project({}) == {}
+  chained = chain(identity(), learning_rate(2.0), identity())
+  params = chained.init(jax.random.PRNGKey(0), SHAPES)
+  assert params == {"identity": {}, "lr": {}, "identity_1": {}}
+  u, _ = chained.apply(params, g, z)
+  for n in NAMES:
+    np.testing.assert_allclose(u[n], 2.0 * g[n], rtol=1e-6)
+
+
+def test_chain_needs_update_rule_pieces():
+  with pytest.raises(ValueError, match="at least one"):
+    chain()
+  with pytest.raises(TypeError, match="UpdateRule.*function"):
+    chain(learning_rate(1.0), lambda g: g)
+  with pytest.raises(TypeError, match="got str"):
+    chain("cavia")
+  with pytest.raises(TypeError, match="got tuple"):
+    chain((learning_rate(1.0).init, learning_rate(1.0).apply))
+
+
+def test_duplicate_piece_names_get_unique_keys():
+  rule = chain(learning_rate(2.0), learned_learning_rate(1.0), learning_rate(3.0),
+               learned_learning_rate(1.0), learning_rate(0.5))
+  params = rule.init(jax.random.PRNGKey(0), SHAPES)
+  assert list(params) == ["lr", "learned_lr", "lr_1", "learned_lr_1", "lr_2"]
+  params["learned_lr"] = {n: jnp.full(SHAPE, 4.0) for n in NAMES}
+  params["learned_lr_1"] = {n: jnp.full(SHAPE, 0.25) for n in NAMES}
+  g, z = _states()
+  u, _ = rule.apply(params, g, z)
+  for n in NAMES:
+    np.testing.assert_allclose(u[n], 3.0 * g[n], rtol=1e-6)  # 2 * 4 * 3 * 0.25 * 0.5
+  # A chain inside a chain is a piece named "chain".
+  nested = chain(chain(learning_rate(2.0)), chain(gradient_scaler(3.0)))
+  params = nested.init(jax.random.PRNGKey(0), SHAPES)
+  assert list(params) == ["chain", "chain_1"] and list(params["chain_1"]) == ["scale"]
+  u, _ = nested.apply(params, g, z)
+  np.testing.assert_allclose(u["wav"], 6.0 * g["wav"], rtol=1e-5)
+
+
+def test_chain_init_keys_pieces_by_position_and_modalities_by_name():
+  rule = rules.from_config("mia", SFT)
+  full = rule.init(jax.random.PRNGKey(0), SHAPES)
+  two = rule.init(jax.random.PRNGKey(0), {"sine": SHAPE, "wav": SHAPE})
+  for n in ("sine", "wav"):  # a modality's parameters do not depend on the other modalities
+    jax.tree.map(np.testing.assert_array_equal, two["sft"]["encoder"][n],
+                 full["sft"]["encoder"][n])
+    jax.tree.map(np.testing.assert_array_equal, two["sft"]["fuser"][n], full["sft"]["fuser"][n])
+  a, b = (full["sft"]["encoder"][n]["pos_embedding"] for n in ("sine", "tanh"))
+  assert not np.allclose(a, b)  # each modality its own initialisation
+
+
+# -- argument checking -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("make", [
+    lambda: learning_rate(rate=1.0), lambda: gradient_scaler(scale=10.0),
+    lambda: learned_learning_rate(lr=1.0), lambda: learned_learning_rate(1.0, (0, 5), 2.0),
+    lambda: sft(widht=24), lambda: sft(24), lambda: alfa(lr=0.5), lambda: alfa(0.5),
+    lambda: gap(m=1.0), lambda: identity(1.0)])
+def test_pieces_reject_unknown_arguments(make):
+  with pytest.raises(TypeError):
+    make()
+
+
+@pytest.mark.parametrize("make, match", [
+    (lambda: learning_rate(-0.1), r"learning_rate must be finite and > 0, got -0\.1"),
+    (lambda: learning_rate(0.0), r"learning_rate must be finite and > 0, got 0\.0"),
+    (lambda: gradient_scaler(0), r"gradient_scaler init_scale must be finite and > 0, got 0\.0"),
+    (lambda: gradient_scaler(-2.0), r"got -2\.0"),
+    (lambda: learned_learning_rate(0.0), r"learned_learning_rate init must be finite and > 0, got 0\.0"),
+    (lambda: learned_learning_rate(1.0, clip=(2.0, 5.0)), r"clip \(2\.0, 5\.0\).*init \(1\.0\)"),
+    (lambda: learned_learning_rate(6.0), r"clip \(0\.0, 5\.0\).*init \(6\.0\)"),
+    (lambda: sft(width=0), r"width must be >= 1, got 0"),
+    (lambda: sft(head_dim=0), r"head_dim must be >= 1, got 0"),
+    (lambda: sft(msft_depth=0), r"msft_depth must be >= 1, got 0"),
+    (lambda: sft(use_grad=False, use_latent=False), r"use_grad or use_latent"),
+    (lambda: alfa(depth=0), r"depth must be >= 1, got 0"),
+])
+def test_pieces_reject_bad_values(make, match):
+  with pytest.raises(ValueError, match=match):
+    make()
 
 
 def test_unknown_method_and_bad_options():
-  with pytest.raises(ValueError, match="Unknown method 'maml'.*allowed: alfa, cavia, gap, metasgd, mia"):
-    make_rule("maml", GROUPS, SHAPE)
-  with pytest.raises(ValueError, match="lr_position"):
-    make_rule("cavia", GROUPS, SHAPE, {"lr_position": "middle"})
-  with pytest.raises(ValueError, match="fixed learning rate"):
-    make_rule("cavia", GROUPS, SHAPE, {"learn_lr": True})
-  assert set(RULES) >= {"cavia", "metasgd"}
+  with pytest.raises(ValueError,
+                     match="Unknown method 'maml'.*allowed: alfa, cavia, gap, metasgd, mia"):
+    rules.from_config("maml")
+  with pytest.raises(ValueError, match="Unknown lr_position 'middle'.*allowed: pre, post"):
+    rules.from_config("cavia", {"lr_position": "middle"})
+  for method in ("cavia", "alfa"):
+    with pytest.raises(ValueError, match="fixed learning rate"):
+      rules.from_config(method, {"learn_lr": True})
+  with pytest.raises(ValueError, match="grad_scale must be > 0.*got -1"):
+    rules.from_config("mia", {"grad_scale": -1.0})
+  with pytest.raises(ValueError, match="learning_rate must be finite and > 0, got -0.5"):
+    rules.from_config("cavia", {"inner_lr": -0.5})
+  with pytest.raises(ValueError, match="width must be >= 1, got 0"):
+    rules.from_config("mia", {"sft_width": 0})
+  assert set(METHODS) == {"mia", "cavia", "metasgd", "alfa", "gap"}
+  for method in METHODS:  # every method builds from the defaults
+    assert isinstance(rules.from_config(method), UpdateRule)
+
+
+def test_from_config_rejects_unknown_fields_listing_the_allowed_ones():
+  with pytest.raises(ValueError, match=r"Unknown rule config fields \['sft_widht'\]; allowed: "
+                                       r"inner_lr, lr_position, learn_lr, grad_scale, ablation, "
+                                       r"sft_width, .*alfa_depth"):
+    rules.from_config("mia", {"sft_widht": 24})
+  with pytest.raises(ValueError, match=r"\['bogus', 'lr'\]"):
+    rules.from_config("cavia", {"lr": 0.1, "bogus": 1})
+  # A RuleConfig is taken as it is, and equals its fields as a dict.
+  cfg = rules.RuleConfig(inner_lr=0.25)
+  g, z = _states()
+  u = rules.from_config("cavia", cfg).apply({"lr": {}}, g, z)[0]
+  np.testing.assert_allclose(u["tanh"], 0.25 * g["tanh"], rtol=1e-6)
+  assert rules.RuleConfig.from_mapping(None) == rules.RuleConfig()
+
+
+# -- projection ------------------------------------------------------------------------------------
+
+def test_project_of_a_chain_clips_only_the_learned_rates():
+  rule = chain(gradient_scaler(10.0), learned_learning_rate(1.0, clip=(0.5, 2.0)),
+               sft(**SFT_ARGS), alfa(), gap())
+  params = rule.init(jax.random.PRNGKey(0), SHAPES)
+  # Everything far outside the rates' clip range, in both directions.
+  big = jax.tree.map(lambda x: x * 0 + 7.0, params)
+  small = jax.tree.map(lambda x: x * 0 - 7.0, params)
+  for moved in (big, small):
+    projected = rule.project(moved)
+    assert jax.tree.structure(projected) == jax.tree.structure(moved)
+    for key in ("scale", "sft", "alfa", "gap"):
+      jax.tree.map(np.testing.assert_array_equal, projected[key], moved[key])
+    want = 2.0 if moved is big else 0.5
+    for n in NAMES:
+      np.testing.assert_array_equal(projected["learned_lr"][n], np.full(SHAPE, want))
+  # Rates inside the range are untouched.
+  params["learned_lr"]["wav"] = jnp.linspace(0.5, 2.0, 64).reshape(SHAPE)
+  np.testing.assert_array_equal(rule.project(params)["learned_lr"]["wav"],
+                                params["learned_lr"]["wav"])
+  # Pieces without a projection: identity.
+  for r in (rules.from_config("mia", SFT), rules.from_config("alfa"), rules.from_config("gap")):
+    p = _perturbed(r.init(jax.random.PRNGKey(0), SHAPES), scale=10.0)
+    jax.tree.map(np.testing.assert_array_equal, r.project(p), p)

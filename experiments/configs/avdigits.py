@@ -35,6 +35,7 @@ rank 64; K = 3; batch 32; MIA's gradient scaler initialised at 1000. Support rat
 """
 
 from experiments.configs import common
+from mia_jax import rules
 from mia_jax import modalities as modalities_lib
 
 MODALITIES = "+".join(modalities_lib.AVDIGITS_MODALITIES)
@@ -106,7 +107,7 @@ def studies():
   See `experiments/configs/synthetic.py` for the format. Meta-test supports are drawn per
   modality from the episode seed, so rgb (and wav) see the same supports in every arm (paired).
   """
-  sft_arms = ("none", "no_sft", "no_usft", "no_msft", "no_fuser", "grad_only", "latent_only")
+  sft_arms = tuple(rules.ABLATIONS)
   return {
       "modality_replacement": dict(
           description=(
@@ -130,7 +131,7 @@ def studies():
           description=("MIA against the baselines on audio-visual digits, same backbone and "
                        "episodes."),
           arms={m: dict(method=m, ablation="none")
-                for m in ("mia", "cavia", "metasgd", "alfa", "gap")},
+                for m in rules.METHODS},
           reference="mia",
           measures=("generalization_mse", "memorization_mse")),
   }

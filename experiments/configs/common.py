@@ -6,9 +6,13 @@ big_vision: `get_config(arg)` receives the string after the colon.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Mapping
 
 import ml_collections
+
+from mia_jax import rules
+from mia_jax.model import ModelConfig
 
 PRESETS = ("smoke", "cpu", "full")
 
@@ -71,18 +75,10 @@ def base_config() -> ml_collections.ConfigDict:
   c.batch_size = 64
   c.num_train_steps = 100_000
 
-  c.model = ml_collections.ConfigDict(dict(
-      backbone="composer", hidden=128, num_layers=5, rank=8, ff_dim=128, ff_sigma=0.0,
-      latent_init_std=0.2, materialize_lowrank=False,
-      latent_map="none",        # "ln_linear": V = Linear(LN(latent)), as the authors' code
-      ff_sigmas="",             # per-modality Fourier sigma, "rgb=1,wav=30" (overrides ff_sigma)
-  ))
-  c.rule = ml_collections.ConfigDict(dict(
-      inner_lr=1.0, lr_position="pre", learn_lr=False,  # learn_lr: per-element rates (MetaSGD-style)
-      grad_scale=0.0,           # initial learned gradient scaler (MIA); 0 = none
-      ablation="none",          # MIA ablations: see mia_jax.rules.ABLATIONS
-      sft_width=192, usft_depth=1, msft_depth=1, num_heads=3, head_dim=64, mlp_depth=2,
-      residual=False, out_init_scale=1.0, alfa_depth=2))
+  # The model and rule fields and their defaults are the library's own (ModelConfig: the built-in
+  # backbones; RuleConfig: the methods' flat fields, see mia_jax.rules.from_config).
+  c.model = ml_collections.ConfigDict(dataclasses.asdict(ModelConfig()))
+  c.rule = ml_collections.ConfigDict(dataclasses.asdict(rules.RuleConfig()))
 
   c.data = ml_collections.ConfigDict(dict(
       source="tfds",            # "tfds" (a builder in data_pipelines/) or "npz" (your arrays)
@@ -90,6 +86,16 @@ def base_config() -> ml_collections.ConfigDict:
       builder_config="default",
       npz_train="", npz_test="",  # for source="npz"
       num_test_signals=0,       # 0 = the whole test split
+      # source="npz" (or arrays passed from Python): the modalities come from the train arrays;
+      # these say what arrays cannot. Each is one value for every modality or "name=value,..."
+      # (a bare value then covers the unnamed ones); "" = the default, which for a modality of a
+      # known benchmark (config.benchmark) is that benchmark's value. See README "Your own data".
+      ratio_range="",           # support ratio "LO:HI"; default 0.001:1
+      ratio_bins="",            # evaluation bin edges "E0:E1:...:Ek"; default quarters of [0, Rmax]
+      output_bias="",           # added to the INR output; default the train array's mean (2 dp)
+      error_normaliser="",      # none | amplitude; default amplitude where the data give
+                                # {name}_amplitude, else none
+      grid_ndims="",            # "name=2": grid axes of an array without a channel axis ([n, H, W])
   ))
   c.eval = ml_collections.ConfigDict(dict(
       episode_seed=1234,        # the fixed meta-test episodes (identical for every method)

@@ -28,6 +28,7 @@ dir; "" = the tfds default), first_order, remat, batch_size, num_train_steps, an
 """
 
 from experiments.configs import common
+from mia_jax import rules
 from mia_jax import modalities as modalities_lib
 
 MODALITIES = "+".join(modalities_lib.ERA5_MODALITIES)
@@ -103,7 +104,7 @@ def studies():
   modality from the episode seed, so a modality sees the same supports in every arm (paired).
   """
   names = MODALITIES.split("+")
-  sft_arms = ("none", "no_sft", "no_usft", "no_msft", "no_fuser", "grad_only", "latent_only")
+  sft_arms = tuple(rules.ABLATIONS)
   return {
       "modality_replacement": dict(
           description=(
@@ -124,7 +125,7 @@ def studies():
       "methods": dict(
           description="MIA against the baselines, on the same backbone and meta-test episodes.",
           arms={m: dict(method=m, ablation="none")
-                for m in ("mia", "cavia", "metasgd", "alfa", "gap")},
+                for m in rules.METHODS},
           reference="mia",
           measures=("generalization_mse", "memorization_mse")),
   }

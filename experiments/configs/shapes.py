@@ -30,6 +30,7 @@ initialised at 1000.
 """
 
 from experiments.configs import common
+from mia_jax import rules
 from mia_jax import modalities as modalities_lib
 
 MODALITIES = "+".join(modalities_lib.SHAPES_MODALITIES)
@@ -102,7 +103,7 @@ def studies():
   See `experiments/configs/synthetic.py` for the format. Meta-test supports are drawn per
   modality from the episode seed, so rgb sees the same supports in every arm (paired).
   """
-  sft_arms = ("none", "no_sft", "no_usft", "no_msft", "no_fuser", "grad_only", "latent_only")
+  sft_arms = tuple(rules.ABLATIONS)
   names = MODALITIES.split("+")
   return {
       "modality_replacement": dict(
@@ -127,7 +128,7 @@ def studies():
       "methods": dict(
           description="MIA against the baselines on rendered shapes, same backbone and episodes.",
           arms={m: dict(method=m, ablation="none")
-                for m in ("mia", "cavia", "metasgd", "alfa", "gap")},
+                for m in rules.METHODS},
           reference="mia",
           measures=("generalization_mse", "memorization_mse")),
   }

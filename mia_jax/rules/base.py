@@ -66,11 +66,13 @@ def chain(*rules: UpdateRule) -> UpdateRule:
   for r in rules:
     if not isinstance(r, UpdateRule):
       raise TypeError(f"chain() takes UpdateRule pieces, got {type(r).__name__}: {r!r}.")
-  keys, seen = [], {}
+  keys: list[str] = []
   for r in rules:
-    n = seen.get(r.name, 0)
-    seen[r.name] = n + 1
-    keys.append(r.name if n == 0 else f"{r.name}_{n}")
+    key, n = r.name, 0
+    while key in keys:  # a repeated piece gets the first free suffix: lr, lr_1, lr_2, ...
+      n += 1
+      key = f"{r.name}_{n}"
+    keys.append(key)
 
   def init(rng, token_shapes):
     return {k: r.init(jax.random.fold_in(rng, i), token_shapes)

@@ -9,8 +9,8 @@ from mia_jax.rules.base import UpdateRule
 
 def _check_positive(what: str, value: float) -> float:
   value = float(value)
-  if not value > 0:
-    raise ValueError(f"{what} must be > 0, got {value}.")
+  if not 0 < value < float("inf"):
+    raise ValueError(f"{what} must be finite and > 0, got {value}.")
   return value
 
 

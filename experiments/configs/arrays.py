@@ -1,0 +1,116 @@
+r"""Your own arrays: any modalities on any regular grids, read from two `.npz` files.
+
+Each file (one per split) holds one array per modality, keyed by its name: `[num_signals, *grid,
+d_out]` (e.g. `img` `[n, 20, 30, 3]`), or `[num_signals, num_points]` for a 1-D signal with one
+channel (e.g. `sig` `[n, 150]`); optionally `{name}_amplitude` `[num_signals]` (the per-signal
+error normaliser). `data_pipelines.sources.save_npz` writes one:
+
+  from data_pipelines.sources import save_npz
+  save_npz("train.npz", {"img": images_train, "sig": signals_train})
+  save_npz("test.npz", {"img": images_test, "sig": signals_test})
+
+No benchmark to register: the modalities, their grid shapes (coordinates: a regular grid on
+[-1, 1] per axis) and channels come from the train file; the test file must have the same. Each
+distinct (grid, channels) is its own modality group, all adapted in one step.
+
+Examples:
+
+  # MIA sized for a 2-core CPU, on every modality in the files:
+  python -m experiments.main \
+      --config=experiments/configs/arrays.py:train=train.npz,test=test.npz,cpu --workdir=/tmp/own
+  # A baseline on one modality, five inner steps:
+  python -m experiments.main --config=experiments/configs/arrays.py:train=train.npz,\
+test=test.npz,modalities=img,method=cavia,inner_steps=5,cpu --workdir=/tmp/own_img
+  # Seconds, for tests:
+  python -m experiments.main \
+      --config=experiments/configs/arrays.py:train=train.npz,test=test.npz,smoke --workdir=/tmp/o
+  # What arrays cannot tell, as flags (one value for all, or name=value per modality):
+  python -m experiments.main \
+      --config=experiments/configs/arrays.py:train=train.npz,test=test.npz,cpu \
+      --config.data.ratio_range=0.001:1,sig=0.25:1 --config.data.output_bias=img=0.5 \
+      --config.data.ratio_bins=0:0.1:0.5:1 --config.data.error_normaliser=amplitude \
+      --config.model.ff_sigmas=img=1,sig=10 --workdir=/tmp/own2
+  # A modality saved without a channel axis, e.g. grayscale images `gray` [n, H, W], needs
+  # --config.data.grid_ndims=gray=2 (else its last axis is read as channels).
+
+Arguments (`key=value`, comma-separated): train, test (the `.npz` paths; a path with a comma
+goes in --config.data.npz_train / npz_test instead), modalities (a `+`-joined subset of the
+file's modalities; default: all), method (mia | cavia | metasgd | alfa | gap), ablation (MIA
+only: none | no_sft | no_usft | no_msft | no_fuser | grad_only | latent_only), inner_steps, seed,
+first_order, remat, batch_size, num_train_steps, and a preset: `smoke` | `cpu` | `full` (default).
+
+Defaults (config.data; README "Your own data"): support ratio in [0.001, 1] with the quarters of
+[0, 1] as evaluation bins (the paper's image settings); output bias = the train array's mean
+(2 decimals); errors unnormalised unless the file gives `{name}_amplitude`. Model: the image
+benchmarks' composer INR (128 Fourier features, rank 64, batch 32) with smooth Fourier features,
+sigma 1 (the offline image sets learn best with it at CPU budgets, docs/results.md); signals with
+fine detail want a larger sigma (--config.model.ff_sigmas=name=SIGMA). Scale values to about
+[-1, 1] or [0, 1]: the outer learning rate and MIA's gradient scaler assume that range.
+
+From Python, pass the arrays instead of files:
+
+  from experiments.configs import arrays
+  from mia_jax import train
+  train.train_and_evaluate(arrays.get_config("cpu"), "/tmp/own",
+                           data={"train": {"img": x, "sig": s}, "test": {"img": xt, "sig": st}})
+"""
+
+from experiments.configs import common
+
+BENCHMARK = "arrays"
+OWN_FOURIER_SIGMA = 1.0
+
+
+def get_config(arg: str | None = None):
+  args = common.parse_arg(arg, dict(
+      train="", test="", modalities="", method="mia", ablation="none", inner_steps=3, seed=0,
+      first_order=False, remat=False, batch_size=0, num_train_steps=0, preset="full"))
+  c = common.base_config()
+  c.benchmark = BENCHMARK
+  c.method = args["method"]
+  c.modalities = args["modalities"]  # "" = every modality in the train file
+  c.seed = args["seed"]
+  c.inner_steps = args["inner_steps"]
+  c.first_order = args["first_order"]
+  c.remat = args["remat"]
+  c.preset = args["preset"]
+
+  c.data.source = "npz"
+  c.data.npz_train = args["train"]
+  c.data.npz_test = args["test"]
+  c.batch_size = 32
+  c.num_train_steps = 50_000
+  c.model.rank = 64
+  c.model.ff_dim = 128
+  c.model.ff_sigma = OWN_FOURIER_SIGMA
+  c.rule.ablation = args["ablation"]
+  c.rule.grad_scale = 1000.0 if c.method == "mia" else 0.0  # MIA's scaler, image benchmarks'
+  c.eval.batch_size = 32
+
+  if c.preset == "cpu":
+    # The offline image sets' CPU preset (experiments/configs/shapes.py): a small backbone and
+    # batch, a faster outer loop.
+    c.num_train_steps = 800
+    c.batch_size = 16
+    c.model.hidden = 64
+    c.model.rank = 16
+    c.learning_rate = 1e-3
+    c.checkpoint_every_steps = 250
+  elif c.preset == "smoke":
+    # Seconds: tiny model, a few steps, the first 8 test signals.
+    c.num_train_steps = 4
+    c.batch_size = 4
+    c.model.hidden = 16
+    c.model.rank = 4
+    c.model.ff_dim = 16
+    c.rule.sft_width = 24
+    c.rule.head_dim = 8
+    c.data.num_test_signals = 8
+    c.eval.batch_size = 4
+    c.log_every_steps = 2
+    c.checkpoint_every_steps = 2
+  if args["batch_size"]:
+    c.batch_size = args["batch_size"]
+  if args["num_train_steps"]:
+    c.num_train_steps = args["num_train_steps"]
+  return c
