@@ -87,6 +87,11 @@ class MetaLearner:
   def names(self) -> tuple[str, ...]:
     return tuple(s.name for s in self.specs)
 
+  @property
+  def groups(self):
+    """The model's stacks of same-signature modalities (internal; trees are keyed by name)."""
+    return self.model.groups
+
   # -- state ---------------------------------------------------------------------------------------
 
   def init(self, rng: jax.Array) -> TrainState:

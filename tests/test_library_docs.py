@@ -33,3 +33,12 @@ def test_recipe_runs(index, capsys):
     assert np.isfinite(float(namespace["loss"]))
     sl = np.asarray(namespace["aux"]["support_loss"]["sine"])
     assert sl.shape == (2,)
+
+
+def test_readme_library_example_runs():
+  with open(os.path.join(os.path.dirname(DOC), "..", "README.md"), encoding="utf-8") as f:
+    section = f.read().split("## As a library", 1)[1]
+  code = re.findall(r"```python\n(.*?)```", section, flags=re.S)[0]
+  namespace = {"__name__": "readme_example"}
+  exec(compile(code, "README.md", "exec"), namespace)
+  assert set(namespace["state"].params["rule"]) == {"scale", "learned_lr", "sft"}

@@ -248,16 +248,16 @@ def test_configs_use_fourier_features_and_the_papers_settings(module):
     config = module.get_config(arg)
     learner = meta_step.learner_from_config(config)
     for group in learner.groups:  # sigma 30 reaches every learner, image and audio alike
-      assert learner.model.modules[group.name].ff_sigma == 30.0
+      assert learner.model.modules[group.names[0]].ff_sigma == 30.0
   # The cpu preset: smooth features for the images (their grid cannot carry sigma 30), 30 for
   # the waveform, and a faster outer loop (see the preset's comment).
   learner = meta_step.learner_from_config(module.get_config("cpu"))
-  sigmas = {n: learner.model.modules[g.name].ff_sigma for g in learner.groups for n in g.names}
+  sigmas = {n: m.ff_sigma for n, m in learner.model.modules.items()}
   assert sigmas == {n: (30.0 if n == "wav" else 1.0) for n in module.MODALITIES.split("+")}
   assert module.get_config("cpu").learning_rate == 1e-3
   for name in module.MODALITIES.split("+"):  # every arm of the study builds from the one preset
     alone = meta_step.learner_from_config(module.get_config(f"cpu,modalities={name}"))
-    assert [alone.model.modules[g.name].ff_sigma for g in alone.groups] == [sigmas[name]]
+    assert [m.ff_sigma for m in alone.model.modules.values()] == [sigmas[name]]
   bad = module.get_config("cpu")
   bad.model.ff_sigmas = "depth=2"
   with pytest.raises(ValueError, match=r"names modality 'depth'.*configured: "):
@@ -304,9 +304,8 @@ def test_audio_support_changes_the_image_update_only_through_the_msft(data_dir):
 
     @jax.jit
     def rgb_latents(b):
-      gb, ge = adaptation.stack_groups(learner.groups, b, episode)
-      return adaptation.adapt(learner.model, learner.rule, state.params, state.buffers, gb, ge,
-                              config.inner_steps)[0]["g0"]
+      return adaptation.adapt(learner.model, learner.rule, state.params, state.buffers, b,
+                              episode, config.inner_steps)[0]["rgb"]
 
     same[ablation] = np.array_equal(rgb_latents(batch), rgb_latents(swapped))
   assert same == {"none": False, "no_msft": True}

@@ -482,7 +482,7 @@ def test_configs_load_and_build(benchmark, arg):
     assert config.model.rank == 64
     assert (config.model.ff_sigma, config.model.ff_dim) == (30.0, 128)
   if arg == "cpu":  # as the offline sets' cpu presets: image sigma 1 (wav keeps 30), lr 1e-3
-    sigmas = {n: learner.model.modules[g.name].ff_sigma for g in learner.groups for n in g.names}
+    sigmas = {n: m.ff_sigma for n, m in learner.model.modules.items()}
     assert sigmas == {n: (30.0 if n == "wav" else 1.0) for n in module.MODALITIES.split("+")}
     assert config.learning_rate == 1e-3
   if "data_dir=" in arg:
