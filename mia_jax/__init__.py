@@ -16,7 +16,7 @@ from mia_jax import evaluation, meta_step, rules, sampling
 from mia_jax.adaptation import adapt
 from mia_jax.inr import ComposerINR, FunctaINR
 from mia_jax.meta_step import MetaConfig, MetaLearner, TrainState
-from mia_jax.modalities import ModalitySpec, benchmark_specs, group_modalities
+from mia_jax.modalities import ModalitySpec, benchmark_specs, group_modalities, specs_from_arrays
 from mia_jax.model import ModelConfig, MultimodalINR
 from mia_jax.rules import UpdateRule, chain
 from mia_jax.tokens import token_shape
@@ -25,4 +25,5 @@ __version__ = "0.2.0"
 
 __all__ = ["ComposerINR", "FunctaINR", "MetaConfig", "MetaLearner", "ModalitySpec", "ModelConfig",
            "MultimodalINR", "TrainState", "UpdateRule", "adapt", "benchmark_specs", "chain",
-           "evaluation", "group_modalities", "meta_step", "rules", "sampling", "token_shape"]
+           "evaluation", "group_modalities", "meta_step", "rules", "sampling", "specs_from_arrays",
+           "token_shape"]

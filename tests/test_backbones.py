@@ -1,11 +1,14 @@
 """The backbone interface: your own Flax INR meta-trained by MIA, latents of any shape read as
 tokens, and the functa backbone under every method and ablation."""
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import linen as nn
+from flax import traverse_util
 
 from mia_jax import (MetaConfig, MetaLearner, ModelConfig, MultimodalINR, meta_step, rules,
                      token_shape)
@@ -127,4 +130,30 @@ def test_functa_backbone_with_every_method_and_ablation(method, ablation):
   assert float(sl[0]) != float(sl[1])
   norms = jax.tree.map(lambda g: float(jnp.abs(g).max()), grads)
   assert all(v > 0 for v in jax.tree.leaves(norms["inr"])), norms["inr"]
-  assert all(v > 0 for v in jax.tree.leaves(norms["rule"]))
+  # Zero by construction at initialisation: ALFA's hidden layer (its output layer starts at zero
+  # weights, so ALFA starts as CAVIA) and, with latent_only, the gradient scaler (the SFT never
+  # reads the gradient it scales).
+  exempt = lambda path: (method == "alfa" and "dense_0" in path) or (
+      ablation == "latent_only" and path[0] == "scale")
+  rule_norms = traverse_util.flatten_dict(norms["rule"])
+  assert bool(rule_norms) == (method != "cavia")  # CAVIA: a fixed rate, no parameters
+  assert all(v > 0 for k, v in rule_norms.items() if not exempt(k)), rule_norms
+
+
+@pytest.mark.parametrize("config, tokens", [
+    (ModelConfig(hidden=16, rank=4), (4, 16)),                   # composer: rank tokens of hidden
+    (ModelConfig(hidden=16, rank=4, token_width=8), (8, 8)),     # ... or re-cut into width 8
+    (FUNCTA, (4, 4)),                                            # functa [16] in tokens of 4
+    (dataclasses.replace(FUNCTA, token_width=0), (1, 16))])
+def test_built_in_backbones_tokens_reach_the_sft(config, tokens):
+  specs = (synthetic_spec("sine"), synthetic_spec("tanh"))
+  model = MultimodalINR.from_config(specs, config)
+  assert model.token_shapes == {"sine": tokens, "tanh": tokens}
+  rule = _mia(width=16)
+  params = rule.init(jax.random.PRNGKey(0), model.token_shapes)
+  assert params["sft"]["encoder"]["tanh"]["pos_embedding"].shape == (tokens[0], 16)
+  inr, buffers = model.init(jax.random.PRNGKey(1))
+  z = model.initial_latents(inr, 3)
+  g = jax.tree.map(jnp.ones_like, z)
+  updates, _ = rule.apply(params, g, z)
+  assert updates["sine"].shape == (3,) + tokens
