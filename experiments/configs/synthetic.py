@@ -58,9 +58,9 @@ def get_config(arg: str | None = None):
     # 0.03: of 3, 1, 0.3, 0.1, 0.03 and 0.01, the one that lowers the support loss most over 3
     # CAVIA steps at initialisation (1 and above do not lower it; docs/results.md).
     # The rate scales the update after the method's core ("post"): the SFT normalises its input,
-    # so a rate before it does not set the size of MIA's updates, which start at about the
-    # latent's scale times 30 in phase (with "pre", MIA had not learned to adapt at all after 500
-    # meta-steps, docs/results.md; for CAVIA the position of a scalar rate makes no difference).
+    # so a rate before it does not set the size of MIA's updates (with "pre", MIA had not learned
+    # to adapt at all after 500 meta-steps, docs/results.md; for CAVIA the position of a scalar
+    # rate makes no difference).
     c.model.update(dict(backbone="functa", latent_dim=128, token_width=16, latent_init_std=0.01))
     c.rule.update(dict(inner_lr=0.03, lr_position="post"))
   elif args["backbone"] != "composer":
