@@ -18,6 +18,8 @@ def test_every_argument_loads_and_builds(arg):
   pieces = list(learner.rule.init(jax.random.PRNGKey(0), learner.model.token_shapes))
   expected = {"mia": ["scale", "lr", "sft"], "cavia": ["lr"], "metasgd": ["learned_lr"],
               "alfa": ["alfa"], "gap": ["lr", "gap"]}[config.method]
+  if config.rule.lr_position == "post":  # the rate after the method's core (functa preset)
+    expected = [p for p in expected if p != "lr"] + (["lr"] if "lr" in expected else [])
   assert pieces == expected
   assert [s.name for s in learner.specs] == config.modalities.split("+")
   assert type(learner.model.modules["sine"]).__name__ == {
