@@ -10,7 +10,7 @@ import pytest
 from flax import linen as nn
 from flax import traverse_util
 
-from mia_jax import (MetaConfig, MetaLearner, ModelConfig, MultimodalINR, meta_step, rules,
+from mia_jax import (MetaConfig, MetaLearner, ModelConfig, MultimodalINR, adapt, meta_step, rules,
                      token_shape)
 from mia_jax.modalities import synthetic_spec
 from tests.helpers import episode, random_batch
@@ -60,9 +60,9 @@ def test_own_inr_meta_trained_by_mia(latent_shape, token_width, tokens):
     losses.append(float(metrics["loss"]))
   assert np.mean(losses[-5:]) < 0.8 * np.mean(losses[:5]), losses
   # The adapted latents come back as tokens of that shape.
-  latents, _, _ = jax.jit(lambda p: learner.rule and __import__("mia_jax").adapt(
-      learner.model, learner.rule, p, state.buffers, jax.device_get(batch),
-      episode(learner, 8), 2))(state.params)
+  latents, _, _ = jax.jit(lambda p: adapt(learner.model, learner.rule, p, state.buffers,
+                                          jax.device_get(batch), episode(learner, 8), 2))(
+      state.params)
   assert latents["sine"].shape == (8,) + tokens
 
 
