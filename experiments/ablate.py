@@ -296,7 +296,7 @@ def restore_runs(runs: Sequence[Run], workdir: str, archive: str,
 
 
 def _default_train_fn():
-  from mia_jax import train
+  from experiments import train
   return train.train_and_evaluate
 
 
@@ -307,7 +307,7 @@ def train_runs(runs: Sequence[Run], train_fn: Callable | None = None, parallel: 
 
   Args:
     runs: the study's runs (see `plan`).
-    train_fn: `train_fn(config, workdir)`, default `mia_jax.train.train_and_evaluate`; must be
+    train_fn: `train_fn(config, workdir)`, default `experiments.train.train_and_evaluate`; must be
       picklable (a module-level function) when `parallel > 1`.
     parallel: runs trained at once, each in a fresh process (1: in this process, in order).
     log: where progress lines go.
@@ -420,7 +420,7 @@ def run(study: Study, builder: studies_lib.ConfigBuilder, workdir: str,
     steps: meta-steps per run for every arm (None or 0: the preset's).
     other_seeds: run arms that are not the study's headline arms with only this many of the
       seeds (None: every arm gets every seed).
-    train_fn: `train_fn(config, rundir)`, default `mia_jax.train.train_and_evaluate`.
+    train_fn: `train_fn(config, rundir)`, default `experiments.train.train_and_evaluate`.
     parallel: runs trained at once in separate processes.
     num_reconstructions: signals in reconstructions.png (0: no plot).
     compilation_cache: a directory for JAX's persistent compilation cache (None: leave JAX's

@@ -9,7 +9,7 @@ Re-running with the same --workdir resumes from the latest checkpoint.
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from mia_jax import train
+from experiments import train
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics and results.json.")

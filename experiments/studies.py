@@ -741,7 +741,7 @@ def predict_run(config, rundir: str, num_signals: int = 3) -> dict[str, dict]:
   import jax
   from mia_jax import adaptation, meta_step, sampling, train
 
-  learner = train.build_learner(config)
+  learner = build.build_learner(config)
   manager = train._checkpoint_manager(rundir, config)  # pylint: disable=protected-access
   try:
     if manager.latest_step() is None:
@@ -749,7 +749,7 @@ def predict_run(config, rundir: str, num_signals: int = 3) -> dict[str, dict]:
     state = train.restore_or_init(manager, learner.init(jax.random.PRNGKey(config.seed)))
   finally:
     manager.close()
-  source = train.build_sources(config, "test")
+  source = build.build_sources(config, "test")
   episodes = sampling.load_episodes(
       config.eval.episodes_path or os.path.join(rundir, "episodes.npz"), learner.specs)
   n = min(num_signals, len(source), next(iter(episodes.values()))["idx"].shape[0])

@@ -3,7 +3,8 @@
 The library is pure functions over pytrees; see `docs/library.md` for recipes and
 `docs/architecture.md` for the layout. The public API:
 
-* modalities: `ModalitySpec`, `benchmark_specs`, `specs_from_arrays`;
+* modalities: `ModalitySpec`, `specs_from_arrays` (the benchmarks' specs are
+  `data_pipelines.benchmarks`);
 * INR learners: `MultimodalINR` over any Flax backbone with a `latent_shape`, the built-in
   `ComposerINR` and `FunctaINR`, `ModelConfig` (the built-in backbones by name), `token_shape`;
 * update rules (`mia_jax.rules`): pieces combined with `chain`, and the methods built from them;
@@ -16,7 +17,7 @@ from mia_jax import evaluation, meta_step, rules, sampling
 from mia_jax.adaptation import adapt
 from mia_jax.inr import ComposerINR, FunctaINR
 from mia_jax.meta_step import MetaConfig, MetaLearner, TrainState
-from mia_jax.modalities import ModalitySpec, benchmark_specs, group_modalities, specs_from_arrays
+from mia_jax.modalities import ModalitySpec, group_modalities, specs_from_arrays
 from mia_jax.model import ModelConfig, MultimodalINR
 from mia_jax.rules import UpdateRule, chain
 from mia_jax.tokens import token_shape
@@ -24,6 +25,6 @@ from mia_jax.tokens import token_shape
 __version__ = "0.2.0"
 
 __all__ = ["ComposerINR", "FunctaINR", "MetaConfig", "MetaLearner", "ModalitySpec", "ModelConfig",
-           "MultimodalINR", "TrainState", "UpdateRule", "adapt", "benchmark_specs", "chain",
+           "MultimodalINR", "TrainState", "UpdateRule", "adapt", "chain",
            "evaluation", "group_modalities", "meta_step", "rules", "sampling", "specs_from_arrays",
            "token_shape"]

@@ -27,7 +27,7 @@ from mia_jax.model import MultimodalINR
 from mia_jax.rules.base import UpdateRule
 
 PyTree = Any
-MEASURES = ("generalization", "memorization", "full")
+ERROR_KINDS = ("generalization", "memorization", "full")  # which points an error is taken over
 
 
 def error_normaliser(spec, amplitude: jax.Array) -> jax.Array:
@@ -132,7 +132,7 @@ def adapt(model: MultimodalINR, rule: UpdateRule, params: PyTree, buffers: PyTre
 
   def errors_of(pred):
     errs = {k: grid_errors(pred[k], batch[k]["y"], in_support[k], batch[k]["norm"]) for k in pred}
-    return {m: {k: errs[k][m] for k in errs} for m in MEASURES}
+    return {m: {k: errs[k][m] for k in errs} for m in ERROR_KINDS}
 
   def step(latents, _):
     (_, per_signal), grads = jax.value_and_grad(support_loss, has_aux=True)(latents)

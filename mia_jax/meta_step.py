@@ -24,10 +24,8 @@ import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from mia_jax import adaptation, sampling
-from mia_jax import modalities as modalities_lib
-from mia_jax import rules as rules_lib
 from mia_jax.modalities import ModalitySpec
-from mia_jax.model import ModelConfig, MultimodalINR
+from mia_jax.model import MultimodalINR
 from mia_jax.rules import UpdateRule
 
 PyTree = Any
@@ -192,26 +190,3 @@ def make_eval_step(learner: MetaLearner, mesh: Mesh):
 def put_batch(tree: PyTree, mesh: Mesh) -> PyTree:
   """Places a host batch on the devices, sharded on its leading axis."""
   return jax.device_put(tree, batch_sharding(mesh))
-
-
-def learner_from_config(config, specs: Sequence[ModalitySpec] | None = None) -> MetaLearner:
-  """Builds a `MetaLearner` from an experiment config (see `experiments/configs`).
-
-  `specs`: the modalities; None means the config's benchmark table (`config.benchmark`,
-  `config.modalities`). A run on the user's own arrays passes the specs built from them.
-  """
-  if specs is None:
-    specs = modalities_lib.benchmark_specs(config.benchmark, config.modalities)
-  names = [s.name for s in specs]
-  # A preset's per-modality entries (e.g. ff_sigmas="rgb=1") may name the benchmark's other
-  # modalities, also when a run reads only some of them from its own files.
-  known = list(modalities_lib.BENCHMARKS.get(config.benchmark, ((), None))[0])
-  model_config = ModelConfig.from_config(config.model.to_dict()).for_modalities(
-      names, known + [n for n in names if n not in known])
-  return MetaLearner(
-      MultimodalINR.from_config(specs, model_config),
-      rules_lib.from_config(config.method, config.rule.to_dict()),
-      MetaConfig(inner_steps=config.inner_steps, first_order=config.first_order,
-                 remat=config.remat, scan_unroll=config.get("scan_unroll", 1),
-                 learning_rate=config.learning_rate,
-                 grad_clip=config.get("grad_clip", 0.0)))

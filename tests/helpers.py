@@ -4,7 +4,7 @@ import jax
 import numpy as np
 
 from mia_jax import MetaConfig, MetaLearner, ModelConfig, ModalitySpec, MultimodalINR, rules
-from mia_jax.modalities import synthetic_spec
+from data_pipelines.benchmarks import synthetic_spec
 
 TINY = ModelConfig(hidden=16, num_layers=4, rank=4)
 

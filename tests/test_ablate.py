@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from experiments import ablate, studies
-from mia_jax import sampling, train
+from experiments import train
+from mia_jax import sampling
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG = "experiments/configs/synthetic.py:smoke"

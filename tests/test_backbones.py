@@ -12,7 +12,7 @@ from flax import traverse_util
 
 from mia_jax import (MetaConfig, MetaLearner, ModelConfig, MultimodalINR, adapt, meta_step, rules,
                      token_shape)
-from mia_jax.modalities import synthetic_spec
+from data_pipelines.benchmarks import synthetic_spec
 from tests.helpers import episode, random_batch
 
 

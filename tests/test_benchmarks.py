@@ -12,7 +12,7 @@ KEYS = {"steps_per_s", "compile_s", "peak_rss_mb", "gflops_per_step", "matmul_gf
 
 def test_meta_step_benchmark_writes_table_and_json(tmp_path):
   out = tmp_path / "bench.json"
-  cmd = [sys.executable, "-m", "benchmarks.meta_step",
+  cmd = [sys.executable, "-m", "experiments.benchmarks.meta_step",
          "--config=experiments/configs/synthetic.py:method=mia,smoke", "--steps=1", "--windows=1",
          f"--json={out}"]
   proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)

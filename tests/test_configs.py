@@ -1,6 +1,7 @@
 import jax
 import pytest
 
+from experiments import build
 from experiments.configs import synthetic
 from mia_jax import meta_step
 from mia_jax import rules
@@ -14,7 +15,7 @@ from mia_jax import rules
 ])
 def test_every_argument_loads_and_builds(arg):
   config = synthetic.get_config(arg)
-  learner = meta_step.learner_from_config(config)
+  learner = build.learner_from_config(config)
   pieces = list(learner.rule.init(jax.random.PRNGKey(0), learner.model.token_shapes))
   expected = {"mia": ["scale", "lr", "sft"], "cavia": ["lr"], "metasgd": ["learned_lr"],
               "alfa": ["alfa"], "gap": ["lr", "gap"]}[config.method]
@@ -28,11 +29,11 @@ def test_every_argument_loads_and_builds(arg):
 
 @pytest.mark.parametrize("method", rules.METHODS)
 def test_every_method_builds(method):
-  assert meta_step.learner_from_config(synthetic.get_config(f"method={method},smoke"))
+  assert build.learner_from_config(synthetic.get_config(f"method={method},smoke"))
 
 
 def test_no_sft_ablation_is_cavia_with_mias_backbone():
-  learner = meta_step.learner_from_config(synthetic.get_config("ablation=no_sft"))
+  learner = build.learner_from_config(synthetic.get_config("ablation=no_sft"))
   assert list(learner.rule.init(jax.random.PRNGKey(0), learner.model.token_shapes)) == ["lr"]
 
 
@@ -64,4 +65,4 @@ def test_presets_set_sizes():
 ])
 def test_bad_arguments_name_the_bad_value(arg, match):
   with pytest.raises(ValueError, match=match):
-    meta_step.learner_from_config(synthetic.get_config(arg))
+    build.learner_from_config(synthetic.get_config(arg))

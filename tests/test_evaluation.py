@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from mia_jax import evaluation
-from mia_jax.modalities import synthetic_spec
+from data_pipelines.benchmarks import synthetic_spec
 
 
 def test_summarize_by_hand():

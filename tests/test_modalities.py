@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from data_pipelines import benchmarks
 from mia_jax import modalities
 from mia_jax.modalities import ModalitySpec, group_modalities
 from tests.helpers import image_spec, wave_spec
@@ -16,12 +17,12 @@ def test_coordinates_span_minus_one_to_one_row_major():
 
 
 def test_synthetic_max_support_is_floor_of_rmax_n():
-  spec = modalities.synthetic_spec("sine")
+  spec = benchmarks.synthetic_spec("sine")
   assert spec.num_points == 200 and spec.max_support == 20
 
 
 def test_grouping_by_signature_keeps_order():
-  specs = [modalities.synthetic_spec("sine"), image_spec("a"), modalities.synthetic_spec("relu"),
+  specs = [benchmarks.synthetic_spec("sine"), image_spec("a"), benchmarks.synthetic_spec("relu"),
            image_spec("b"), wave_spec("w")]
   groups = group_modalities(specs)
   assert [g.names for g in groups] == [("sine", "relu"), ("a", "b"), ("w",)]
@@ -41,9 +42,9 @@ def test_bad_spec_raises(kwargs, match):
 
 def test_unknown_modality_and_benchmark_errors_list_allowed():
   with pytest.raises(ValueError, match="'cosine'.*allowed: sine, tanh, gaussian, relu"):
-    modalities.benchmark_specs("synthetic", "sine+cosine")
+    benchmarks.benchmark_specs("synthetic", "sine+cosine")
   with pytest.raises(ValueError, match="allowed: synthetic"):
-    modalities.benchmark_specs("imagenet", "rgb")
+    benchmarks.benchmark_specs("imagenet", "rgb")
   with pytest.raises(ValueError, match="twice"):
-    modalities.benchmark_specs("synthetic", "sine+sine")
-  assert [s.name for s in modalities.benchmark_specs("synthetic", "relu+sine")] == ["relu", "sine"]
+    benchmarks.benchmark_specs("synthetic", "sine+sine")
+  assert [s.name for s in benchmarks.benchmark_specs("synthetic", "relu+sine")] == ["relu", "sine"]

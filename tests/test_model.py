@@ -5,7 +5,7 @@ import pytest
 
 from mia_jax import ModelConfig, MultimodalINR
 from mia_jax.inr import ComposerINR
-from mia_jax.modalities import synthetic_spec
+from data_pipelines.benchmarks import synthetic_spec
 from mia_jax.model import vmapped_apply
 from tests.helpers import image_spec, wave_spec
 

@@ -19,8 +19,10 @@ from data_pipelines.avdigits import avdigits as avdigits_builder
 from data_pipelines.avdigits import generate as avd
 from data_pipelines.avdigits import speech
 from data_pipelines.shapes import generate as shapes
+from experiments import build
 from experiments.configs import avdigits as avdigits_config
 from experiments.configs import shapes as shapes_config
+from data_pipelines import benchmarks
 from mia_jax import adaptation, meta_step, modalities
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -198,9 +200,9 @@ def test_builders_read_through_the_registry(data_dir):
   av = registry.load("avdigits", data_dir, "train", config="small", in_memory=True)
   assert len(av) == 64 and av[0]["wav"]["y"].shape == (speech.LENGTH, 1)
   assert av[0]["rgb"]["y"].shape == (784, 1)
-  for spec in modalities.benchmark_specs("avdigits", "rgb+wav"):  # the data fit the specs
+  for spec in benchmarks.benchmark_specs("avdigits", "rgb+wav"):  # the data fit the specs
     assert av.arrays[spec.name]["y"].shape[1:] == (spec.num_points, spec.d_out)
-  for spec in modalities.benchmark_specs("shapes", "rgb+normal+sketch"):
+  for spec in benchmarks.benchmark_specs("shapes", "rgb+normal+sketch"):
     assert (spec.num_points, spec.d_out) == (shapes.IMAGE_SIZE ** 2, 3)
   # The stored labels pair every image with a spoken digit of its class.
   stored = avdigits_builder.AvDigits(config="small", data_dir=data_dir,
@@ -218,10 +220,10 @@ def test_builders_read_through_the_registry(data_dir):
      "Unknown avdigits modality 'audio'; allowed: rgb, wav"),
     (lambda d: registry.load("shapes_trimodal", d, "train", config="tiny"),
      "Unknown shapes_trimodal config 'tiny'; allowed: default, small"),
-    (lambda d: modalities.benchmark_specs("shapes", "rgb+depth"),
+    (lambda d: benchmarks.benchmark_specs("shapes", "rgb+depth"),
      "Unknown modality 'depth'; allowed: rgb, normal, sketch"),
-    (lambda d: modalities.avdigits_spec("audio"), "allowed: rgb, wav"),
-    (lambda d: meta_step.learner_from_config(shapes_config.get_config("modalities=rgb+depth")),
+    (lambda d: benchmarks.avdigits_spec("audio"), "allowed: rgb, wav"),
+    (lambda d: build.learner_from_config(shapes_config.get_config("modalities=rgb+depth")),
      "Unknown modality 'depth'"),
 ])
 def test_bad_names_are_clear_errors(data_dir, call, match):
@@ -230,15 +232,15 @@ def test_bad_names_are_clear_errors(data_dir, call, match):
 
 
 def test_specs_follow_the_spec_tables():
-  rgb, wav = modalities.benchmark_specs("avdigits", "rgb+wav")
+  rgb, wav = benchmarks.benchmark_specs("avdigits", "rgb+wav")
   assert (rgb.d_in, rgb.d_out, rgb.output_bias, rgb.ratio_range) == (2, 1, 0.5, (0.001, 1.0))
   assert (wav.d_in, wav.d_out, wav.output_bias, wav.ratio_range) == (1, 1, 0.0, (0.25, 1.0))
   assert wav.grid_shape == (speech.LENGTH,) and rgb.grid_shape == (avd.IMAGE_SIZE,) * 2
   for name in ("celeba", "shapes"):
-    for s in modalities.benchmark_specs(name, "rgb+normal+sketch"):
+    for s in benchmarks.benchmark_specs(name, "rgb+normal+sketch"):
       assert (s.grid_shape, s.d_out, s.output_bias) == ((32, 32), 3, 0.5)
       assert s.ratio_bins == ((0.0, 0.25), (0.25, 0.5), (0.5, 0.75), (0.75, 1.0))
-  era5 = modalities.benchmark_specs("era5", "temperature")[0]
+  era5 = benchmarks.benchmark_specs("era5", "temperature")[0]
   assert (era5.grid_shape, era5.d_out, era5.output_bias) == ((46, 90), 1, 0.5)
 
 
@@ -246,22 +248,22 @@ def test_specs_follow_the_spec_tables():
 def test_configs_use_fourier_features_and_the_papers_settings(module):
   for arg in ("", "smoke", "method=cavia", "ablation=no_msft", "modalities=rgb"):
     config = module.get_config(arg)
-    learner = meta_step.learner_from_config(config)
+    learner = build.learner_from_config(config)
     for group in learner.groups:  # sigma 30 reaches every learner, image and audio alike
       assert learner.model.modules[group.names[0]].ff_sigma == 30.0
   # The cpu preset: smooth features for the images (their grid cannot carry sigma 30), 30 for
   # the waveform, and a faster outer loop (see the preset's comment).
-  learner = meta_step.learner_from_config(module.get_config("cpu"))
+  learner = build.learner_from_config(module.get_config("cpu"))
   sigmas = {n: m.ff_sigma for n, m in learner.model.modules.items()}
   assert sigmas == {n: (30.0 if n == "wav" else 1.0) for n in module.MODALITIES.split("+")}
   assert module.get_config("cpu").learning_rate == 1e-3
   for name in module.MODALITIES.split("+"):  # every arm of the study builds from the one preset
-    alone = meta_step.learner_from_config(module.get_config(f"cpu,modalities={name}"))
+    alone = build.learner_from_config(module.get_config(f"cpu,modalities={name}"))
     assert [m.ff_sigma for m in alone.model.modules.values()] == [sigmas[name]]
   bad = module.get_config("cpu")
   bad.model.ff_sigmas = "depth=2"
   with pytest.raises(ValueError, match=r"names modality 'depth'.*configured: "):
-    meta_step.learner_from_config(bad)
+    build.learner_from_config(bad)
   full = module.get_config("")
   assert (full.batch_size, full.inner_steps, full.model.rank) == (32, 3, 64)
   assert full.rule.grad_scale == 1000.0 and module.get_config("method=cavia").rule.grad_scale == 0
@@ -296,7 +298,7 @@ def test_audio_support_changes_the_image_update_only_through_the_msft(data_dir):
   same = {}
   for ablation in ("none", "no_msft"):
     config = avdigits_config.get_config(f"ablation={ablation},inner_steps=1,smoke")
-    learner = meta_step.learner_from_config(config)
+    learner = build.learner_from_config(config)
     assert [g.names for g in learner.groups] == [("rgb",), ("wav",)]
     state = jax.jit(learner.init)(jax.random.PRNGKey(0))  # jitted: eager init is slower
     episode = jax.jit(lambda k: sampling.sample_episode(k, learner.specs, 2))(  # noqa: B023

@@ -11,9 +11,12 @@ import numpy as np
 import pytest
 
 from data_pipelines import sources
+from experiments import build
 from experiments.configs import arrays as arrays_config
 from experiments.configs import synthetic as synthetic_config
-from mia_jax import meta_step, modalities, train
+from data_pipelines import benchmarks
+from experiments import train
+from mia_jax import meta_step, modalities
 from mia_jax.modalities import specs_from_arrays
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -66,7 +69,7 @@ def test_specs_from_arrays_reads_grids_and_channels_and_defaults():
   assert str(sig_spec.output_bias) == "0.0"  # no -0.0
   for s in specs:
     assert s.ratio_range == (0.001, 1.0)
-    assert s.ratio_bins == modalities.IMAGE_RATIO_BINS
+    assert s.ratio_bins == benchmarks.IMAGE_RATIO_BINS
     assert s.error_normaliser == "none" and s.fourier_sigma is None
   np.testing.assert_allclose(img_spec.coordinates()[[0, -1]], [[-1, -1], [1, 1]])
   assert img_spec.coordinates().shape == (600, 2)
@@ -98,7 +101,7 @@ def test_specs_from_arrays_groups_by_grid_and_channels():
 
 
 def test_default_ratio_bins():
-  assert modalities.default_ratio_bins((0.001, 1.0)) == modalities.IMAGE_RATIO_BINS
+  assert modalities.default_ratio_bins((0.001, 1.0)) == benchmarks.IMAGE_RATIO_BINS
   assert modalities.default_ratio_bins((0.25, 1.0)) == ((0.25, 0.5), (0.5, 0.75), (0.75, 1.0))
   assert modalities.default_ratio_bins((0.01, 0.1))[0] == (0.0, 0.025)
   assert modalities.default_ratio_bins((1.0, 1.0)) == ((0.75, 1.0),)
@@ -157,9 +160,9 @@ def test_config_fields_set_what_arrays_cannot_tell(tmp_path, own_files):
   config.data.ratio_bins = "img=0:0.5:1"
   config.data.output_bias = "img=0.5"
   config.data.error_normaliser = "sig=amplitude"
-  train_source, test_source = train.own_data_sources(config)
+  train_source, test_source = build.own_data_sources(config)
   assert train_source.modalities == test_source.modalities == ("img", "sig")
-  img, sig = train.own_data_specs(config, train_source)
+  img, sig = build.own_data_specs(config, train_source)
   assert (img.grid_shape, img.d_out, sig.grid_shape, sig.d_out) == ((20, 30), 3, (150,), 1)
   assert img.ratio_range == (0.01, 1.0) and sig.ratio_range == (0.25, 1.0)
   assert img.ratio_bins == ((0.0, 0.5), (0.5, 1.0)) and sig.ratio_bins[0] == (0.25, 0.5)
@@ -168,7 +171,7 @@ def test_config_fields_set_what_arrays_cannot_tell(tmp_path, own_files):
   assert (img.error_normaliser, sig.error_normaliser) == ("none", "amplitude")
   # Per-modality Fourier sigma is model.ff_sigmas; the learner has one group per signature.
   config.model.ff_sigmas = "sig=3"
-  learner = meta_step.learner_from_config(config, specs=(img, sig))
+  learner = build.learner_from_config(config, specs=(img, sig))
   assert [g.names for g in learner.model.groups] == [("img",), ("sig",)]
   assert [s.fourier_sigma for s in learner.model.specs] == [None, 3.0]
 
@@ -187,7 +190,7 @@ def test_bad_config_fields_are_clear_errors(own_files, field, value, match):
   config = _config(*own_files)
   config.data[field] = value
   with pytest.raises(ValueError, match=match):
-    train.own_data_specs(config, train.own_data_sources(config)[0])
+    build.own_data_specs(config, build.own_data_sources(config)[0])
 
 
 def test_test_file_must_match_train_file(tmp_path, own_files):
@@ -206,10 +209,10 @@ def test_test_file_must_match_train_file(tmp_path, own_files):
     path = tmp_path / f"{name}.npz"
     sources.save_npz(path, arrays)
     with pytest.raises(ValueError, match=match):
-      train.own_data_sources(_config(train_path, str(path)))
+      build.own_data_sources(_config(train_path, str(path)))
   # Only the selected modalities are read.
   config = _config(train_path, str(tmp_path / "missing.npz"), ",modalities=img")
-  assert train.own_data_sources(config)[1].modalities == ("img",)
+  assert build.own_data_sources(config)[1].modalities == ("img",)
 
 
 def test_bad_values_in_a_file_name_the_modality(tmp_path, own_files):
@@ -220,9 +223,9 @@ def test_bad_values_in_a_file_name_the_modality(tmp_path, own_files):
   sources.save_npz(tmp_path / "nan.npz", bad)
   with pytest.raises(ValueError, match=r"In the train data '.*nan.npz': Modality 'sig': array of "
                      r"shape \(8, 150, 1\) holds 2 NaN or infinite"):
-    train.own_data_sources(_config(str(tmp_path / "nan.npz"), test_path))
+    build.own_data_sources(_config(str(tmp_path / "nan.npz"), test_path))
   with pytest.raises(ValueError, match=r"In the test data '.*nan.npz': Modality 'sig'"):
-    train.own_data_sources(_config(train_path, str(tmp_path / "nan.npz")))
+    build.own_data_sources(_config(train_path, str(tmp_path / "nan.npz")))
 
 
 def test_grayscale_without_channel_axis_and_amplitudes(tmp_path):
@@ -233,7 +236,7 @@ def test_grayscale_without_channel_axis_and_amplitudes(tmp_path):
         "sig": {"y": _signals(rng, n, 40), "amplitude": rng.uniform(1, 2, n)}})
   config = _config(str(tmp_path / "train.npz"), str(tmp_path / "test.npz"))
   config.data.grid_ndims = "gray=2"
-  gray, sig = train.own_data_specs(config, train.own_data_sources(config)[0])
+  gray, sig = build.own_data_specs(config, build.own_data_sources(config)[0])
   assert (gray.grid_shape, gray.d_out) == ((6, 5), 1)
   # The file gives the signal's amplitudes, so its errors are normalised by them.
   assert (gray.error_normaliser, sig.error_normaliser) == ("none", "amplitude")
@@ -241,19 +244,19 @@ def test_grayscale_without_channel_axis_and_amplitudes(tmp_path):
 
 def test_arrays_passed_from_python_match_the_file(own_files):
   train_path, test_path = own_files
-  from_file = train.own_data_specs(_config(train_path, test_path),
-                                   train.own_data_sources(_config(train_path, test_path))[0])
+  from_file = build.own_data_specs(_config(train_path, test_path),
+                                   build.own_data_sources(_config(train_path, test_path))[0])
   data = {split: {k: v for k, v in np.load(path).items()}
           for split, path in (("train", train_path), ("test", test_path))}
   config = _config()
-  train_source, test_source = train.own_data_sources(config, data)
+  train_source, test_source = build.own_data_sources(config, data)
   assert isinstance(train_source, sources.GridSource) and len(test_source) == 8
-  assert train.own_data_specs(config, train_source) == from_file
+  assert build.own_data_specs(config, train_source) == from_file
   np.testing.assert_array_equal(train_source.grid_arrays["img"], data["train"]["img"])
   with pytest.raises(ValueError, match="give one or the other"):
-    train.own_data_sources(_config(train_path, test_path), data)
+    build.own_data_sources(_config(train_path, test_path), data)
   with pytest.raises(ValueError, match=r"data needs a 'test' entry"):
-    train.own_data_sources(config, {"train": data["train"]})
+    build.own_data_sources(config, {"train": data["train"]})
 
 
 def test_benchmark_modalities_in_an_npz_keep_the_benchmark_facts(tmp_path):
@@ -262,9 +265,9 @@ def test_benchmark_modalities_in_an_npz_keep_the_benchmark_facts(tmp_path):
   config = synthetic_config.get_config("modalities=sine+relu,smoke")
   config.data.source = "npz"
   config.data.npz_train = str(tmp_path / "train.npz")
-  source = train.build_sources(config, "train")
-  specs = train.own_data_specs(config, source)
-  assert specs == modalities.benchmark_specs("synthetic", "sine+relu")
+  source = build.build_sources(config, "train")
+  specs = build.own_data_specs(config, source)
+  assert specs == benchmarks.benchmark_specs("synthetic", "sine+relu")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -296,6 +299,6 @@ def test_cli_trains_and_evaluates_own_arrays(tmp_path, own_files):
   # The run's learner: two modality groups (an image and a signal), built from the same config.
   config = arrays_config.get_config(arg)
   config.data.ratio_range, config.model.ff_sigmas = "0.001:1,sig=0.25:1", "sig=3"
-  learner = train.build_learner(config)
+  learner = build.build_learner(config)
   assert [g.names for g in learner.model.groups] == [("img",), ("sig",)]
   assert [s.fourier_sigma for s in learner.model.specs] == [None, 3.0]

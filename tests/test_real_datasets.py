@@ -26,11 +26,12 @@ from data_pipelines.celeba import load_celeba
 from data_pipelines.era5 import era5
 from data_pipelines.era5 import load_era5
 from data_pipelines.era5 import normalisation
+from experiments import build
 from experiments.configs import avmnist as avmnist_config
 from experiments.configs import celeba as celeba_config
 from experiments.configs import era5 as era5_config
 from mia_jax import meta_step
-from mia_jax import modalities as modalities_lib
+from data_pipelines import benchmarks
 
 
 def _manual(data_dir, name):
@@ -255,7 +256,7 @@ def test_avmnist_shapes_ranges_and_pairing(tmp_path):
   root = _manual(data_dir, "avmnist")
   _write_avmnist(root)
   mnist = _mnist_arrays()
-  length = modalities_lib.WAV_LENGTH
+  length = benchmarks.WAV_LENGTH
   for split in ("train", "test"):
     source = load_avmnist(data_dir, split)
     images, labels = mnist[split]
@@ -294,13 +295,13 @@ def test_avmnist_shapes_ranges_and_pairing(tmp_path):
 
 
 def test_prepare_waveform_by_hand():
-  rate, length = 8000, modalities_lib.WAV_LENGTH
-  assert modalities_lib.WAV_SAMPLE_RATE * 2 == rate
+  rate, length = 8000, benchmarks.WAV_LENGTH
+  assert benchmarks.WAV_SAMPLE_RATE * 2 == rate
   # Short: decimated by 2 (a 100 Hz sine stays a 100 Hz sine), zero-padded, peak 1.
   t = np.arange(1200) / rate
   out = avmnist.prepare_waveform((3000 * np.sin(2 * np.pi * 100 * t)).astype(np.int16), rate)
   assert out.shape == (length,) and out.dtype == np.float32
-  t4 = np.arange(600) / modalities_lib.WAV_SAMPLE_RATE
+  t4 = np.arange(600) / benchmarks.WAV_SAMPLE_RATE
   np.testing.assert_allclose(out[50:550], np.sin(2 * np.pi * 100 * t4)[50:550], atol=0.02)
   assert (out[600:] == 0).all() and np.isclose(np.abs(out).max(), 1.0)
   # Long: trimmed to its first `length` samples at 4 kHz; stereo averaged; silence stays zero.
@@ -474,7 +475,7 @@ _CONFIGS = {"celeba": celeba_config, "avmnist": avmnist_config, "era5": era5_con
 def test_configs_load_and_build(benchmark, arg):
   module = _CONFIGS[benchmark]
   config = module.get_config(arg)
-  learner = meta_step.learner_from_config(config)
+  learner = build.learner_from_config(config)
   assert [s.name for s in learner.specs] == module.MODALITIES.split("+")
   assert config.benchmark == benchmark
   if config.preset == "full":  # the paper's image settings
@@ -488,7 +489,7 @@ def test_configs_load_and_build(benchmark, arg):
   if "data_dir=" in arg:
     assert config.data.data_dir == "/tmp/x"
   first = module.MODALITIES.split("+")[0]
-  alone = meta_step.learner_from_config(module.get_config(f"modalities={first}"))
+  alone = build.learner_from_config(module.get_config(f"modalities={first}"))
   assert [s.name for s in alone.specs] == [first]
 
 
@@ -502,13 +503,13 @@ def test_configs_define_modality_replacement(benchmark):
   assert list(study.arms) == ["multimodal", *(f"{m}_alone" for m in names)]
   for arm in study.arms:  # every arm's config builds a learner on its modalities
     config = builder.build(study.arms[arm], seed=0)
-    learner = meta_step.learner_from_config(config)
+    learner = build.learner_from_config(config)
     assert [s.name for s in learner.specs] == (names if arm == "multimodal" else [arm[:-6]])
 
 
 def test_celeba_smoke_trains_end_to_end(tmp_path):
   """The celeba config trains and evaluates on a tiny CelebA (cheapest method: CAVIA, one step)."""
-  from mia_jax import train
+  from experiments import train
   data_dir = str(tmp_path / "tfds")
   _write_celeba(_manual(data_dir, "celeba_trimodal"))
   config = celeba_config.get_config(

@@ -15,7 +15,7 @@ import pytest
 from flax import traverse_util
 
 from mia_jax import MetaConfig, MetaLearner, MultimodalINR, rules
-from mia_jax.modalities import synthetic_spec
+from data_pipelines.benchmarks import synthetic_spec
 from tests.helpers import TINY, wave_spec
 
 REF = np.load(os.path.join(os.path.dirname(__file__), "data", "before_issue15.npz"))

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from mia_jax import sampling
-from mia_jax.modalities import synthetic_spec
+from data_pipelines.benchmarks import synthetic_spec
 from tests.helpers import image_spec
 
 

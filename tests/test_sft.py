@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from mia_jax import MetaConfig, MetaLearner, MultimodalINR, adaptation, rules, sampling
-from mia_jax.modalities import synthetic_spec
+from data_pipelines.benchmarks import synthetic_spec
 from mia_jax.rules import (ABLATIONS, chain, gradient_scaler, learned_learning_rate,
                            learning_rate, sft)
 from tests.helpers import TINY, image_spec, random_batch, wave_spec

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from experiments.configs import synthetic
-from mia_jax import evaluation, train
+from experiments import train
+from mia_jax import evaluation
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -43,8 +43,8 @@ from scipy.io import wavfile
 import tensorflow_datasets as tfds
 
 from data_pipelines import manual
-from mia_jax.modalities import WAV_LENGTH
-from mia_jax.modalities import WAV_SAMPLE_RATE
+from data_pipelines.benchmarks import WAV_LENGTH
+from data_pipelines.benchmarks import WAV_SAMPLE_RATE
 
 MODALITIES = ("rgb", "wav")
 SPLITS = ("train", "test")

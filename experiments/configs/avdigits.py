@@ -17,7 +17,7 @@ Examples:
   python -m experiments.main --config=experiments/configs/avdigits.py:method=mia,smoke \
       --workdir=/tmp/avd_smoke
   # One heterogeneous (image + audio) meta-step, timed:
-  python -m benchmarks.meta_step --config=experiments/configs/avdigits.py:method=mia \
+  python -m experiments.benchmarks.meta_step --config=experiments/configs/avdigits.py:method=mia \
       --steps=2 --windows=3
   # The modality-replacement study as run for docs/results.md (about 95 minutes here):
   python -m experiments.ablate --config=experiments/configs/avdigits.py:cpu \
@@ -36,9 +36,9 @@ rank 64; K = 3; batch 32; MIA's gradient scaler initialised at 1000. Support rat
 
 from experiments.configs import common
 from mia_jax import rules
-from mia_jax import modalities as modalities_lib
+from data_pipelines import benchmarks
 
-MODALITIES = "+".join(modalities_lib.AVDIGITS_MODALITIES)
+MODALITIES = "+".join(benchmarks.AVDIGITS_MODALITIES)
 
 
 def get_config(arg: str | None = None):
@@ -59,8 +59,8 @@ def get_config(arg: str | None = None):
   c.batch_size = 32
   c.num_train_steps = 50_000
   c.model.rank = 64
-  c.model.ff_sigma = modalities_lib.IMAGE_FOURIER_SIGMA
-  c.model.ff_dim = modalities_lib.IMAGE_FF_DIM
+  c.model.ff_sigma = benchmarks.IMAGE_FOURIER_SIGMA
+  c.model.ff_dim = benchmarks.IMAGE_FF_DIM
   c.rule.ablation = args["ablation"]
   c.rule.grad_scale = 1000.0 if c.method == "mia" else 0.0  # MIA's gradient scaler (CelebA)
   c.eval.batch_size = 50

@@ -31,9 +31,9 @@ tfds default), first_order, remat, batch_size, num_train_steps, and a preset: `s
 
 from experiments.configs import common
 from mia_jax import rules
-from mia_jax import modalities as modalities_lib
+from data_pipelines import benchmarks
 
-MODALITIES = "+".join(modalities_lib.AVMNIST_MODALITIES)
+MODALITIES = "+".join(benchmarks.AVMNIST_MODALITIES)
 
 
 def get_config(arg: str | None = None):
@@ -56,8 +56,8 @@ def get_config(arg: str | None = None):
   # The paper's image settings (MIA_SPEC sections 3 and 5), for the digit and the waveform alike.
   c.batch_size = 32
   c.model.rank = 64
-  c.model.ff_sigma = modalities_lib.IMAGE_FOURIER_SIGMA
-  c.model.ff_dim = modalities_lib.IMAGE_FF_DIM
+  c.model.ff_sigma = benchmarks.IMAGE_FOURIER_SIGMA
+  c.model.ff_dim = benchmarks.IMAGE_FF_DIM
   c.rule.ablation = args["ablation"]
   # MIA's gradient scaler: the spec gives 1000 for CelebA only; the same for this image benchmark.
   c.rule.grad_scale = 1000.0 if c.method == "mia" else 0.0

@@ -29,9 +29,9 @@ tfds default), first_order, remat, batch_size, num_train_steps, and a preset: `s
 
 from experiments.configs import common
 from mia_jax import rules
-from mia_jax import modalities as modalities_lib
+from data_pipelines import benchmarks
 
-MODALITIES = "+".join(modalities_lib.CELEBA_MODALITIES)
+MODALITIES = "+".join(benchmarks.CELEBA_MODALITIES)
 
 
 def get_config(arg: str | None = None):
@@ -54,8 +54,8 @@ def get_config(arg: str | None = None):
   # The paper's settings (MIA_SPEC sections 3 and 5).
   c.batch_size = 32
   c.model.rank = 64
-  c.model.ff_sigma = modalities_lib.IMAGE_FOURIER_SIGMA
-  c.model.ff_dim = modalities_lib.IMAGE_FF_DIM
+  c.model.ff_sigma = benchmarks.IMAGE_FOURIER_SIGMA
+  c.model.ff_dim = benchmarks.IMAGE_FF_DIM
   c.rule.ablation = args["ablation"]
   c.rule.grad_scale = 1000.0 if c.method == "mia" else 0.0  # MIA's gradient scaler on CelebA
   c.eval.batch_size = 32

@@ -39,22 +39,31 @@ def parse_arg(arg: str | None, allowed: Mapping[str, Any]) -> dict[str, Any]:
     key, value = (s.strip() for s in item.split("=", 1))
     if key not in allowed:
       raise ValueError(f"Unknown config argument {key!r}; allowed: {', '.join(sorted(allowed))}.")
-    default = allowed[key]
-    try:
-      if isinstance(default, bool):
-        if value.lower() not in ("true", "false", "1", "0"):
-          raise ValueError
-        out[key] = value.lower() in ("true", "1")
-      elif isinstance(default, int):
-        out[key] = int(value)
-      elif isinstance(default, float):
-        out[key] = float(value)
-      else:
-        out[key] = value
-    except ValueError:
-      raise ValueError(f"Config argument {key}={value!r} is not a valid "
-                       f"{type(default).__name__}.") from None
+    out[key] = typed_value(key, value, allowed[key])
   return out
+
+
+def typed_value(key: str, value, like):
+  """`value` (a command-line string) typed like `like`: bool (true/false/1/0), int, float or str.
+
+  The one parser of typed command-line values (config arguments and study overrides). A value
+  that is not a string, or a `like` that is a string or None, is returned as it is.
+  """
+  if not isinstance(value, str) or isinstance(like, str) or like is None:
+    return value
+  try:
+    if isinstance(like, bool):
+      if value.lower() not in ("true", "false", "1", "0"):
+        raise ValueError
+      return value.lower() in ("true", "1")
+    if isinstance(like, int):
+      return int(value)
+    if isinstance(like, float):
+      return float(value)
+  except ValueError:
+    raise ValueError(f"Config argument {key}={value!r} is not a valid "
+                     f"{type(like).__name__}.") from None
+  return value
 
 
 def base_config() -> ml_collections.ConfigDict:

@@ -29,9 +29,9 @@ dir; "" = the tfds default), first_order, remat, batch_size, num_train_steps, an
 
 from experiments.configs import common
 from mia_jax import rules
-from mia_jax import modalities as modalities_lib
+from data_pipelines import benchmarks
 
-MODALITIES = "+".join(modalities_lib.ERA5_MODALITIES)
+MODALITIES = "+".join(benchmarks.ERA5_MODALITIES)
 
 
 def get_config(arg: str | None = None):
@@ -54,8 +54,8 @@ def get_config(arg: str | None = None):
   # The paper's image settings (MIA_SPEC sections 3 and 5): the fields are 2-D grids like images.
   c.batch_size = 32
   c.model.rank = 64
-  c.model.ff_sigma = modalities_lib.IMAGE_FOURIER_SIGMA
-  c.model.ff_dim = modalities_lib.IMAGE_FF_DIM
+  c.model.ff_sigma = benchmarks.IMAGE_FOURIER_SIGMA
+  c.model.ff_dim = benchmarks.IMAGE_FF_DIM
   c.rule.ablation = args["ablation"]
   # MIA's gradient scaler: the spec gives 1000 for CelebA only; the same for these 2-D fields.
   c.rule.grad_scale = 1000.0 if c.method == "mia" else 0.0

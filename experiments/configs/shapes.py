@@ -31,9 +31,9 @@ initialised at 1000.
 
 from experiments.configs import common
 from mia_jax import rules
-from mia_jax import modalities as modalities_lib
+from data_pipelines import benchmarks
 
-MODALITIES = "+".join(modalities_lib.SHAPES_MODALITIES)
+MODALITIES = "+".join(benchmarks.SHAPES_MODALITIES)
 
 
 def get_config(arg: str | None = None):
@@ -54,8 +54,8 @@ def get_config(arg: str | None = None):
   c.batch_size = 32
   c.num_train_steps = 50_000
   c.model.rank = 64
-  c.model.ff_sigma = modalities_lib.IMAGE_FOURIER_SIGMA
-  c.model.ff_dim = modalities_lib.IMAGE_FF_DIM
+  c.model.ff_sigma = benchmarks.IMAGE_FOURIER_SIGMA
+  c.model.ff_dim = benchmarks.IMAGE_FF_DIM
   c.rule.ablation = args["ablation"]
   c.rule.grad_scale = 1000.0 if c.method == "mia" else 0.0  # MIA's gradient scaler (CelebA)
   c.eval.batch_size = 50

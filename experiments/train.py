@@ -9,8 +9,10 @@ Meta-trains a `MetaLearner` on the configured benchmark, with
 * at the end, evaluation on the meta-test set, `workdir/results.json`
   (`{"config": ..., "step": N, "metrics": {key: float}}`) and a printed table.
 
-The library itself reads no flags; this module is the only one that touches the file system,
-through the data loaders it is given by `data_pipelines`.
+The driver lives with the experiments, not in the library: it reads the experiment's config
+(`experiments/configs`), wires in `data_pipelines` and owns the workdir's files. The learner and
+sources are built by name in `experiments/build.py`; `restore_run` gives a finished run's learner
+and state back (for predictions, notebooks).
 """
 
 from __future__ import annotations
@@ -27,169 +29,10 @@ import orbax.checkpoint as ocp
 from absl import logging
 from tqdm.auto import tqdm
 
+from data_pipelines import sources
+from experiments import build
 from mia_jax import evaluation, meta_step, sampling
-from mia_jax import modalities as modalities_lib
 from mia_jax.meta_step import MetaLearner, TrainState
-
-
-def _own_data(config, data) -> bool:
-  """Whether the run's modalities come from the user's arrays (an .npz, or arrays passed in)."""
-  return data is not None or config.data.source == "npz"
-
-
-def build_sources(config, split: str, data: Mapping[str, Mapping] | None = None,
-                  modalities: Sequence[str] | None = None):
-  """The data source of a split, from `config.data` (a tfds builder or a user's `.npz`), or from
-  `data[split]`: arrays passed from Python, `{name: [num_signals, *grid, d_out]}` (or `{name:
-  {"y": ..., "amplitude": [num_signals]}}`), read as an `.npz` would be.
-
-  `modalities`: the names to read; None means `config.modalities`, where "" (own data only)
-  means every modality in the data.
-  """
-  from data_pipelines import sources  # the driver wires data in; the library does not.
-  if modalities is None:
-    modalities = [n for n in config.modalities.split("+") if n] or None
-  if _own_data(config, data):
-    grid_ndims = _per_modality_field(config, "grid_ndims", int, bare=False)[1]
-    if data is not None:
-      if config.data.npz_train or config.data.npz_test:
-        raise ValueError("Arrays were passed and config.data.npz_train/npz_test name files; "
-                         "give one or the other.")
-      if not isinstance(data, Mapping) or split not in data:
-        raise ValueError(f"data needs a {split!r} entry ({{'train': {{name: array}}, 'test': "
-                         f"...}}); got {list(data) if isinstance(data, Mapping) else data!r}.")
-      return sources.GridSource(data[split], modalities, grid_ndims,
-                                where=f"the {split} arrays")
-    path = config.data.npz_train if split == "train" else config.data.npz_test
-    if not path:
-      raise ValueError(f"data.source='npz' needs data.npz_{split} (a path to an .npz file).")
-    return sources.NpzSource(path, modalities=modalities, grid_ndims=grid_ndims)
-  if config.data.source != "tfds":
-    raise ValueError(f"Unknown data.source {config.data.source!r}; allowed: tfds, npz.")
-  from data_pipelines import registry
-  loader = registry.get_loader(config.data.name)  # a ValueError listing the known datasets
-  # Small benchmarks are read into memory once: decoding records costs more than a train step.
-  return loader(config.data.data_dir or None, split, config=config.data.builder_config,
-                modalities=modalities, in_memory=True)
-
-
-def _data_name(source) -> str:
-  path = getattr(source, "path", None)
-  return repr(path) if path else "the arrays passed"
-
-
-def own_data_sources(config, data: Mapping[str, Mapping] | None = None):
-  """The train and test sources of a run on the user's arrays, checked to match.
-
-  The test split is read with the train split's modalities and must have the same grids and
-  channels; an error names both files. Both splits' values must be finite numbers.
-  """
-  train_source = build_sources(config, "train", data)
-  try:
-    test_source = build_sources(config, "test", data, modalities=train_source.modalities)
-  except ValueError as e:
-    raise ValueError(f"The test data do not match the train data {_data_name(train_source)} "
-                     f"(modalities {list(train_source.modalities)}): {e}") from None
-  layouts = []
-  for split, source in (("train", train_source), ("test", test_source)):
-    try:  # values: numbers, finite, not empty
-      layouts.append({n: modalities_lib.array_layout(n, a)
-                      for n, a in source.grid_arrays.items()})
-    except ValueError as e:
-      raise ValueError(f"In the {split} data {_data_name(source)}: {e}") from None
-  for name in train_source.modalities:
-    want, have = layouts[0][name], layouts[1][name]
-    if have != want:
-      raise ValueError(
-          f"Modality {name!r} has grid {want[0]} with {want[1]} channels in the train data "
-          f"{_data_name(train_source)} but grid {have[0]} with {have[1]} channels in the test "
-          f"data {_data_name(test_source)}; both splits need the same grid and channels.")
-  return train_source, test_source
-
-
-def own_data_specs(config, train_source) -> tuple[modalities_lib.ModalitySpec, ...]:
-  """The modality specs of a run on the user's arrays: grids and channels from the train split,
-  the rest from `config.data` (`ratio_range`, `ratio_bins`, `output_bias`, `error_normaliser`;
-  see `experiments/configs/common.py`) and the defaults of `modalities.specs_from_arrays`.
-
-  A field left "" for a modality of the configured benchmark (e.g. the synthetic functions saved
-  to an .npz) takes the benchmark's value; `error_normaliser` left "" is "amplitude" where the
-  data give the modality's amplitude. Per-modality Fourier sigmas are `model.ff_sigmas`.
-  """
-  names = list(train_source.modalities)
-  known = {}
-  if config.benchmark in modalities_lib.BENCHMARKS:
-    bench_names, factory = modalities_lib.BENCHMARKS[config.benchmark]
-    known = {n: factory(n) for n in names if n in bench_names}
-  parsers = dict(ratio_range=_ratio_range, ratio_bins=_ratio_bin_edges, output_bias=float,
-                 error_normaliser=str)
-  kwargs = {}
-  for field, parse in parsers.items():
-    bare, named = _per_modality_field(config, field, parse)
-    unknown = [n for n in named if n not in names]
-    if unknown:
-      raise ValueError(f"data.{field} names {unknown}, which the train data "
-                       f"{_data_name(train_source)} do not have; they have {names}.")
-    kwargs[field] = {n: named.get(n, bare) for n in names}
-    for n in names:
-      if kwargs[field][n] is None and n in known:
-        kwargs[field][n] = getattr(known[n], field)
-  for n in names:
-    if kwargs["error_normaliser"][n] is None and train_source.has_amplitude[n]:
-      kwargs["error_normaliser"][n] = "amplitude"
-  kwargs["fourier_sigma"] = {n: known[n].fourier_sigma for n in known}
-  return modalities_lib.specs_from_arrays(train_source.grid_arrays, **kwargs)
-
-
-def build_learner(config, data: Mapping[str, Mapping] | None = None) -> MetaLearner:
-  """The learner `train_and_evaluate` builds: `meta_step.learner_from_config`, with the specs of
-  the user's arrays when the run reads them (`config.data.source="npz"`, or `data`)."""
-  if not _own_data(config, data):
-    return meta_step.learner_from_config(config)
-  train_source, _ = own_data_sources(config, data)
-  return meta_step.learner_from_config(config, specs=own_data_specs(config, train_source))
-
-
-def _per_modality_field(config, field: str, parse, bare: bool = True):
-  """Parses `config.data.<field>`, "VALUE" or "name=VALUE,...": (bare value or None, {name: v})."""
-  text = str(config.data.get(field, "") or "")
-  default, named = None, {}
-  for item in filter(None, (t.strip() for t in text.split(","))):
-    name, sep, value = (t.strip() for t in item.partition("="))
-    if not sep:
-      name, value = None, name
-    try:
-      if name is None and not bare:
-        raise ValueError("give name=value")
-      if not value or (sep and not name):
-        raise ValueError("empty name or value")
-      parsed = parse(value)
-    except ValueError as e:
-      example = "gray=2" if not bare else "0.5,sig=0"
-      raise ValueError(f"data.{field} entry {item!r} is malformed ({e}); expected "
-                       f"{'VALUE or ' if bare else ''}NAME=VALUE entries, comma-separated, e.g. "
-                       f"{example!r}.") from None
-    if (name in named) if name else (default is not None):
-      raise ValueError(f"data.{field} gives {name or 'the bare value'} twice: {text!r}.")
-    if name:
-      named[name] = parsed
-    else:
-      default = parsed
-  return default, named
-
-
-def _ratio_range(text: str) -> tuple[float, float]:
-  parts = text.split(":")
-  if len(parts) != 2:
-    raise ValueError("a range is LO:HI, e.g. 0.001:1")
-  return float(parts[0]), float(parts[1])
-
-
-def _ratio_bin_edges(text: str) -> tuple[tuple[float, float], ...]:
-  edges = [float(e) for e in text.split(":")]
-  if len(edges) < 2 or any(a >= b for a, b in zip(edges[:-1], edges[1:])):
-    raise ValueError("bins are increasing edges E0:E1:...:Ek, e.g. 0:0.25:0.5:1")
-  return tuple(zip(edges[:-1], edges[1:]))
 
 
 def eval_episodes(config, learner: MetaLearner, num_signals: int, workdir: str | None):
@@ -211,7 +54,6 @@ def eval_episodes(config, learner: MetaLearner, num_signals: int, workdir: str |
 def evaluate(learner: MetaLearner, state: TrainState, source, episodes, batch_size: int,
              mesh, progress: bool = False) -> tuple[dict[str, float], evaluation.Accumulator]:
   """Adapts on every meta-test episode and returns the flat metrics (results contract)."""
-  from data_pipelines import sources
   eval_step = meta_step.make_eval_step(learner, mesh)
   n = next(iter(episodes.values()))["idx"].shape[0]
   acc = evaluation.Accumulator(learner.specs, learner.meta.inner_steps)
@@ -238,7 +80,8 @@ def evaluate(learner: MetaLearner, state: TrainState, source, episodes, batch_si
   return acc.summarize(), acc
 
 
-def _checkpoint_manager(workdir: str, config) -> ocp.CheckpointManager:
+def checkpoint_manager(workdir: str, config) -> ocp.CheckpointManager:
+  """The orbax manager of `workdir/checkpoints` (keeps `config.keep_checkpoints`)."""
   return ocp.CheckpointManager(
       os.path.join(os.path.abspath(workdir), "checkpoints"),
       options=ocp.CheckpointManagerOptions(max_to_keep=config.keep_checkpoints, create=True))
@@ -256,6 +99,24 @@ def restore_or_init(manager: ocp.CheckpointManager, state: TrainState) -> TrainS
         f"Could not restore checkpoint step {step} from {manager.directory}: {e}. If the config "
         "changed, use a new --workdir; if the checkpoint is corrupt, delete that step's folder "
         "to resume from an earlier one.") from e
+
+
+def restore_run(config, rundir: str) -> tuple[MetaLearner, TrainState]:
+  """The learner and the latest meta-learned state of a run in `rundir` (built from `config`).
+
+  Raises:
+    FileNotFoundError: `rundir` has no checkpoint.
+    ValueError: the checkpoint does not restore (corrupt, or of another config).
+  """
+  learner = build.build_learner(config)
+  manager = checkpoint_manager(rundir, config)
+  try:
+    if manager.latest_step() is None:
+      raise FileNotFoundError(f"No checkpoint in {rundir}.")
+    state = restore_or_init(manager, learner.init(jax.random.PRNGKey(config.seed)))
+  finally:
+    manager.close()
+  return learner, state
 
 
 def _flatten(prefix: str, tree: Mapping[str, Any]) -> dict[str, float]:
@@ -287,22 +148,21 @@ def train_and_evaluate(config, workdir: str, data: Mapping[str, Mapping] | None 
   """Meta-trains, checkpoints, evaluates; returns the results dict also written to results.json.
 
   `data`: the user's arrays instead of files, `{"train": {name: [num_signals, *grid, d_out]},
-  "test": {...}}` (see `build_sources`); as with `config.data.source="npz"`, the modalities are
-  read from the train arrays (`own_data_specs`).
+  "test": {...}}` (see `build.build_sources`); as with `config.data.source="npz"`, the modalities are
+  read from the train arrays (`build.own_data_specs`).
   """
-  from data_pipelines import sources
   os.makedirs(workdir, exist_ok=True)
-  own_data = _own_data(config, data)
+  own_data = build.own_data(config, data)
   if own_data:
-    train_source, test_source = own_data_sources(config, data)
-    specs = own_data_specs(config, train_source)
-    learner = meta_step.learner_from_config(config, specs=specs)
-    print(f"Modalities of {_data_name(train_source)}:\n" + "\n".join(
+    train_source, test_source = build.own_data_sources(config, data)
+    specs = build.own_data_specs(config, train_source)
+    learner = build.learner_from_config(config, specs=specs)
+    print(f"Modalities of {build.data_name(train_source)}:\n" + "\n".join(
         f"  {s.name}: grid {'x'.join(map(str, s.grid_shape))}, d_out {s.d_out}, output bias "
         f"{s.output_bias:g}, support ratio {s.ratio_range[0]:g}-{s.ratio_range[1]:g}, errors "
         f"{s.error_normaliser}" for s in specs))
   else:
-    learner = meta_step.learner_from_config(config)
+    learner = build.learner_from_config(config)
   mesh = meta_step.data_mesh()
   n_dev = mesh.devices.size
   if config.batch_size % n_dev:
@@ -315,8 +175,8 @@ def train_and_evaluate(config, workdir: str, data: Mapping[str, Mapping] | None 
     f.write(config.to_json(indent=2))
 
   if not own_data:
-    train_source = build_sources(config, "train")
-    test_source = build_sources(config, "test")
+    train_source = build.build_sources(config, "train")
+    test_source = build.build_sources(config, "test")
   num_test = len(test_source)
   if config.data.num_test_signals:
     num_test = min(num_test, config.data.num_test_signals)
@@ -324,7 +184,7 @@ def train_and_evaluate(config, workdir: str, data: Mapping[str, Mapping] | None 
 
   rng = jax.random.PRNGKey(config.seed)
   state = jax.device_put(learner.init(rng), meta_step.replicated(mesh))
-  manager = _checkpoint_manager(workdir, config)
+  manager = checkpoint_manager(workdir, config)
   state = restore_or_init(manager, state)
   start_step = int(state.step)
   if start_step:

@@ -1,8 +1,8 @@
 r"""Benchmark of one meta-training step: steps/s, compile time, memory, FLOPs, FLOP utilisation.
 
-  python -m benchmarks.meta_step --config=experiments/configs/synthetic.py:method=mia
-  python -m benchmarks.meta_step --config=experiments/configs/synthetic.py --sweep=method
-  python -m benchmarks.meta_step --config=experiments/configs/synthetic.py:method=mia \
+  python -m experiments.benchmarks.meta_step --config=experiments/configs/synthetic.py:method=mia
+  python -m experiments.benchmarks.meta_step --config=experiments/configs/synthetic.py --sweep=method
+  python -m experiments.benchmarks.meta_step --config=experiments/configs/synthetic.py:method=mia \
       --sweep=inner_steps --json=/tmp/k.json
 
 Measures the jitted `train_step` exactly as training runs it (support sampling on the device,
@@ -77,9 +77,10 @@ def measure(config, steps: int, windows: int) -> dict:
   """Times the compiled train step of `config`."""
   import jax
   from data_pipelines.synthetic import generate
-  from mia_jax import meta_step, train
+  from experiments import build
+  from mia_jax import meta_step
 
-  learner = train.build_learner(config)  # also a run on the user's own arrays (arrays.py)
+  learner = build.build_learner(config)  # also a run on the user's own arrays (arrays.py)
   mesh = meta_step.data_mesh()
   names = [s.name for s in learner.specs]
   if config.benchmark == "synthetic":
@@ -99,7 +100,7 @@ def measure(config, steps: int, windows: int) -> dict:
   if config.inner_steps > 1 and config.get("scan_unroll", 1) < config.inner_steps:
     unrolled = config.copy_and_resolve_references()
     unrolled.scan_unroll = config.inner_steps
-    u_learner = meta_step.learner_from_config(unrolled)
+    u_learner = build.learner_from_config(unrolled)
     flops = _flops(meta_step.make_train_step(u_learner, mesh).lower(state, batch).compile())
   else:
     flops = rolled_flops
@@ -157,7 +158,7 @@ def _config_arg() -> str:
 
 
 def _subprocess_row(config_arg: str, overrides: list[str], devices: int) -> dict:
-  cmd = [sys.executable, "-m", "benchmarks.meta_step", f"--config={config_arg}", "--single",
+  cmd = [sys.executable, "-m", "experiments.benchmarks.meta_step", f"--config={config_arg}", "--single",
          f"--steps={FLAGS.steps}", f"--windows={FLAGS.windows}", f"--devices={devices}"] + overrides
   env = dict(os.environ)
   if devices:
