@@ -3,13 +3,14 @@
 No TensorFlow is needed to build or read any of the datasets.
 """
 
-from data_pipelines.sources import ArraySource
-from data_pipelines.sources import dataset_size
-from data_pipelines.sources import load_synthetic
-from data_pipelines.sources import make_loader
-from data_pipelines.sources import ModalitySubset
-from data_pipelines.sources import num_batches
-from data_pipelines.sources import NpzSource
-from data_pipelines.sources import save_npz
-from data_pipelines.sources import to_memory
+from data_pipelines.batching import dataset_size
+from data_pipelines.batching import make_loader
+from data_pipelines.batching import num_batches
+from data_pipelines.npz import GridSource
+from data_pipelines.npz import NpzSource
+from data_pipelines.npz import save_npz
+from data_pipelines.signals import ArraySource
+from data_pipelines.signals import ModalitySubset
+from data_pipelines.signals import to_memory
 from data_pipelines.synthetic.generate import generate_signals
+from data_pipelines.synthetic.synthetic import load_synthetic

@@ -18,9 +18,10 @@ def _check_name(benchmark: str, name: str, known: Sequence[str]) -> None:
 
 
 SYNTHETIC_FUNCTIONS = ("sine", "tanh", "gaussian", "relu")
+SYNTHETIC_NUM_POINTS = 200  # regular points of t in [-5, 5]
 
 
-def synthetic_spec(name: str, num_points: int = 200) -> ModalitySpec:
+def synthetic_spec(name: str, num_points: int = SYNTHETIC_NUM_POINTS) -> ModalitySpec:
   """A 1-D synthetic function modality (amplitude-normalised errors)."""
   _check_name("synthetic", name, SYNTHETIC_FUNCTIONS)
   return ModalitySpec(

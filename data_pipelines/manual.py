@@ -7,6 +7,8 @@ dataset, so the three never mix; `docs/datasets.md` gives each one's tree). This
 * `default_manual_dir` / `prepare`: where that folder is, and building a dataset from it once,
   with the folder checked first, so that a missing, empty or malformed folder fails with a
   message naming the folder and the files to put there, not a traceback from inside tfds;
+* `ManualDataset`: what a dataset's loader needs to know (its builder, folder check, scales),
+  and the loading itself (`load`), written once for the three datasets;
 * `RecordSource`: a tfds data source whose records are decoded into signals on access;
 * `PackedSource`: signals held in memory in their stored dtype (uint8 pixels, int16 samples) and
   converted to float32 only when read, so that e.g. the whole CelebA split fits in a quarter of
@@ -24,7 +26,11 @@ from typing import Any, SupportsIndex
 import numpy as np
 import tensorflow_datasets as tfds
 
-Signal = dict[str, dict[str, np.ndarray]]
+from data_pipelines import benchmarks
+from data_pipelines import tfds_loading
+from data_pipelines.signals import read_chunks
+from data_pipelines.signals import Signal
+
 Record = Mapping[str, Any]
 
 
@@ -77,39 +83,21 @@ def manual_dir_of(dl_manager: tfds.download.DownloadManager, instructions: str,
     raise FileNotFoundError(f"{error}\n{instructions}") from None
 
 
-def validate_modalities(modalities: Sequence[str] | str | None, known: Sequence[str],
-                        dataset: str) -> tuple[str, ...]:
-  """Checks modality names of `dataset` against `known`; None means all of them, in order.
-
-  Raises:
-    ValueError: no name, an unknown name or a repeated one (the message lists the allowed ones).
-  """
-  if modalities is None:
-    return tuple(known)
-  names = tuple(modalities.split("+") if isinstance(modalities, str) else modalities)
-  if not names:
-    raise ValueError(f"Need at least one {dataset} modality; allowed: {', '.join(known)}.")
-  for name in names:
-    if name not in known:
-      raise ValueError(f"Unknown {dataset} modality {name!r}; allowed: {', '.join(known)}.")
-  if len(set(names)) != len(names):
-    raise ValueError(f"Modalities repeat a name: {list(names)}.")
-  return names
-
-
-def validate_config(config: str, builder_class: type[tfds.core.DatasetBuilder]) -> None:
-  """Raises ValueError naming the allowed configs when `config` is not one of the builder's."""
-  names = [c.name for c in builder_class.BUILDER_CONFIGS]
-  if config not in names:
-    raise ValueError(f"Unknown {builder_class.name} config {config!r}; allowed: {names}.")
-
-
 def list_files(folder: str, suffixes: Sequence[str]) -> list[str]:
   """Sorted names of the visible files in `folder` whose suffix (any case) is in `suffixes`."""
   suffixes = tuple(s.lower() for s in suffixes)
   return sorted(name for name in os.listdir(folder)
                 if not name.startswith(".") and name.lower().endswith(suffixes)
                 and os.path.isfile(os.path.join(folder, name)))
+
+
+class ManualBuilder(tfds_loading.InOrderBuilder, skip_registration=True):
+  """A builder of the files in a manual folder: its info has `HOMEPAGE` and a metadata dict."""
+
+  HOMEPAGE = ""
+
+  def info_options(self) -> dict[str, Any]:
+    return {"metadata": tfds.core.MetadataDict(), "homepage": self.HOMEPAGE}
 
 
 class RecordSource:
@@ -263,14 +251,10 @@ def read_records(records: Any, keys: Sequence[str],
   Raises:
     ValueError: the source is empty.
   """
-  size = len(records)
-  if size == 0:
+  if len(records) == 0:
     raise ValueError("Cannot read an empty split into memory.")
-  getitems = getattr(records, "__getitems__", None)
   columns: dict[str, list[Any]] = {key: [] for key in keys}
-  for start in range(0, size, chunk_size):
-    indices = list(range(start, min(start + chunk_size, size)))
-    chunk = getitems(indices) if getitems else [records[i] for i in indices]
+  for chunk in read_chunks(records, chunk_size):
     for record in chunk:
       for key in keys:
         value = record[key]
@@ -283,3 +267,77 @@ def read_records(records: Any, keys: Sequence[str],
 def flat_points(array: np.ndarray) -> np.ndarray:
   """`[S, *grid, d_out]` -> `[S, prod(grid), d_out]` (row-major; no copy when contiguous)."""
   return array.reshape(array.shape[0], math.prod(array.shape[1:-1]), array.shape[-1])
+
+
+@dataclasses.dataclass(frozen=True)
+class ManualDataset:
+  """A dataset built from a manual folder, and how its records become signals.
+
+  Attributes:
+    benchmark: its name in `benchmarks.BENCHMARKS` (which gives its modalities); errors say
+      "Unknown <benchmark> modality".
+    builder_class: the tfds builder, which reads `dl_manager.manual_dir`.
+    check: `check(builder, manual_dir)` raises FileNotFoundError / ValueError with instructions
+      when the folder is missing, empty or malformed (see `prepare`).
+    d_out: the channels of every modality.
+    scales: `{modality: factor}` from the stored values (uint8 pixels, int16 samples) to the
+      signal's range; 1.0 where absent.
+    pack: `pack(records, modalities) -> PackedSource`, how a split is held in memory; None: each
+      modality's stored values, scaled by `scales`.
+  """
+
+  benchmark: str
+  builder_class: type[tfds.core.DatasetBuilder]
+  check: Callable[[tfds.core.DatasetBuilder, str], Any]
+  d_out: int = 1
+  scales: Mapping[str, float] = dataclasses.field(default_factory=dict)
+  pack: Callable[[Any, Sequence[str]], PackedSource] | None = None
+
+  @property
+  def modalities(self) -> tuple[str, ...]:
+    """The dataset's modality names, in order."""
+    return tuple(benchmarks.BENCHMARKS[self.benchmark][0])
+
+  def decode(self, record: Record, modalities: Sequence[str]) -> Signal:
+    """One record as `{name: {"y": float32 [N, d_out] (scaled), "amplitude": 1.0}}`."""
+    return {m: {"y": (np.asarray(record[m], np.float32).reshape(-1, self.d_out)
+                      * np.float32(self.scales.get(m, 1.0))),
+                "amplitude": np.float32(1.0)} for m in modalities}
+
+  def builder(self, data_dir: str | os.PathLike[str] | None, config: str,
+              manual_dir: str | os.PathLike[str] | None) -> tfds.core.DatasetBuilder:
+    """The builder of `config`, built from the manual folder unless it already is."""
+    tfds_loading.check_config(self.builder_class, config)
+    builder = self.builder_class(config=config, data_dir=data_dir, file_format="array_record")
+    prepare(builder, manual_dir, lambda folder: self.check(builder, folder))
+    return builder
+
+  def load(self, data_dir: str | os.PathLike[str] | None, split: str, *, config: str,
+           modalities: str | Sequence[str] | None, in_memory: bool,
+           manual_dir: str | os.PathLike[str] | None) -> RecordSource | PackedSource:
+    """Returns a split, building the dataset from the manual folder on first use.
+
+    Args:
+      data_dir: tfds data directory (None: the tfds default, `~/tensorflow_datasets`).
+      split: "train" or "test", or a tfds split expression ("train[:100]").
+      config: the name of one of the builder's `BUILDER_CONFIGS`.
+      modalities: names to return, in order ("a+b" or a sequence); None means all of them.
+      in_memory: read the split into a `PackedSource` (the stored dtype, converted on access)
+        instead of decoding records on every access.
+      manual_dir: the folder with the raw files; None means
+        `<data_dir>/downloads/manual/<builder name>`. Read only when the dataset is not built.
+
+    Raises:
+      ValueError: an unknown config or modality, or malformed raw files.
+      FileNotFoundError: the dataset is not built and the manual folder is missing or empty; the
+        message says which folders and files to create.
+    """
+    modalities = tfds_loading.select_modalities(modalities, self.modalities, self.benchmark)
+    records = self.builder(data_dir, config, manual_dir).as_data_source(split=split)
+    if not in_memory:
+      return RecordSource(records, self.decode, modalities)
+    if self.pack is not None:
+      return self.pack(records, modalities)
+    arrays = read_records(records, modalities)
+    return PackedSource({m: PackedModality(flat_points(arrays[m]), scale=self.scales.get(m, 1.0))
+                         for m in modalities})

@@ -1,11 +1,11 @@
 """The datasets the training driver can load, by tfds dataset name (`config.data.name`).
 
-Every loader has the signature of `sources.load_synthetic`::
+Every loader has the signature of `synthetic.load_synthetic`::
 
   loader(data_dir, split, *, config, modalities, in_memory) -> Source
 
 and returns a source of `{name: {"y": float32 [N_m, d_out_m], "amplitude": float32 []}}`
-(see `data_pipelines.sources`), building the tfds dataset first where that needs no download.
+(see `data_pipelines.signals`), building the tfds dataset first where that needs no download.
 Loaders are named here as "module:function" and imported on first use, so a dataset that is
 not used costs nothing (no import of its builder, no optional dependency).
 
@@ -19,7 +19,7 @@ import importlib
 import os
 from typing import Protocol
 
-from data_pipelines.sources import Source
+from data_pipelines.signals import Source
 
 
 class Loader(Protocol):
@@ -32,7 +32,7 @@ class Loader(Protocol):
 
 LOADERS: dict[str, str] = {
     # Generated locally; no download.
-    "synthetic_functions": "data_pipelines.sources:load_synthetic",
+    "synthetic_functions": "data_pipelines.synthetic.synthetic:load_synthetic",
     "shapes_trimodal": "data_pipelines.shapes.shapes:load_shapes",
     "avdigits": "data_pipelines.avdigits.avdigits:load_avdigits",
     # Real datasets, built from files the user puts in place (see docs/datasets.md):

@@ -21,28 +21,15 @@ import functools
 
 import numpy as np
 
+from data_pipelines import benchmarks
 from data_pipelines.avdigits import speech
+from mia_jax.modalities import parse_modalities
 
-MODALITIES: tuple[str, ...] = ("rgb", "wav")
-IMAGE_SIZE = 28           # MNIST's size (AV-MNIST's image grid)
+MODALITIES: tuple[str, ...] = benchmarks.AVDIGITS_MODALITIES
+IMAGE_SIZE = benchmarks.AVMNIST_IMAGE_GRID[0]  # MNIST's (square) size, AV-MNIST's image grid
 NUM_CLASSES = 10
 NUM_TRAIN_IMAGES = 1437   # of scikit-learn's 1,797 digits; the other 360 are test images
 _IMAGE_SPLIT_SEED = 0
-
-
-def validate_modalities(modalities: Sequence[str]) -> tuple[str, ...]:
-  """Checks names against `MODALITIES` (at least one, no repeats); returns a tuple."""
-  if isinstance(modalities, str):
-    modalities = (modalities,)
-  modalities = tuple(modalities)
-  if not modalities:
-    raise ValueError(f"Need at least one modality; allowed: {list(MODALITIES)}.")
-  for name in modalities:
-    if name not in MODALITIES:
-      raise ValueError(f"Unknown avdigits modality {name!r}; allowed: {list(MODALITIES)}.")
-  if len(set(modalities)) != len(modalities):
-    raise ValueError(f"Modalities repeat a name: {list(modalities)}.")
-  return modalities
 
 
 def upsample_matrix(n_in: int, n_out: int) -> np.ndarray:
@@ -103,7 +90,7 @@ def generate_signals(
   Raises:
     ValueError: unknown or repeated modality, unknown split, or negative `num_signals`.
   """
-  modalities = validate_modalities(modalities)
+  modalities = parse_modalities(modalities, MODALITIES, "avdigits")
   if num_signals < 0:
     raise ValueError(f"num_signals must be >= 0, got {num_signals}.")
   images, image_labels = digit_images()

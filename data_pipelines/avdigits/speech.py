@@ -32,6 +32,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from data_pipelines import benchmarks
+
 DIGIT_NAMES: tuple[str, ...] = (
     "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 
@@ -78,8 +80,8 @@ WORDS: tuple[tuple[tuple[str, float], ...], ...] = (
 )
 MAX_PHONEMES = max(len(w) for w in WORDS)
 
-SAMPLE_RATE = 4000
-LENGTH = 2000
+SAMPLE_RATE = benchmarks.WAV_SAMPLE_RATE
+LENGTH = benchmarks.WAV_LENGTH
 NUM_HARMONICS = 32
 _BANDWIDTHS = (60.0, 90.0, 130.0)  # formant bandwidths (Hz) before the speaker's scale
 # Noise bands (Hz) of the hiss, soft frication and burst sources.

@@ -42,14 +42,15 @@ from scipy import signal as scipy_signal
 from scipy.io import wavfile
 import tensorflow_datasets as tfds
 
+from data_pipelines import benchmarks
 from data_pipelines import manual
 from data_pipelines.benchmarks import WAV_LENGTH
 from data_pipelines.benchmarks import WAV_SAMPLE_RATE
+from data_pipelines.tfds_loading import SPLIT_SEEDS
 
-MODALITIES = ("rgb", "wav")
-SPLITS = ("train", "test")
-SPLIT_SEEDS = {"train": 0, "test": 1}
-IMAGE_SHAPE = (28, 28)
+MODALITIES = benchmarks.AVMNIST_MODALITIES
+SPLITS = tuple(SPLIT_SEEDS)
+IMAGE_SHAPE = benchmarks.AVMNIST_IMAGE_GRID
 NUM_CLASSES = 10
 FSDD_SAMPLE_RATE = 8000
 # FSDD's official split: recordings 0-4 of each speaker and digit are the test set.
@@ -386,31 +387,27 @@ def pair_by_label(image_labels: np.ndarray, recording_labels: np.ndarray, seed: 
   return rows
 
 
-class Avmnist(tfds.core.GeneratorBasedBuilder):
-  """AV-MNIST: MNIST images paired by label with FSDD spoken digits (local data only)."""
+class Avmnist(manual.ManualBuilder):
+  """AV-MNIST: MNIST images paired by label with FSDD spoken digits (local data only).
 
-  VERSION = tfds.core.Version("1.0.0")
-  RELEASE_NOTES = {"1.0.0": "Initial release."}
+  Example i is MNIST image i of the split.
+  """
+
+  DESCRIPTION = _DESCRIPTION
+  HOMEPAGE = "https://github.com/Jakobovski/free-spoken-digit-dataset"
   BUILDER_CONFIGS = [tfds.core.BuilderConfig(
       name="default", description="Every MNIST image, 0.5 s of audio at 4 kHz.")]
-  DEFAULT_CONFIG_NAME = "default"
   MANUAL_DOWNLOAD_INSTRUCTIONS = instructions("<manual_dir>")
 
-  def _info(self) -> tfds.core.DatasetInfo:
-    return self.dataset_info_from_configs(
-        description=_DESCRIPTION,
-        features=tfds.features.FeaturesDict({
-            "rgb": tfds.features.Tensor(shape=(*IMAGE_SHAPE, 1), dtype=np.uint8),
-            "wav": tfds.features.Tensor(shape=(WAV_LENGTH,), dtype=np.int16),
-            "label": tfds.features.ClassLabel(num_classes=NUM_CLASSES),
-            "wav_name": tfds.features.Text(),
-            "image_index": tfds.features.Scalar(dtype=np.int64),
-        }),
-        supervised_keys=None,
-        disable_shuffling=True,  # example i is MNIST image i of the split
-        metadata=tfds.core.MetadataDict(),
-        homepage="https://github.com/Jakobovski/free-spoken-digit-dataset",
-    )
+  def features(self):
+    """The uint8 image, the int16 recording paired with it, their label and where they are from."""
+    return {
+        "rgb": tfds.features.Tensor(shape=(*IMAGE_SHAPE, 1), dtype=np.uint8),
+        "wav": tfds.features.Tensor(shape=(WAV_LENGTH,), dtype=np.int16),
+        "label": tfds.features.ClassLabel(num_classes=NUM_CLASSES),
+        "wav_name": tfds.features.Text(),
+        "image_index": tfds.features.Scalar(dtype=np.int64),
+    }
 
   def _split_generators(self, dl_manager):
     # The manual folder may be absent when both sources are prepared tfds datasets.

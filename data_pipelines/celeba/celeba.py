@@ -41,9 +41,10 @@ import numpy as np
 from PIL import Image
 import tensorflow_datasets as tfds
 
+from data_pipelines import benchmarks
 from data_pipelines import manual
 
-MODALITIES = ("rgb", "normal", "sketch")
+MODALITIES = benchmarks.CELEBA_MODALITIES
 SPLITS = ("train", "test")
 # Resampling filter per modality: normals are unit vectors, so they must not be blended.
 RESAMPLE = {"rgb": Image.Resampling.BICUBIC, "normal": Image.Resampling.NEAREST,
@@ -236,34 +237,25 @@ class CelebaTrimodalConfig(tfds.core.BuilderConfig):
     image_size: side of the stored square images.
   """
 
-  image_size: int = 32
+  image_size: int = benchmarks.CELEBA_GRID[0]  # the grid is square
 
 
-class CelebaTrimodal(tfds.core.GeneratorBasedBuilder):
-  """CelebA rgb / normal / sketch, from the MIA authors' image folders (manual download)."""
+class CelebaTrimodal(manual.ManualBuilder):
+  """CelebA rgb / normal / sketch, from the MIA authors' image folders (manual download).
 
-  VERSION = tfds.core.Version("1.0.0")
-  RELEASE_NOTES = {"1.0.0": "Initial release."}
-  BUILDER_CONFIGS = [
-      CelebaTrimodalConfig(name="default", description="32x32, as in MIA.", image_size=32),
-  ]
-  DEFAULT_CONFIG_NAME = "default"
+  Example i is the i-th name in sorted order.
+  """
+
+  DESCRIPTION = _DESCRIPTION
+  HOMEPAGE = "https://github.com/yhytoto12/mia"
+  BUILDER_CONFIGS = [CelebaTrimodalConfig(name="default", description="32x32, as in MIA.")]
   MANUAL_DOWNLOAD_INSTRUCTIONS = instructions("<manual_dir>")
 
-  def _info(self) -> tfds.core.DatasetInfo:
+  def features(self):
+    """Each modality as a uint8 `[size, size, 3]` image, and the face's file name."""
     size = self.builder_config.image_size
-    return self.dataset_info_from_configs(
-        description=_DESCRIPTION,
-        features=tfds.features.FeaturesDict({
-            **{m: tfds.features.Tensor(shape=(size, size, 3), dtype=np.uint8)
-               for m in MODALITIES},
-            "name": tfds.features.Text(),
-        }),
-        supervised_keys=None,
-        disable_shuffling=True,  # example i is the i-th name in sorted order
-        metadata=tfds.core.MetadataDict(),
-        homepage="https://github.com/yhytoto12/mia",
-    )
+    return {**{m: tfds.features.Tensor(shape=(size, size, 3), dtype=np.uint8) for m in MODALITIES},
+            "name": tfds.features.Text()}
 
   def _split_generators(self, dl_manager):
     manual_dir = manual.manual_dir_of(dl_manager, instructions("<manual_dir>"))

@@ -36,9 +36,10 @@ import os
 import numpy as np
 import tensorflow_datasets as tfds
 
+from data_pipelines import benchmarks
 from data_pipelines import manual
 
-MODALITIES = ("temperature", "pressure", "humidity")
+MODALITIES = benchmarks.ERA5_MODALITIES
 SPLITS = ("train", "test")
 
 _DESCRIPTION = """\
@@ -174,35 +175,26 @@ class Era5Config(tfds.core.BuilderConfig):
     grid: `(lat, lon)` points.
   """
 
-  grid: tuple[int, int] = (46, 90)
+  grid: tuple[int, int] = benchmarks.ERA5_GRID
 
 
-class Era5(tfds.core.GeneratorBasedBuilder):
-  """ERA5 temperature / pressure / humidity from local `.npz` files (manual download)."""
+class Era5(manual.ManualBuilder):
+  """ERA5 temperature / pressure / humidity from local `.npz` files (manual download).
 
-  VERSION = tfds.core.Version("1.0.0")
-  RELEASE_NOTES = {"1.0.0": "Initial release."}
-  BUILDER_CONFIGS = [
-      Era5Config(name="default", description="46 x 90 (4 degrees), as in MIA.", grid=(46, 90)),
-  ]
-  DEFAULT_CONFIG_NAME = "default"
+  Example i is the i-th time step in file order.
+  """
+
+  DESCRIPTION = _DESCRIPTION
+  HOMEPAGE = "https://cds.climate.copernicus.eu/"
+  BUILDER_CONFIGS = [Era5Config(name="default", description="46 x 90 (4 degrees), as in MIA.")]
   MANUAL_DOWNLOAD_INSTRUCTIONS = instructions("<manual_dir>")
 
-  def _info(self) -> tfds.core.DatasetInfo:
+  def features(self):
+    """Each variable as float32 `[lat, lon, 1]`, its file's name and the time step in it."""
     lat, lon = self.builder_config.grid
-    return self.dataset_info_from_configs(
-        description=_DESCRIPTION,
-        features=tfds.features.FeaturesDict({
-            **{m: tfds.features.Tensor(shape=(lat, lon, 1), dtype=np.float32)
-               for m in MODALITIES},
-            "file": tfds.features.Text(),
-            "time_index": tfds.features.Scalar(dtype=np.int64),
-        }),
-        supervised_keys=None,
-        disable_shuffling=True,  # example i is the i-th time step in file order
-        metadata=tfds.core.MetadataDict(),
-        homepage="https://cds.climate.copernicus.eu/",
-    )
+    fields = {m: tfds.features.Tensor(shape=(lat, lon, 1), dtype=np.float32) for m in MODALITIES}
+    return {**fields, "file": tfds.features.Text(),
+            "time_index": tfds.features.Scalar(dtype=np.int64)}
 
   def _split_generators(self, dl_manager):
     manual_dir = manual.manual_dir_of(dl_manager, instructions("<manual_dir>"))

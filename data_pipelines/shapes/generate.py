@@ -32,8 +32,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
-MODALITIES: tuple[str, ...] = ("rgb", "normal", "sketch")
-IMAGE_SIZE = 32
+from data_pipelines import benchmarks
+from mia_jax.modalities import parse_modalities
+
+MODALITIES: tuple[str, ...] = benchmarks.SHAPES_MODALITIES
+IMAGE_SIZE = benchmarks.CELEBA_GRID[0]  # the grid is square
 MAX_OBJECTS = 3
 NUM_BUMPS = 3
 OBJECT_TYPES: tuple[str, ...] = ("ellipsoid", "pyramid", "cone")
@@ -45,21 +48,6 @@ CREASE_RAMP = 20.0   # ... and this many degrees more make it a full line
 _GROUND_DRAWS = 2 + 4 * NUM_BUMPS + 3  # tilt (2), bumps (x, y, amp, width), albedo (3)
 _OBJECT_DRAWS = 11  # present, type, cx, cy, size a, size b, height, lift, angle, albedo (2 more)
 _LIGHT_DRAWS = 2    # azimuth, elevation
-
-
-def validate_modalities(modalities: Sequence[str]) -> tuple[str, ...]:
-  """Checks names against `MODALITIES` (at least one, no repeats); returns a tuple."""
-  if isinstance(modalities, str):
-    modalities = (modalities,)
-  modalities = tuple(modalities)
-  if not modalities:
-    raise ValueError(f"Need at least one modality; allowed: {list(MODALITIES)}.")
-  for name in modalities:
-    if name not in MODALITIES:
-      raise ValueError(f"Unknown shapes modality {name!r}; allowed: {list(MODALITIES)}.")
-  if len(set(modalities)) != len(modalities):
-    raise ValueError(f"Modalities repeat a name: {list(modalities)}.")
-  return modalities
 
 
 def draw_scenes(num_signals: int, seed: int) -> dict[str, np.ndarray]:
@@ -255,7 +243,7 @@ def generate_signals(
   Raises:
     ValueError: unknown or repeated modality, negative `num_signals`, or `size < 2`.
   """
-  modalities = validate_modalities(modalities)
+  modalities = parse_modalities(modalities, MODALITIES, "shapes")
   if size < 2:
     raise ValueError(f"size must be >= 2, got {size}.")
   scenes = draw_scenes(num_signals, seed)

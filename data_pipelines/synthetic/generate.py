@@ -25,8 +25,11 @@ import types
 
 import numpy as np
 
+from data_pipelines import benchmarks
+from mia_jax.modalities import parse_modalities
+
 # The canonical order of the four functions; it fixes the order of the draws.
-MODALITIES: tuple[str, ...] = ("sine", "tanh", "gaussian", "relu")
+MODALITIES: tuple[str, ...] = benchmarks.SYNTHETIC_FUNCTIONS
 
 FUNCTIONS: Mapping[str, Callable[[np.ndarray], np.ndarray]] = (
     types.MappingProxyType({
@@ -37,40 +40,13 @@ FUNCTIONS: Mapping[str, Callable[[np.ndarray], np.ndarray]] = (
     })
 )
 
-NUM_POINTS = 200
+NUM_POINTS = benchmarks.SYNTHETIC_NUM_POINTS
 T_MIN, T_MAX = -5.0, 5.0
 # The sampling grid of `t` (the model sees `t / 5`, in [-1, 1]). Shape [200].
 T_GRID: np.ndarray = np.linspace(T_MIN, T_MAX, NUM_POINTS)
 T_GRID.setflags(write=False)
 
 _NUM_JITTERED_PARAMS = 4  # (a, w, b, c).
-
-
-def validate_modalities(modalities: Sequence[str]) -> tuple[str, ...]:
-  """Checks modality names against `MODALITIES`.
-
-  Args:
-    modalities: names, each one of `MODALITIES`, no repeats, at least one.
-
-  Returns:
-    The names as a tuple, in the given order.
-
-  Raises:
-    ValueError: a name is unknown or repeated, or there is none.
-  """
-  if isinstance(modalities, str):
-    modalities = (modalities,)
-  modalities = tuple(modalities)
-  if not modalities:
-    raise ValueError(
-        f"Need at least one modality; allowed: {list(MODALITIES)}.")
-  for name in modalities:
-    if name not in FUNCTIONS:
-      raise ValueError(
-          f"Unknown synthetic modality {name!r}; allowed: {list(MODALITIES)}.")
-  if len(set(modalities)) != len(modalities):
-    raise ValueError(f"Modalities repeat a name: {list(modalities)}.")
-  return modalities
 
 
 def generate_signals(
@@ -96,7 +72,7 @@ def generate_signals(
     ValueError: unknown or repeated modality name, negative `num_signals`,
       or `num_points < 1`.
   """
-  modalities = validate_modalities(modalities)
+  modalities = parse_modalities(modalities, MODALITIES, "synthetic")
   if num_signals < 0:
     raise ValueError(f"num_signals must be >= 0, got {num_signals}.")
   if num_points < 1:

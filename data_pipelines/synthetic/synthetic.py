@@ -1,91 +1,58 @@
-"""TFDS builder `synthetic_functions`: the synthetic 1-D function benchmark.
+"""TFDS builder `synthetic_functions`: the synthetic 1-D function benchmark, and its loader.
 
-The data are generated locally by `generate.generate_signals` (nothing is
-downloaded) and written as array_record, so they build and read without
-TensorFlow::
+The data are generated locally by `generate.generate_signals` (nothing is downloaded) and written
+as array_record, so they build and read without TensorFlow::
 
-  builder = SyntheticFunctions(config="small", data_dir=data_dir,
-                               file_format="array_record")
-  builder.download_and_prepare()
-  train = builder.as_data_source(split="train")  # train[i] -> nested dict
+  train = load_synthetic(data_dir, "train", config="small")  # train[i] -> {name: {"y", ...}}
 
-Each config is prepared in its own directory
-(`data_dir/synthetic_functions/<config>/<version>`), so sizes never collide.
+Each config is prepared in its own directory (`data_dir/synthetic_functions/<config>/<version>`),
+so sizes never collide.
 """
 
-import dataclasses
+from __future__ import annotations
 
-import numpy as np
-import tensorflow_datasets as tfds
+from collections.abc import Sequence
+import os
 
+from data_pipelines import tfds_loading
+from data_pipelines.signals import Source
 from data_pipelines.synthetic import generate
 
-_DESCRIPTION = """\
+
+class SyntheticFunctions(tfds_loading.GeneratedBuilder):
+  """Synthetic multimodal 1-D function signals."""
+
+  MODALITIES = generate.MODALITIES
+  DESCRIPTION = """\
 Synthetic multimodal 1-D functions (sine, tanh, gaussian, relu) sharing
 jittered amplitude, frequency, phase and offset, each on 200 points of
 t in [-5, 5]; the MIA benchmark that needs no download.
 """
+  BUILDER_CONFIGS = tfds_loading.size_configs(1000, 200)
+  NUM_POINTS = generate.NUM_POINTS
 
-# Seeds of `generate_signals` for each split.
-SPLIT_SEEDS = {"train": 0, "test": 1}
+  def generate(self, num_signals: int, seed: int, split: str):
+    del split  # The seed tells the splits apart.
+    return generate.generate_signals(num_signals, seed)
 
 
-@dataclasses.dataclass
-class SyntheticFunctionsConfig(tfds.core.BuilderConfig):
-  """A dataset size.
+def load_synthetic(data_dir: str | os.PathLike[str] | None, split: str, config: str = "default",
+                   modalities: Sequence[str] | None = None, in_memory: bool = False) -> Source:
+  """Returns a split of the synthetic functions dataset, building it if needed.
 
-  Attributes:
-    num_train: number of meta-train signals (seed 0).
-    num_test: number of meta-test signals (seed 1).
+  The first call for a `(data_dir, config)` generates the dataset (well under a second for the
+  default size) into `data_dir/synthetic_functions/<config>/1.0.0`; later calls only open it.
+  Arguments as `tfds_loading.load_split`'s; `config` is "default" (1000 train / 200 test
+  signals) or "small" (64 / 32); `modalities` a subset of sine, tanh, gaussian, relu (None: all
+  four); `in_memory` holds about 3 MB for the default train split.
+
+  Returns:
+    A source of `{name: {"y": float32 [200, 1], "amplitude": float32 []}}`. Signal i of the
+    "train" ("test") split is signal i of `generate_signals(num_train, seed=0)` (`num_test`,
+    seed=1).
+
+  Raises:
+    ValueError: an unknown config or modality name.
   """
-
-  num_train: int = 1000
-  num_test: int = 200
-
-
-class SyntheticFunctions(tfds.core.GeneratorBasedBuilder):
-  """Synthetic multimodal 1-D function signals."""
-
-  VERSION = tfds.core.Version("1.0.0")
-  RELEASE_NOTES = {"1.0.0": "Initial release."}
-  BUILDER_CONFIGS = [
-      SyntheticFunctionsConfig(
-          name="default", description="1000 train / 200 test signals.",
-          num_train=1000, num_test=200),
-      SyntheticFunctionsConfig(
-          name="small", description="64 train / 32 test signals, for tests.",
-          num_train=64, num_test=32),
-  ]
-  DEFAULT_CONFIG_NAME = "default"
-
-  def _info(self) -> tfds.core.DatasetInfo:
-    modality = lambda: tfds.features.FeaturesDict({
-        "y": tfds.features.Tensor(
-            shape=(generate.NUM_POINTS, 1), dtype=np.float32),
-        "amplitude": tfds.features.Tensor(shape=(), dtype=np.float32),
-    })
-    return self.dataset_info_from_configs(
-        description=_DESCRIPTION,
-        features=tfds.features.FeaturesDict(
-            {name: modality() for name in generate.MODALITIES}),
-        supervised_keys=None,
-        # Keep the examples in key order, so that example i of a split is
-        # signal i of `generate_signals(num_signals, seed)`.
-        disable_shuffling=True,
-    )
-
-  def _split_generators(self, dl_manager):
-    del dl_manager  # Nothing to download.
-    sizes = {"train": self.builder_config.num_train,
-             "test": self.builder_config.num_test}
-    return {split: self._generate_examples(sizes[split], SPLIT_SEEDS[split])
-            for split in SPLIT_SEEDS}
-
-  def _generate_examples(self, num_signals: int, seed: int):
-    """Yields `(index, {name: {"y": [200, 1], "amplitude": []}})`."""
-    signals = generate.generate_signals(num_signals, seed)
-    for i in range(num_signals):
-      yield i, {
-          name: {"y": arrays["y"][i], "amplitude": arrays["amplitude"][i]}
-          for name, arrays in signals.items()
-      }
+  return tfds_loading.load_split(SyntheticFunctions, data_dir, split, config=config,
+                                 modalities=modalities, in_memory=in_memory)
