@@ -15,7 +15,8 @@ arm, the measures); see `experiments/studies.py`. Each run goes to `W/{arm}/seed
 `experiments.main` layout) with `config.seed = s`. Re-running the same command reuses finished
 runs and resumes unfinished ones from their checkpoints, so a killed study loses nothing. At the
 end the runner writes `W/results.csv`, `W/results.md` (printed), `W/trajectory.png` and
-`W/reconstructions.png`, and `W/study.json` (what was run).
+`W/reconstructions.png` (`experiments/report.py`, `experiments/plots.py`), and `W/study.json`
+(what was run).
 
 With `--archive=DIR` (for example `docs/results/sft_removal`) every finished run's small files
 (`results.json`, `config.json`; never checkpoints) and the reports are also copied to
@@ -26,7 +27,8 @@ run's folder. A run that is finished in `DIR` but absent from the workdir is tak
 (episodes included) instead of being retrained. A study kept in a
 repository can thus be re-reported or resumed on another machine: the same command with the same
 `--archive` trains only what is missing. Restored runs have no parameters, so
-`reconstructions.png` leaves out an arm whose plotted seed was restored (the log says so).
+`reconstructions.png` leaves out an arm whose plotted seed was restored (the log says so). The
+archive's files are `experiments/archive.py`.
 
 From Python (a notebook):
 
@@ -44,13 +46,14 @@ import dataclasses
 import json
 import multiprocessing
 import os
-import shutil
 import time
 from typing import Any, Callable, Sequence
 
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+from experiments import archive as archive_lib
+from experiments import plots, predict, report
 from experiments import studies as studies_lib
 from experiments.studies import Study
 
@@ -180,121 +183,6 @@ def run_status(run: Run) -> str:
   return "resume" if os.path.isdir(ckpt) and os.listdir(ckpt) else "new"
 
 
-ARCHIVED_RUN_FILES = ("results.json", "config.json")
-EPISODES_FILE = "episodes.npz"
-EPISODES_REF = "episodes.sha256"  # in an archived run: the digest of its episodes (DIR/episodes/)
-ARCHIVED_REPORT_FILES = ("results.md", "results.csv", "study.json", "trajectory.png",
-                         "reconstructions.png")
-
-
-def _copy_files(src: str, dst: str, names: Sequence[str]) -> list[str]:
-  copied = []
-  for name in names:
-    path = os.path.join(src, name)
-    if os.path.isfile(path):
-      os.makedirs(dst, exist_ok=True)
-      shutil.copy2(path, os.path.join(dst, name))
-      copied.append(name)
-  return copied
-
-
-def episodes_digest(path: str) -> str:
-  """SHA-256 of the arrays in an episodes file: names, shapes and values (integers compared as
-  int64, so the int32 and uint16 layouts of `sampling.save_episodes` agree), not the file's bytes,
-  which carry zip timestamps."""
-  import hashlib
-
-  import numpy as np
-  h = hashlib.sha256()
-  with np.load(path) as data:
-    for key in sorted(data.files):
-      a = data[key]
-      a = a.astype(np.int64) if np.issubdtype(a.dtype, np.integer) else a
-      h.update(f"{key}|{a.dtype.str}|{a.shape}|".encode())
-      h.update(np.ascontiguousarray(a).tobytes())
-  return h.hexdigest()
-
-
-def _shared_episodes_path(archive: str, digest: str) -> str:
-  return os.path.join(archive, "episodes", f"{digest[:16]}.npz")
-
-
-def archive_run(run: Run, workdir: str, archive: str) -> None:
-  """Copies a finished run's small files to the same place under `archive`; its episodes go to
-  `archive/episodes/` once per distinct content, named by the run's `episodes.sha256`."""
-  dst = os.path.join(archive, os.path.relpath(run.rundir, workdir))
-  _copy_files(run.rundir, dst, ARCHIVED_RUN_FILES)
-  src = os.path.join(run.rundir, EPISODES_FILE)
-  if not os.path.isfile(src):
-    return
-  import numpy as np
-  digest = episodes_digest(src)
-  shared = _shared_episodes_path(archive, digest)
-  if not os.path.isfile(shared):
-    from mia_jax import sampling
-    os.makedirs(os.path.dirname(shared), exist_ok=True)
-    with np.load(src) as data:
-      sampling.write_episode_arrays(shared + ".tmp", {k: data[k] for k in data.files})
-    os.replace(shared + ".tmp", shared)
-  with open(os.path.join(dst, EPISODES_REF), "w") as f:
-    f.write(digest + "\n")
-  stale = os.path.join(dst, EPISODES_FILE)  # a full copy, as archives before the shared folder
-  if os.path.isfile(stale):
-    os.remove(stale)
-
-
-def _restore_episodes(src: str, rundir: str, archive: str) -> None:
-  """Puts an archived run's episodes into `rundir` (from the shared folder, checked)."""
-  ref = os.path.join(src, EPISODES_REF)
-  if not os.path.isfile(ref):
-    _copy_files(src, rundir, (EPISODES_FILE,))  # an archive that kept a full copy per run
-    return
-  with open(ref) as f:
-    digest = f.read().strip()
-  shared = _shared_episodes_path(archive, digest)
-  if not os.path.isfile(shared):
-    raise ValueError(f"{ref} names the episodes {digest[:16]}, but {shared} is missing from the "
-                     "archive; restore that file, or delete the run's folder to retrain it.")
-  try:
-    ok = episodes_digest(shared) == digest
-  except Exception:  # pylint: disable=broad-except  (unreadable: reported as corrupt below)
-    ok = False
-  if not ok:
-    raise ValueError(f"{shared} is corrupt: its arrays do not match the digest in {ref}; restore "
-                     "that file, or delete the runs that name it to retrain them.")
-  shutil.copy2(shared, os.path.join(rundir, EPISODES_FILE))
-
-
-def restore_runs(runs: Sequence[Run], workdir: str, archive: str,
-                 log: Callable[[str], None] = print) -> int:
-  """Copies into the workdir the runs that are finished in `archive` but not in the workdir.
-
-  Returns:
-    The number of runs restored.
-
-  Raises:
-    ValueError: an archived run is of another config than the study asks for, or was trained
-      for more meta-steps (see `run_status`).
-  """
-  restored = 0
-  for r in runs:
-    src = os.path.join(archive, os.path.relpath(r.rundir, workdir))
-    if run_status(r) == "finished" or not os.path.isfile(os.path.join(src, "results.json")):
-      continue
-    try:
-      status = run_status(Run(r.arm, r.seed, r.config, src))
-    except ValueError as e:
-      raise ValueError(f"The archive does not match this study: {e} (here: use another "
-                       "--archive).") from None
-    if status != "finished":
-      continue  # archived at a shorter budget: trained here, then archived over it
-    _copy_files(src, r.rundir, ARCHIVED_RUN_FILES)
-    _restore_episodes(src, r.rundir, archive)
-    log(f"{r.arm} seed {r.seed}: finished in the archive, restored from {src}")
-    restored += 1
-  return restored
-
-
 def _default_train_fn():
   from experiments import train
   return train.train_and_evaluate
@@ -366,7 +254,7 @@ def write_report(study: Study, runs: Sequence[Run], workdir: str, seeds: Sequenc
                  notes: Sequence[str] = (), num_reconstructions: int = 3,
                  log: Callable[[str], None] = print) -> StudyOutput:
   """Writes results.csv, results.md, trajectory.png and reconstructions.png from finished runs."""
-  results = studies_lib.load_results(workdir, study, seeds)
+  results = report.load_results(workdir, study, seeds)
   missing = [f"{r.arm}/seed{r.seed}" for r in runs if r.seed not in results.get(r.arm, {})]
   if missing:
     raise ValueError(f"No results.json for {', '.join(missing)} in {workdir}.")
@@ -377,12 +265,12 @@ def write_report(study: Study, runs: Sequence[Run], workdir: str, seeds: Sequenc
                  f"(checked on {checked} (run, modality) pairs of episodes.npz)")
   files = {}
   files["csv"] = os.path.join(workdir, "results.csv")
-  studies_lib.write_csv(files["csv"], studies_lib.csv_rows(study.name, results))
-  markdown = studies_lib.format_markdown(study, results, notes)
+  report.write_csv(files["csv"], report.csv_rows(study.name, results))
+  markdown = report.format_markdown(study, results, notes)
   files["md"] = os.path.join(workdir, "results.md")
   with open(files["md"], "w") as f:
     f.write(markdown)
-  files["trajectory"] = studies_lib.plot_trajectories(
+  files["trajectory"] = plots.plot_trajectories(
       study, results, os.path.join(workdir, "trajectory.png"))
   if num_reconstructions > 0:
     predictions = {}
@@ -391,13 +279,13 @@ def write_report(study: Study, runs: Sequence[Run], workdir: str, seeds: Sequenc
       if r.seed != seed:
         continue
       try:
-        predictions[r.arm] = studies_lib.predict_run(r.config, r.rundir, num_reconstructions)
+        predictions[r.arm] = predict.predict_run(r.config, r.rundir, num_reconstructions)
       except (FileNotFoundError, ValueError) as e:
         log(f"reconstructions: skipping arm {r.arm!r}: {e} (a run restored from an archive has "
             "no parameters: archives keep none; to plot it, retrain that run by removing its "
             "folder from both the workdir and the archive)")
     if predictions:
-      files["reconstructions"] = studies_lib.plot_reconstructions(
+      files["reconstructions"] = plots.plot_reconstructions(
           predictions, os.path.join(workdir, "reconstructions.png"), reference=study.reference,
           title=f"{study.name}: meta-test reconstructions after K inner steps (seed {seed})")
   return StudyOutput(workdir=workdir, study=study, seeds=list(seeds), results=results,
@@ -406,7 +294,8 @@ def write_report(study: Study, runs: Sequence[Run], workdir: str, seeds: Sequenc
 
 def run(study: Study, builder: studies_lib.ConfigBuilder, workdir: str,
         seeds: int | Sequence[int] = 3, steps: int | None = None, *,
-        other_seeds: int | None = None, train_fn: Callable | None = None, parallel: int = 1, num_reconstructions: int = 3,
+        other_seeds: int | None = None, train_fn: Callable | None = None, parallel: int = 1,
+        num_reconstructions: int = 3,
         compilation_cache: str | None = None, archive: str | None = None,
         log: Callable[[str], None] = print) -> StudyOutput:
   """Runs every arm of `study` over every seed into `workdir`, then writes the reports.
@@ -458,13 +347,13 @@ def run(study: Study, builder: studies_lib.ConfigBuilder, workdir: str,
   if archive:
     if os.path.abspath(archive) == os.path.abspath(workdir):
       raise ValueError(f"archive must be another directory than the workdir, got {archive}.")
-    restore_runs(runs, workdir, archive, log)
-    on_done = lambda r: archive_run(r, workdir, archive)
+    archive_lib.restore_runs(runs, workdir, archive, run_status, log)
+    on_done = lambda r: archive_lib.archive_run(r, workdir, archive)
   train_runs(runs, train_fn, parallel, log, on_done)
   out = write_report(study, runs, workdir, seeds, notes, num_reconstructions, log)
   out.files["study"] = os.path.join(workdir, "study.json")
   if archive:
-    copied = _copy_files(workdir, archive, ARCHIVED_REPORT_FILES)
+    copied = archive_lib.archive_reports(workdir, archive)
     log(f"Archived {len(runs)} runs and {', '.join(copied)} in {archive}")
   return out
 

@@ -1,0 +1,83 @@
+"""The study reports: statistics and tables against hand computation, csv rows, the plots."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from experiments import plots, report, studies
+from tests.study_helpers import NAMES, is_png, read_csv
+
+
+def _fake_results(w, arm, seed, values, modalities=NAMES, k=1):
+  """A results.json whose every metric of `modalities` is `values[measure]`."""
+  d = os.path.join(w, arm, f"seed{seed}")
+  os.makedirs(d, exist_ok=True)
+  metrics = {}
+  for measure, v in values.items():
+    for mod in tuple(modalities) + ("avg",):
+      for step in range(k + 1):
+        metrics[f"{measure}/{mod}/step{step}"] = v * (k + 1 - step)
+      metrics[f"{measure}/{mod}/R0.01-0.02"] = 2 * v
+  with open(os.path.join(d, "results.json"), "w") as f:
+    json.dump({"config": {"modalities": "+".join(modalities), "inner_steps": k},
+               "step": 10, "metrics": metrics}, f)
+
+
+def test_aggregation_matches_hand_computation(tmp_path):
+  w = str(tmp_path)
+  ref = [1.0, 2.0, 3.0]     # mean 2, std (ddof=1) 1
+  arm = [3.0, 3.0, 6.0]     # mean 4, std sqrt(3); change +100%
+  for s in range(3):
+    _fake_results(w, "base", s, {"generalization_mse": ref[s], "memorization_psnr": 10.0 + s})
+    _fake_results(w, "other", s, {"generalization_mse": arm[s], "memorization_psnr": 12.0 + s})
+  study = studies.Study("toy", {"base": {}, "other": {"method": "cavia"}}, reference="base",
+                        measures=("generalization_mse", "memorization_psnr"))
+  results = report.load_results(w, study, [0, 1, 2])
+  stats = report.aggregate(results)
+  s = stats["other"]["generalization_mse/sine/step1"]
+  assert (s.mean, s.std, s.n) == pytest.approx((4.0, np.sqrt(3.0), 3))
+  s = stats["base"]["generalization_mse/sine/step0"]   # step 0 is twice step 1 here
+  assert (s.mean, s.std) == pytest.approx((4.0, 2.0))
+  assert report.relative_change(4.0, 2.0, "generalization_mse") == pytest.approx(1.0)
+  assert report.relative_change(13.0, 11.0, "memorization_psnr") == pytest.approx(2.0)
+
+  md = report.format_markdown(study, results)
+  sine = md.split("### sine")[1].split("###")[0]
+  assert "| **base** (ref) | 3 | 1 | 2 ± 1 | — | 11.00 ± 1.00 | — |" in sine
+  assert "| other | 3 | 1 | 4 ± 1.7 | +100.0% | 13.00 ± 1.00 | +2.00 dB |" in sine
+  bins = md.split("## Per support-ratio bin")[1].split("### sine")[1].split("###")[0]
+  assert "| 0.01-0.02 | other | 8 ± 3.5 | +100.0% | 26.00 ± 2.00 | +4.00 dB |" in bins
+  assert "### avg" in md
+
+  rows = report.csv_rows("toy", results)
+  assert len(rows) == sum(len(r["metrics"]) for by in results.values() for r in by.values())
+  report.write_csv(os.path.join(w, "results.csv"), rows)
+  columns, read = read_csv(os.path.join(w, "results.csv"))
+  assert tuple(columns) == report.CSV_COLUMNS
+  row = next(r for r in read if r["key"] == "generalization_mse/tanh/R0.01-0.02"
+             and r["arm"] == "other" and r["seed"] == "2")
+  assert (row["measure"], row["modality"], row["at"], float(row["value"])) == (
+      "generalization_mse", "tanh", "R0.01-0.02", 12.0)
+
+  traj = report.trajectory(results["other"], "generalization_mse", "sine", 1)
+  np.testing.assert_allclose(traj, [[6, 3], [6, 3], [12, 6]])
+  plots.plot_trajectories(study, results, os.path.join(w, "trajectory.png"))
+  assert is_png(os.path.join(w, "trajectory.png"))
+
+
+def test_reconstruction_plot_handles_images_and_waveforms(tmp_path):
+  from tests.helpers import image_spec, wave_spec
+  rng = np.random.default_rng(0)
+
+  def entry(spec, n=2):
+    y = rng.uniform(size=(n, spec.num_points, spec.d_out)).astype(np.float32)
+    idx = np.stack([rng.permutation(spec.num_points)[:spec.max_support] for _ in range(n)])
+    return {"y": y, "prediction": y + 0.1, "idx": idx, "count": np.array([3, 5]), "spec": spec}
+
+  rgb, depth, audio = image_spec("rgb", 6, 3), image_spec("depth", 6, 1), wave_spec("audio")
+  predictions = {"all": {"rgb": entry(rgb), "depth": entry(depth), "audio": entry(audio)},
+                 "rgb_alone": {"rgb": entry(rgb)}}
+  path = plots.plot_reconstructions(predictions, str(tmp_path / "r.png"), reference="all")
+  assert is_png(path)
