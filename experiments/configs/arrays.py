@@ -13,8 +13,6 @@ No benchmark to register: the modalities, their grid shapes (coordinates: a regu
 [-1, 1] per axis) and channels come from the train file; the test file must have the same. Each
 distinct (grid, channels) is its own modality group, all adapted in one step.
 
-Examples:
-
   # MIA sized for a 2-core CPU, on every modality in the files:
   python -m experiments.main \
       --config=experiments/configs/arrays.py:train=train.npz,test=test.npz,cpu --workdir=/tmp/own
@@ -33,11 +31,9 @@ test=test.npz,modalities=img,method=cavia,inner_steps=5,cpu --workdir=/tmp/own_i
   # A modality saved without a channel axis, e.g. grayscale images `gray` [n, H, W], needs
   # --config.data.grid_ndims=gray=2 (else its last axis is read as channels).
 
-Arguments (`key=value`, comma-separated): train, test (the `.npz` paths; a path with a comma
-goes in --config.data.npz_train / npz_test instead), modalities (a `+`-joined subset of the
-file's modalities; default: all), method (mia | cavia | metasgd | alfa | gap), ablation (MIA
-only: none | no_sft | no_usft | no_msft | no_fuser | grad_only | latent_only), inner_steps, seed,
-first_order, remat, batch_size, num_train_steps, and a preset: `smoke` | `cpu` | `full` (default).
+Arguments: the standard ones (`experiments/configs/common.py`; `modalities` is a `+`-joined
+subset of the file's, default all), and train, test (the `.npz` paths; a path with a comma goes
+in --config.data.npz_train / npz_test instead).
 
 Defaults (config.data; README "Your own data"): support ratio in [0.001, 1] with the quarters of
 [0, 1] as evaluation bins (the paper's image settings); output bias = the train array's mean
@@ -57,60 +53,14 @@ From Python, pass the arrays instead of files:
 
 from experiments.configs import common
 
-BENCHMARK = "arrays"
-OWN_FOURIER_SIGMA = 1.0
+
+def _files(c, args):
+  c.data.update(dict(source="npz", npz_train=args["train"], npz_test=args["test"]))
 
 
-def get_config(arg: str | None = None):
-  args = common.parse_arg(arg, dict(
-      train="", test="", modalities="", method="mia", ablation="none", inner_steps=3, seed=0,
-      first_order=False, remat=False, batch_size=0, num_train_steps=0, preset="full"))
-  c = common.base_config()
-  c.benchmark = BENCHMARK
-  c.method = args["method"]
-  c.modalities = args["modalities"]  # "" = every modality in the train file
-  c.seed = args["seed"]
-  c.inner_steps = args["inner_steps"]
-  c.first_order = args["first_order"]
-  c.remat = args["remat"]
-  c.preset = args["preset"]
-
-  c.data.source = "npz"
-  c.data.npz_train = args["train"]
-  c.data.npz_test = args["test"]
-  c.batch_size = 32
-  c.num_train_steps = 50_000
-  c.model.rank = 64
-  c.model.ff_dim = 128
-  c.model.ff_sigma = OWN_FOURIER_SIGMA
-  c.rule.ablation = args["ablation"]
-  c.rule.grad_scale = 1000.0 if c.method == "mia" else 0.0  # MIA's scaler, image benchmarks'
-  c.eval.batch_size = 32
-
-  if c.preset == "cpu":
-    # The offline image sets' CPU preset (experiments/configs/shapes.py): a small backbone and
-    # batch, a faster outer loop.
-    c.num_train_steps = 800
-    c.batch_size = 16
-    c.model.hidden = 64
-    c.model.rank = 16
-    c.learning_rate = 1e-3
-    c.checkpoint_every_steps = 250
-  elif c.preset == "smoke":
-    # Seconds: tiny model, a few steps, the first 8 test signals.
-    c.num_train_steps = 4
-    c.batch_size = 4
-    c.model.hidden = 16
-    c.model.rank = 4
-    c.model.ff_dim = 16
-    c.rule.sft_width = 24
-    c.rule.head_dim = 8
-    c.data.num_test_signals = 8
-    c.eval.batch_size = 4
-    c.log_every_steps = 2
-    c.checkpoint_every_steps = 2
-  if args["batch_size"]:
-    c.batch_size = args["batch_size"]
-  if args["num_train_steps"]:
-    c.num_train_steps = args["num_train_steps"]
-  return c
+# The image benchmarks' composer and batch, with smooth Fourier features (sigma 1).
+BENCHMARK = common.Benchmark(
+    "arrays", "", fields={**common.IMAGE, "model.ff_sigma": 1.0, "num_train_steps": 50_000},
+    own_args={"train": "", "test": ""}, own=_files,
+    presets={"cpu": {**common.IMAGE_CPU, "num_train_steps": 800}, "smoke": common.IMAGE_SMOKE})
+ARGS, get_config, studies = BENCHMARK.exports()

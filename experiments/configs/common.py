@@ -1,13 +1,30 @@
-"""Shared config pieces: argument parsing and the defaults every benchmark starts from.
+"""What every benchmark config shares: arguments, defaults, presets and the standard studies.
 
-Configs are chosen with `--config=experiments/configs/FILE.py:key=value,key=value,flag`, as in
-big_vision: `get_config(arg)` receives the string after the colon.
+Configs are chosen with `--config=experiments/configs/FILE.py:key=value,key=value,preset`, as in
+big_vision: `get_config(arg)` receives the string after the colon. A benchmark file holds only
+what is its own (flax's `examples/imagenet/configs` style): its modalities, its dataset, the fields
+where it differs from `base_config()`, its presets' differences, and its studies' wording. It
+exports
+
+* `ARGS`: its argument spec, `{argument: default}` (the study runner reads it to tell config
+  arguments from config fields);
+* `get_config(arg)`: `benchmark_config(arg, ARGS, ...)` with its differences;
+* `studies()`: `standard_studies(...)`, the sft_removal, modality_replacement and methods studies;
+
+all three from one declaration, `BENCHMARK = common.Benchmark(...)`, whose fields are the
+benchmark's differences (`ARGS, get_config, studies = BENCHMARK.exports()`).
+
+The standard arguments (`standard_args`): `method` (one of `mia_jax.rules.METHODS`), `ablation`
+(MIA only, a key of `mia_jax.rules.ABLATIONS`), `inner_steps`, `modalities` (a `+`-joined subset
+of the benchmark's), `seed`, `first_order`, `remat`, `batch_size` and `num_train_steps` (0: the
+preset's), and a bare preset name: `smoke` (seconds, for tests), `cpu` (minutes on a 2-core CPU)
+or `full` (the paper's settings, the default).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import ml_collections
 
@@ -15,6 +32,41 @@ from mia_jax import rules
 from mia_jax.model import ModelConfig
 
 PRESETS = ("smoke", "cpu", "full")
+MEASURES = ("generalization_mse", "memorization_mse")
+
+# The paper's settings for its image benchmarks (MIA_SPEC sections 3 and 5), used by every 2-D
+# and audio benchmark: composer rank 64 with 128 random Fourier features of sigma 30, batch 32,
+# and MIA's gradient scaler initialised at 1000 (`IMAGE_GRAD_SCALE`; the spec gives it for
+# CelebA). A config left at the base default `ff_sigma = 0` would get a plain linear encoder,
+# which cannot fit a 32x32 image.
+IMAGE = {"batch_size": 32, "model.rank": 64, "model.ff_sigma": 30.0, "model.ff_dim": 128,
+         "eval.batch_size": 32}
+IMAGE_GRAD_SCALE = 1000.0
+# The image benchmarks' `cpu` preset: a small backbone and batch, smooth Fourier features
+# (sigma 1) and a faster outer loop (1e-3). At CPU budgets the paper's sigma 30 (far above the
+# Nyquist frequency of a 32x32 grid) and lr 1e-4 learn only each image's mean (measured on the
+# offline sets, docs/results.md).
+IMAGE_CPU = {"batch_size": 16, "model.hidden": 64, "model.rank": 16, "model.ff_sigma": 1.0,
+             "learning_rate": 1e-3, "checkpoint_every_steps": 250}
+# The real datasets' (CelebA, AV-MNIST, ERA5) `cpu` runs evaluate on their first 500 test signals.
+REAL_CPU = {**IMAGE_CPU, "num_train_steps": 1_000, "eval.batch_size": 50,
+            "data.num_test_signals": 500}
+# The offline sets (shapes, avdigits): 50,000 steps without a preset, every test signal
+# evaluated in batches of 50; `smoke` reads their small builder config.
+OFFLINE = {**IMAGE, "num_train_steps": 50_000, "eval.batch_size": 50}
+# `smoke`: seconds, a tiny model and a few steps, for tests.
+SMOKE = {"model.hidden": 16, "model.rank": 4, "rule.sft_width": 24, "rule.head_dim": 8,
+         "log_every_steps": 2}
+IMAGE_SMOKE = {**SMOKE, "num_train_steps": 4, "batch_size": 4, "model.ff_dim": 16,
+               "data.num_test_signals": 8, "eval.batch_size": 4, "checkpoint_every_steps": 2}
+OFFLINE_SMOKE = {**IMAGE_SMOKE, "data.builder_config": "small"}
+
+
+def standard_args(modalities: str, **own: Any) -> dict[str, Any]:
+  """The argument spec of a benchmark: the standard arguments (see above) plus its `own`."""
+  return dict(method="mia", ablation="none", inner_steps=3, modalities=modalities, seed=0,
+              first_order=False, remat=False, batch_size=0, num_train_steps=0, preset="full",
+              **own)
 
 
 def parse_arg(arg: str | None, allowed: Mapping[str, Any]) -> dict[str, Any]:
@@ -24,12 +76,7 @@ def parse_arg(arg: str | None, allowed: Mapping[str, Any]) -> dict[str, Any]:
   presets raise a ValueError listing what is allowed.
   """
   out = dict(allowed)
-  if not arg:
-    return out
-  for item in arg.split(","):
-    item = item.strip()
-    if not item:
-      continue
+  for item in filter(None, (i.strip() for i in (arg or "").split(","))):
     if "=" not in item:
       if item not in PRESETS:
         raise ValueError(f"Unknown config flag {item!r}; allowed presets: {', '.join(PRESETS)} "
@@ -61,7 +108,7 @@ def typed_value(key: str, value, like):
     if isinstance(like, float):
       return float(value)
   except ValueError:
-    raise ValueError(f"Config argument {key}={value!r} is not a valid "
+    raise ValueError(f"Config value {key}={value!r} is not a valid "
                      f"{type(like).__name__}.") from None
   return value
 
@@ -116,3 +163,149 @@ def base_config() -> ml_collections.ConfigDict:
   c.checkpoint_every_steps = 500
   c.keep_checkpoints = 2
   return c
+
+
+def set_fields(c: ml_collections.ConfigDict, fields: Mapping[str, Any]) -> None:
+  """Sets dotted config fields (`{"model.rank": 16}`); a field that does not exist is an error."""
+  for key, value in fields.items():
+    *path, last = key.split(".")
+    node = c
+    for part in path:
+      node = node[part]
+    if last not in node:
+      raise KeyError(f"No config field {key!r}.")
+    node[last] = value
+
+
+def benchmark_config(arg: str | None, args_spec: Mapping[str, Any], *, benchmark: str,
+                     dataset: str = "", fields: Mapping[str, Any] | None = None,
+                     mia_grad_scale: float = 0.0,
+                     presets: Mapping[str, Mapping[str, Any]] | None = None,
+                     own: Callable[[ml_collections.ConfigDict, dict], None] | None = None
+                     ) -> ml_collections.ConfigDict:
+  """A benchmark's config from its differences to `base_config()`.
+
+  Args:
+    arg: the argument string (`"method=cavia,cpu"`), parsed against `args_spec`.
+    args_spec: the benchmark's `ARGS` (`standard_args(...)`).
+    benchmark: `config.benchmark` (its modalities: `data_pipelines.benchmarks`).
+    dataset: `config.data.name`, the registered dataset (`data_pipelines.registry`).
+    fields: the benchmark's defaults, `{dotted field: value}`, over `base_config()`.
+    mia_grad_scale: `rule.grad_scale` when the method is MIA (its gradient scaler's initial
+      value); other methods get 0 (none).
+    presets: `{"cpu" | "smoke": {dotted field: value}}`, set over the defaults.
+    own: `own(config, args)` for the benchmark's own arguments, before the preset is applied.
+
+  The arguments `batch_size` and `num_train_steps` (when not 0) win over the preset, and a
+  `data_dir` argument sets `config.data.data_dir`.
+  """
+  args = parse_arg(arg, args_spec)
+  c = base_config()
+  c.benchmark = benchmark
+  for key in ("method", "modalities", "seed", "inner_steps", "first_order", "remat", "preset"):
+    c[key] = args[key]
+  c.rule.ablation = args["ablation"]
+  if dataset:
+    c.data.name = dataset
+  if "data_dir" in args:
+    c.data.data_dir = args["data_dir"]
+  set_fields(c, fields or {})
+  c.rule.grad_scale = mia_grad_scale if c.method == "mia" else 0.0
+  if own:
+    own(c, args)
+  set_fields(c, (presets or {}).get(c.preset, {}))
+  for key in ("batch_size", "num_train_steps"):
+    if args[key]:
+      c[key] = args[key]
+  return c
+
+
+def standard_studies(modalities: str, label: str, *, modality_text: str,
+                     multimodal_arm: str = "multimodal",
+                     headline_alone: str | None = None) -> dict[str, dict]:
+  """A benchmark's ablation studies (`python -m experiments.ablate --study=NAME`).
+
+  The arms come from the registries, so a new MIA ablation (`mia_jax.rules.ABLATIONS`) or method
+  (`METHODS`) appears in every benchmark's studies:
+
+  * `modality_replacement`: every modality together (`multimodal_arm`, the reference) against each
+    modality alone (`{m}_alone`); headline arms `multimodal_arm` and `{headline_alone}_alone`
+    when given. Meta-test supports are drawn per modality from the episode seed, so a modality
+    sees the same supports in every arm (paired).
+  * `sft_removal`: MIA against MIA with each ablation (`no_sft` is CAVIA with MIA's backbone and
+    training); headline arms mia and no_sft.
+  * `methods`: MIA against every baseline, on the same backbone and meta-test episodes.
+
+  Each study is `{"arms": {arm: overrides}, "reference", "measures", "description",
+  "headline"?}`; see `experiments/studies.py`. `label` names the benchmark in the descriptions;
+  `modality_text` is the modality-replacement description.
+  """
+  names = modalities.split("+")
+  replacement = dict(
+      description=modality_text, reference=multimodal_arm, measures=MEASURES,
+      arms={multimodal_arm: dict(modalities=modalities),
+            **{f"{m}_alone": dict(modalities=m) for m in names}})
+  if headline_alone:
+    replacement["headline"] = (multimodal_arm, f"{headline_alone}_alone")
+  return {
+      "sft_removal": dict(
+          description=(
+              f"SFT removal on {label}: MIA against the same model without its state fusion "
+              "transformers or parts of them (`no_sft` is CAVIA with MIA's backbone and "
+              "training); the generalization and memorization errors and the inner-loop "
+              "trajectory."),
+          arms={("mia" if a == "none" else a): dict(method="mia", ablation=a)
+                for a in rules.ABLATIONS},
+          reference="mia", headline=("mia", "no_sft"), measures=MEASURES),
+      "modality_replacement": replacement,
+      "methods": dict(
+          description=f"MIA against the baselines on {label}, same backbone and episodes.",
+          arms={m: dict(method=m, ablation="none") for m in rules.METHODS},
+          reference="mia", measures=MEASURES),
+  }
+
+
+@dataclasses.dataclass(frozen=True)
+class Benchmark:
+  """A benchmark config file's differences; `exports()` gives its `ARGS, get_config, studies`.
+
+  Attributes:
+    name: `config.benchmark`; modalities: its default `+`-joined modalities ("" = the data's).
+    label: the benchmark in study descriptions; modality_text: the modality-replacement study's
+      description; multimodal_arm, headline_alone: see `standard_studies` (no studies when
+      modality_text is empty).
+    dataset, fields, mia_grad_scale, presets, own: see `benchmark_config`.
+    own_args: the benchmark's own arguments and their defaults, besides `standard_args`.
+  """
+
+  name: str
+  modalities: str
+  dataset: str = ""
+  fields: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+  mia_grad_scale: float = IMAGE_GRAD_SCALE
+  presets: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
+  own_args: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+  own: Callable[[ml_collections.ConfigDict, dict], None] | None = None
+  label: str = ""
+  modality_text: str = ""
+  multimodal_arm: str = "multimodal"
+  headline_alone: str | None = None
+
+  @property
+  def args(self) -> dict[str, Any]:
+    return standard_args(self.modalities, **self.own_args)
+
+  def get_config(self, arg: str | None = None) -> ml_collections.ConfigDict:
+    return benchmark_config(arg, self.args, benchmark=self.name, dataset=self.dataset,
+                            fields=self.fields, mia_grad_scale=self.mia_grad_scale,
+                            presets=self.presets, own=self.own)
+
+  def studies(self) -> dict[str, dict]:
+    return standard_studies(self.modalities, self.label or self.name,
+                            modality_text=self.modality_text,
+                            multimodal_arm=self.multimodal_arm,
+                            headline_alone=self.headline_alone)
+
+  def exports(self):
+    """`ARGS, get_config, studies` for the config module (no `studies` without a text)."""
+    return self.args, self.get_config, (self.studies if self.modality_text else None)
