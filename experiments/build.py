@@ -21,7 +21,8 @@ from mia_jax.meta_step import MetaConfig, MetaLearner
 from mia_jax.model import ModelConfig, MultimodalINR
 
 
-def learner_from_config(config, specs: Sequence[modalities_lib.ModalitySpec] | None = None) -> MetaLearner:
+def learner_from_config(config, specs: Sequence[modalities_lib.ModalitySpec] | None = None
+                        ) -> MetaLearner:
   """Builds a `MetaLearner` from an experiment config (see `experiments/configs`).
 
   `specs`: the modalities; None means the config's benchmark table (`config.benchmark`,
