@@ -42,7 +42,8 @@ def learner_from_config(config, specs: Sequence[modalities_lib.ModalitySpec] | N
       MetaConfig(inner_steps=config.inner_steps, first_order=config.first_order,
                  remat=config.remat, scan_unroll=config.get("scan_unroll", 1),
                  learning_rate=config.learning_rate,
-                 grad_clip=config.get("grad_clip", 0.0)))
+                 grad_clip=config.get("grad_clip", 0.0),
+                 skip_nonfinite=config.get("skip_nonfinite", False)))
 
 
 def own_data(config, data) -> bool:

@@ -30,14 +30,10 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import numpy as np
 
 from experiments.configs.common import typed_value
+from experiments.workdir import RESTART_TOLERANT_FIELDS, config_differences  # noqa: F401
 from mia_jax.evaluation import MEASURES
 
 DEFAULT_MEASURES = ("generalization_mse", "memorization_mse")
-# Config fields that may differ between a finished run and a restart of it (budget, logging,
-# where the data lives); any other difference means the run directory holds another config.
-RESTART_TOLERANT_FIELDS = ("num_train_steps", "log_every_steps", "checkpoint_every_steps",
-                           "keep_checkpoints", "data.data_dir", "eval.every_steps",
-                           "eval.batch_size")
 
 
 # -- study definitions -----------------------------------------------------------------------------
@@ -309,27 +305,6 @@ class ConfigBuilder:
     if steps:
       config.num_train_steps = int(steps)
     return config
-
-
-def _flat(d: Mapping, prefix: str = "") -> dict[str, Any]:
-  out = {}
-  for k, v in d.items():
-    key = f"{prefix}.{k}" if prefix else str(k)
-    if isinstance(v, Mapping):
-      out.update(_flat(v, key))
-    else:
-      out[key] = v
-  return out
-
-
-def config_differences(old: Mapping, new: Mapping,
-                       ignore: Sequence[str] = RESTART_TOLERANT_FIELDS) -> list[str]:
-  """`["key: old != new", ...]` for the fields of two config dicts (JSON form) that both have
-  and that differ, except those in `ignore`."""
-  a, b = _flat(json.loads(json.dumps(old))), _flat(json.loads(json.dumps(new)))
-  # Fields only one side has (added or removed by a code change) are not a difference.
-  return [f"{k}: {a[k]!r} != {b[k]!r}" for k in sorted(set(a) & set(b))
-          if k not in ignore and a[k] != b[k]]
 
 
 def check_shared_test_set(configs: Mapping[str, Any]) -> None:

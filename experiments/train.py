@@ -24,6 +24,7 @@ import time
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
 from absl import logging
@@ -31,6 +32,7 @@ from tqdm.auto import tqdm
 
 from data_pipelines import sources
 from experiments import build
+from experiments import workdir as workdir_lib
 from mia_jax import evaluation, meta_step, sampling
 from mia_jax.meta_step import MetaLearner, TrainState
 
@@ -132,6 +134,27 @@ def _flatten(prefix: str, tree: Mapping[str, Any]) -> dict[str, float]:
   return out
 
 
+@jax.jit
+def _finite_params(params) -> jax.Array:
+  """1.0 if every parameter is finite, else NaN (multiplied into the loss that is checked)."""
+  ok = jnp.all(jnp.array([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(params)]))
+  return jnp.where(ok, 1.0, jnp.nan)
+
+
+def _check_finite(loss: float, step: int, config, manager) -> None:
+  """Stops a diverging run before its state is logged or saved (the last good checkpoint stays
+  the latest one, so a rerun resumes from it)."""
+  if np.isfinite(loss):
+    return
+  last = manager.latest_step()
+  kept = (f"the last good checkpoint, step {last}, is kept and a rerun resumes from it"
+          if last is not None else "no checkpoint was saved")
+  raise FloatingPointError(
+      f"The loss or the parameters are not finite at step {step}; stopping ({kept}). Lower "
+      "learning_rate, set grad_clip, or set skip_nonfinite=True to skip such steps "
+      f"(now {config.get('skip_nonfinite', False)}).")
+
+
 def _prefetch(iterator: Iterable, mesh, size: int = 2) -> Iterator:
   """Puts the next `size` batches on the devices ahead of use (overlaps host and device)."""
   queue = collections.deque()
@@ -151,7 +174,7 @@ def train_and_evaluate(config, workdir: str, data: Mapping[str, Mapping] | None 
   "test": {...}}` (see `build.build_sources`); as with `config.data.source="npz"`, the modalities are
   read from the train arrays (`build.own_data_specs`).
   """
-  os.makedirs(workdir, exist_ok=True)
+  workdir_lib.check_restart(config, workdir)  # before anything in the workdir is written
   own_data = build.own_data(config, data)
   if own_data:
     train_source, test_source = build.own_data_sources(config, data)
@@ -171,12 +194,12 @@ def train_and_evaluate(config, workdir: str, data: Mapping[str, Mapping] | None 
   if config.eval.batch_size % n_dev:
     raise ValueError(f"eval.batch_size {config.eval.batch_size} must be divisible by the number "
                      f"of devices ({n_dev}).")
-  with open(os.path.join(workdir, "config.json"), "w") as f:
-    f.write(config.to_json(indent=2))
-
   if not own_data:
     train_source = build.build_sources(config, "train")
     test_source = build.build_sources(config, "test")
+  os.makedirs(workdir, exist_ok=True)
+  with open(os.path.join(workdir, "config.json"), "w") as f:
+    f.write(config.to_json(indent=2))
   num_test = len(test_source)
   if config.data.num_test_signals:
     num_test = min(num_test, config.data.num_test_signals)
@@ -190,47 +213,54 @@ def train_and_evaluate(config, workdir: str, data: Mapping[str, Mapping] | None 
   if start_step:
     logging.info("Resumed from step %d in %s", start_step, workdir)
   train_step = meta_step.make_train_step(learner, mesh)
+  metrics_path = os.path.join(workdir, "metrics.jsonl")
+  workdir_lib.trim_metrics(metrics_path, start_step)  # each step once after a resume
 
   loader = sources.make_loader(train_source, config.batch_size, shuffle=True, seed=config.seed,
                                skip_batches=start_step)
-  metrics_path = os.path.join(workdir, "metrics.jsonl")
   total = config.num_train_steps
   bar = tqdm(total=total, initial=start_step, desc=f"{config.method}", unit="step",
              disable=jax.process_index() != 0, dynamic_ncols=True)
   step, pending, t_last, s_last = start_step, None, time.time(), start_step
   batches = _prefetch(loader, mesh)
-  with open(metrics_path, "a") as metrics_file:
-    in_flight = collections.deque()
-    while step < total:
-      state, metrics = train_step(state, next(batches))
-      step += 1
-      # Keep at most two steps in flight: the host prepares the next batch while the device
-      # runs, without dispatching far ahead (which makes the progress bar lie and holds memory).
-      in_flight.append(metrics["loss"])
-      if len(in_flight) > 2:
-        in_flight.popleft().block_until_ready()
-      bar.update(1)
-      if step % config.log_every_steps == 0 or step == total:
-        # Reading metrics waits for the device; only every log_every_steps.
-        host = _flatten("", jax.device_get(metrics))
-        if not np.isfinite(host["loss"]):
-          raise FloatingPointError(f"Loss is {host['loss']} at step {step}; stopping. Lower "
-                                   "learning_rate or set grad_clip.")
-        now = time.time()
-        host["steps_per_s"] = (step - s_last) / max(now - t_last, 1e-9)
-        t_last, s_last = now, step
-        bar.set_postfix(loss=f"{host['loss']:.4f}")
-        metrics_file.write(json.dumps({"step": step, **host}) + "\n")
-        metrics_file.flush()
-      if step % config.checkpoint_every_steps == 0 or step == total:
-        manager.save(step, args=ocp.args.StandardSave(state))
-      if config.eval.every_steps and step % config.eval.every_steps == 0 and step < total:
-        m, _ = evaluate(learner, state, test_source, episodes, config.eval.batch_size, mesh)
-        key = f"generalization_mse/avg/step{config.inner_steps}"
-        metrics_file.write(json.dumps({"step": step, "eval/" + key: m[key]}) + "\n")
-  bar.close()
-  manager.wait_until_finished()
-  manager.close()
+  skipped = jnp.zeros((), jnp.float32)  # non-finite steps skipped (config.skip_nonfinite)
+  try:
+    with open(metrics_path, "a") as metrics_file:
+      in_flight = collections.deque()
+      while step < total:
+        state, metrics = train_step(state, next(batches))
+        skipped = skipped + metrics["nonfinite"]
+        step += 1
+        # Keep at most two steps in flight: the host prepares the next batch while the device
+        # runs, without dispatching far ahead (which makes the progress bar lie and holds memory).
+        in_flight.append(metrics["loss"])
+        if len(in_flight) > 2:
+          in_flight.popleft().block_until_ready()
+        bar.update(1)
+        if step % config.log_every_steps == 0 or step == total:
+          # Reading metrics waits for the device; only every log_every_steps.
+          host = _flatten("", jax.device_get(metrics))
+          host["nonfinite_skipped"] = float(skipped)
+          _check_finite(host["loss"], step, config, manager)
+          now = time.time()
+          host["steps_per_s"] = (step - s_last) / max(now - t_last, 1e-9)
+          t_last, s_last = now, step
+          bar.set_postfix(loss=f"{host['loss']:.4f}")
+          metrics_file.write(json.dumps({"step": step, **host}) + "\n")
+          metrics_file.flush()
+        if step % config.checkpoint_every_steps == 0 or step == total:
+          # A non-finite state never reaches a checkpoint: the last good one stays the latest.
+          _check_finite(float(_finite_params(state.params) * metrics["loss"]), step, config,
+                        manager)
+          manager.save(step, args=ocp.args.StandardSave(state))
+        if config.eval.every_steps and step % config.eval.every_steps == 0 and step < total:
+          m, _ = evaluate(learner, state, test_source, episodes, config.eval.batch_size, mesh)
+          key = f"generalization_mse/avg/step{config.inner_steps}"
+          metrics_file.write(json.dumps({"step": step, "eval/" + key: m[key]}) + "\n")
+  finally:
+    bar.close()
+    manager.wait_until_finished()
+    manager.close()
 
   metrics, _ = evaluate(learner, state, test_source, episodes, config.eval.batch_size, mesh,
                         progress=True)

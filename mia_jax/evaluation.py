@@ -87,7 +87,25 @@ class Accumulator:
     """The flat metrics dict of the results contract."""
     if self.num_signals == 0:
       raise ValueError("No evaluation signals were added.")
-    return summarize(self.per_signal(), self.specs, self.num_steps)
+    per_signal = self.per_signal()
+    check_finite(per_signal)
+    return summarize(per_signal, self.specs, self.num_steps)
+
+
+def check_finite(per_signal: Mapping) -> None:
+  """Raises FloatingPointError naming the modalities and meta-test signals (in the order added)
+  whose errors are NaN or infinite: a result is never an average over the signals that remain."""
+  bad = {}
+  for name, d in per_signal.items():
+    finite = np.all([np.isfinite(d[m]).all(axis=0) for m in ("generalization", "memorization",
+                                                             "full")], axis=0)
+    if not finite.all():
+      bad[name] = np.flatnonzero(~finite)
+  if bad:
+    raise FloatingPointError("Non-finite meta-test errors (NaN/inf in the data or the "
+                             "predictions): " + "; ".join(
+                                 f"{n}: {len(i)} signal(s), e.g. {i[:5].tolist()}"
+                                 for n, i in bad.items()))
 
 
 def _reduce(measure: str, values: np.ndarray, has_gen: np.ndarray) -> float:

@@ -52,6 +52,10 @@ class MetaConfig:
   scan_unroll: int = 1
   learning_rate: float = 1e-4
   grad_clip: float = 0.0  # global-norm clip of the meta-gradient; 0 = none.
+  # A step whose loss or meta-gradient is not finite leaves the parameters and the optimiser state
+  # as they were (as optax.apply_if_finite); the step counter still advances. Counted in the
+  # step's metrics as `nonfinite` (1.0 for a skipped step).
+  skip_nonfinite: bool = False
 
 
 class MetaLearner:
@@ -147,7 +151,13 @@ class MetaLearner:
     updates, opt_state = self.tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     params = dict(params, rule=self.rule.project(params["rule"]))
-    metrics = {"loss": loss, "grad_norm": optax.tree.norm(grads),
+    grad_norm = optax.tree.norm(grads)
+    finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
+    if self.meta.skip_nonfinite:
+      keep = lambda new, old: jnp.where(finite, new, old)
+      params = jax.tree.map(keep, params, state.params)
+      opt_state = jax.tree.map(keep, opt_state, state.opt_state)
+    metrics = {"loss": loss, "grad_norm": grad_norm, "nonfinite": 1.0 - finite.astype(jnp.float32),
                "query_mse": aux["query_mse"], "support_loss": aux["support_loss"]}
     return state.replace(step=state.step + 1, params=params, opt_state=opt_state), metrics
 

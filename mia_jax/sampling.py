@@ -122,9 +122,35 @@ def load_episodes(path: str | os.PathLike, specs: Sequence[ModalitySpec]) -> Epi
     if idx.min() < 0 or idx.max() >= spec.num_points:
       raise ValueError(f"Episode file {os.fspath(path)!r}: {spec.name}/idx outside "
                        f"[0, {spec.num_points}).")
+    _check_episode_arrays(os.fspath(path), spec, idx, count, ratio)
     mask = (np.arange(spec.max_support)[None] < count[:, None]).astype(np.float32)
     out[spec.name] = {"idx": idx.astype(np.int32), "mask": mask, "ratio": ratio.astype(np.float32)}
+  sizes = {n: e["idx"].shape[0] for n, e in out.items()}
+  if len(set(sizes.values())) > 1:
+    raise ValueError(f"Episode file {os.fspath(path)!r}: the modalities have different numbers "
+                     f"of signals {sizes}.")
   return out
+
+
+def _check_episode_arrays(path: str, spec: ModalitySpec, idx, count, ratio) -> None:
+  """Counts in [1, max_support], distinct support indices within each count, ratios in [0, 1]."""
+  where = f"Episode file {path!r}: {spec.name}"
+  n = idx.shape[0]
+  if count.shape != (n,) or ratio.shape != (n,):
+    raise ValueError(f"{where}/count and /ratio must have shape [{n}] (one per signal); got "
+                     f"{count.shape} and {ratio.shape}.")
+  if count.dtype.kind not in "iu" or count.min() < 1 or count.max() > spec.max_support:
+    bad = np.flatnonzero((count < 1) | (count > spec.max_support))[:5].tolist()
+    raise ValueError(f"{where}/count must be integers in [1, {spec.max_support}] (the support "
+                     f"size); signals {bad} have {count[bad].tolist()} (dtype {count.dtype}).")
+  if not (np.isfinite(ratio).all() and ratio.min() >= 0 and ratio.max() <= 1):
+    raise ValueError(f"{where}/ratio must be finite and in [0, 1].")
+  inside = np.arange(spec.max_support)[None] < count[:, None]
+  ordered = np.sort(np.where(inside, idx, -1 - np.arange(spec.max_support)[None]), axis=1)
+  repeated = np.flatnonzero((np.diff(ordered, axis=1) == 0).any(axis=1))
+  if repeated.size:
+    raise ValueError(f"{where}/idx repeats a point within the support of signals "
+                     f"{repeated[:5].tolist()}; a support holds distinct points.")
 
 
 def support_membership(idx: jax.Array, mask: jax.Array, num_points: int) -> jax.Array:

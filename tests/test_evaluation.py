@@ -47,3 +47,15 @@ def test_accumulator_drops_padding():
   assert acc.summarize()["full_mse/sine/step0"] == 1.0
   table = evaluation.format_table(acc.summarize(), ["sine"], 0)
   assert "sine" in table and "1.00000" in table
+
+
+def test_non_finite_errors_name_the_modality_and_signals():
+  from mia_jax import evaluation as ev
+  good = np.ones((2, 5))
+  bad = good.copy()
+  bad[1, 3] = np.nan
+  per_signal = {"sine": {"generalization": good, "memorization": good, "full": good},
+                "tanh": {"generalization": good, "memorization": bad, "full": good}}
+  with pytest.raises(FloatingPointError, match=r"tanh: 1 signal\(s\), e.g. \[3\]"):
+    ev.check_finite(per_signal)
+  ev.check_finite({"sine": per_signal["sine"]})  # finite: no error

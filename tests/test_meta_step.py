@@ -88,3 +88,23 @@ def test_bad_batch_names_the_modality():
   batch = random_batch(learner.specs[:1], 2)
   with pytest.raises(ValueError, match=r"lacks modality 'tanh'"):
     learner.loss_fn(state.params, state.buffers, batch, episode(learner, 2))
+
+
+@pytest.mark.parametrize("skip", [True, False])
+def test_skip_nonfinite_leaves_the_state_as_it_was(skip):
+  """A batch with a NaN makes the loss NaN: with skip_nonfinite the step keeps the parameters and
+  the optimiser state (and says so in `nonfinite`); without, the parameters turn NaN."""
+  learner = tiny_learner("cavia", skip_nonfinite=skip)
+  state = learner.init(jax.random.PRNGKey(0))
+  batch = random_batch(learner.specs, 4)
+  batch["sine"]["y"][0, 0, 0] = np.nan
+  new, metrics = jax.jit(learner.train_step)(state, batch)
+  assert float(metrics["nonfinite"]) == 1.0 and int(new.step) == 1
+  leaves = lambda s: [np.asarray(x) for x in jax.tree.leaves((s.params, s.opt_state))]
+  if skip:
+    for a, b in zip(leaves(new), leaves(state)):
+      np.testing.assert_array_equal(a, b)
+  else:
+    assert not all(np.isfinite(x).all() for x in jax.tree.leaves(new.params))
+  good, metrics = jax.jit(learner.train_step)(state, random_batch(learner.specs, 4))
+  assert float(metrics["nonfinite"]) == 0.0

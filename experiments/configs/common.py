@@ -128,6 +128,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.scan_unroll = 1             # inner steps per compiled loop iteration (K = fully unrolled)
   c.learning_rate = 1e-4
   c.grad_clip = 0.0
+  c.skip_nonfinite = False      # skip a step with a non-finite loss/gradient instead of stopping
   c.batch_size = 64
   c.num_train_steps = 100_000
 

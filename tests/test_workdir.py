@@ -1,0 +1,102 @@
+"""A workdir belongs to one config, a resume logs each step once, and divergence never reaches a
+checkpoint (docs/reliability.md)."""
+
+import json
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from experiments import train
+from experiments import workdir as workdir_lib
+from experiments.configs import synthetic
+from mia_jax import meta_step
+
+
+def _config(data_dir, arg="method=cavia,smoke", **fields):
+  config = synthetic.get_config(arg)
+  config.data.data_dir = data_dir
+  config.data.num_test_signals = 8
+  for k, v in fields.items():
+    config[k] = v
+  return config
+
+
+def _steps(path):
+  return [json.loads(l)["step"] for l in open(path) if "loss" in json.loads(l)]
+
+
+def test_restart_with_another_config_is_refused_before_writing(tmp_path, synthetic_data_dir):
+  w = str(tmp_path)
+  train.train_and_evaluate(_config(synthetic_data_dir), w)
+  before = {n: open(os.path.join(w, n), "rb").read() for n in ("config.json", "metrics.jsonl")}
+  for arg, field in (("method=cavia,smoke,seed=1", "seed: 0 != 1"),
+                     ("method=cavia,smoke,inner_steps=2", "inner_steps: 3 != 2"),
+                     ("method=mia,smoke", "method: 'cavia' != 'mia'")):
+    with pytest.raises(ValueError, match=field):
+      train.train_and_evaluate(_config(synthetic_data_dir, arg), w)
+  with pytest.raises(ValueError, match="learning_rate"):
+    train.train_and_evaluate(_config(synthetic_data_dir, learning_rate=3e-4), w)
+  after = {n: open(os.path.join(w, n), "rb").read() for n in before}
+  assert after == before  # nothing rewritten
+  # Budget and logging may change: a longer run continues from the checkpoint.
+  out = train.train_and_evaluate(_config(synthetic_data_dir, num_train_steps=8,
+                                         log_every_steps=1), w)
+  assert out["step"] == 8
+
+
+def test_lost_checkpoints_are_reported_not_retrained(tmp_path, synthetic_data_dir):
+  w = str(tmp_path)
+  train.train_and_evaluate(_config(synthetic_data_dir), w)
+  metrics = open(os.path.join(w, "metrics.jsonl")).read()
+  import shutil
+  shutil.rmtree(os.path.join(w, "checkpoints"))
+  with pytest.raises(ValueError, match="no checkpoint to resume"):
+    train.train_and_evaluate(_config(synthetic_data_dir), w)
+  assert open(os.path.join(w, "metrics.jsonl")).read() == metrics
+
+
+def test_trim_metrics_keeps_each_step_once(tmp_path):
+  path = str(tmp_path / "metrics.jsonl")
+  with open(path, "w") as f:
+    for s in (2, 4, 6, 8):
+      f.write(json.dumps({"step": s, "loss": 1.0}) + "\n")
+  workdir_lib.trim_metrics(path, 4)
+  assert _steps(path) == [2, 4]
+
+
+def test_config_differences_ignore_tolerant_and_one_sided_fields():
+  old = {"seed": 0, "log_every_steps": 2, "rule": {"inner_lr": 1.0}, "gone": 1}
+  new = {"seed": 0, "log_every_steps": 5, "rule": {"inner_lr": 0.5}, "added": 2}
+  assert workdir_lib.config_differences(old, new) == ["rule.inner_lr: 1.0 != 0.5"]
+
+
+def test_diverging_run_keeps_last_good_checkpoint_and_resumes(tmp_path, synthetic_data_dir,
+                                                               monkeypatch):
+  """From step 4 on the parameters turn NaN: the run stops before saving step 4 (or later), the
+  step-2 checkpoint survives, and a rerun resumes from it and logs each step once."""
+  w = str(tmp_path)
+  config = _config(synthetic_data_dir, checkpoint_every_steps=2, log_every_steps=3)
+  real = meta_step.make_train_step
+
+  def poisoned(learner, mesh, donate=True):
+    step_fn = real(learner, mesh, donate=False)
+
+    def run(state, batch):
+      state, metrics = step_fn(state, batch)
+      bad = state.step >= 4
+      params = jax.tree.map(lambda x: jnp.where(bad, jnp.nan, x), state.params)
+      return state.replace(params=params), metrics
+    return run
+
+  monkeypatch.setattr(meta_step, "make_train_step", poisoned)
+  with pytest.raises(FloatingPointError, match="last good checkpoint, step 2"):
+    train.train_and_evaluate(config, w)
+  saved = sorted(int(n) for n in os.listdir(os.path.join(w, "checkpoints")) if n.isdigit())
+  assert saved == [2]
+  monkeypatch.setattr(meta_step, "make_train_step", real)
+  out = train.train_and_evaluate(config, w)
+  assert out["step"] == 6 and np.isfinite(out["metrics"]["generalization_mse/avg/step3"])
+  assert _steps(os.path.join(w, "metrics.jsonl")) == [3, 6]  # step 3 once, after the resume
