@@ -16,8 +16,8 @@ benchmark's differences (`ARGS, get_config, studies = BENCHMARK.exports()`).
 
 The standard arguments (`standard_args`): `method` (one of `mia_jax.rules.METHODS`), `ablation`
 (MIA only, a key of `mia_jax.rules.ABLATIONS`), `inner_steps`, `modalities` (a `+`-joined subset
-of the benchmark's), `seed`, `first_order`, `remat`, `batch_size` and `num_train_steps` (0: the
-preset's), and a bare preset name: `smoke` (seconds, for tests), `cpu` (minutes on a 2-core CPU)
+of the benchmark's), `seed`, `first_order`, `remat`, `batch_size` and `num_train_steps` (left
+out: the preset's), and a bare preset name: `smoke` (seconds, for tests), `cpu` (minutes on a 2-core CPU)
 or `full` (the paper's settings, the default).
 """
 
@@ -62,10 +62,18 @@ IMAGE_SMOKE = {**SMOKE, "num_train_steps": 4, "batch_size": 4, "model.ff_dim": 1
 OFFLINE_SMOKE = {**IMAGE_SMOKE, "data.builder_config": "small"}
 
 
+# Arguments whose default is "unset" (None: keep the preset's value); given, they are typed so.
+UNSET_TYPES = {"batch_size": int, "num_train_steps": int}
+
+
 def standard_args(modalities: str, **own: Any) -> dict[str, Any]:
-  """The argument spec of a benchmark: the standard arguments (see above) plus its `own`."""
+  """The argument spec of a benchmark: the standard arguments (see above) plus its `own`.
+
+  `batch_size` and `num_train_steps` are unset (None) unless given: the preset's value then
+  stands. A given value, 0 included, is the value (and is validated as such).
+  """
   return dict(method="mia", ablation="none", inner_steps=3, modalities=modalities, seed=0,
-              first_order=False, remat=False, batch_size=0, num_train_steps=0, preset="full",
+              first_order=False, remat=False, batch_size=None, num_train_steps=None, preset="full",
               **own)
 
 
@@ -86,7 +94,8 @@ def parse_arg(arg: str | None, allowed: Mapping[str, Any]) -> dict[str, Any]:
     key, value = (s.strip() for s in item.split("=", 1))
     if key not in allowed:
       raise ValueError(f"Unknown config argument {key!r}; allowed: {', '.join(sorted(allowed))}.")
-    out[key] = typed_value(key, value, allowed[key])
+    like = allowed[key] if allowed[key] is not None else UNSET_TYPES.get(key, str)()
+    out[key] = typed_value(key, value, like)
   return out
 
 
@@ -197,7 +206,7 @@ def benchmark_config(arg: str | None, args_spec: Mapping[str, Any], *, benchmark
     presets: `{"cpu" | "smoke": {dotted field: value}}`, set over the defaults.
     own: `own(config, args)` for the benchmark's own arguments, before the preset is applied.
 
-  The arguments `batch_size` and `num_train_steps` (when not 0) win over the preset, and a
+  The arguments `batch_size` and `num_train_steps` (when given) win over the preset, and a
   `data_dir` argument sets `config.data.data_dir`.
   """
   args = parse_arg(arg, args_spec)
@@ -215,8 +224,8 @@ def benchmark_config(arg: str | None, args_spec: Mapping[str, Any], *, benchmark
   if own:
     own(c, args)
   set_fields(c, (presets or {}).get(c.preset, {}))
-  for key in ("batch_size", "num_train_steps"):
-    if args[key]:
+  for key in UNSET_TYPES:
+    if args.get(key) is not None:
       c[key] = args[key]
   return c
 
