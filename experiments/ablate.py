@@ -55,6 +55,7 @@ from ml_collections import config_flags
 from experiments import archive as archive_lib
 from experiments import plots, predict, report
 from experiments import studies as studies_lib
+from experiments import validate
 from experiments.studies import Study
 
 FLAGS = flags.FLAGS
@@ -372,22 +373,44 @@ def study_from_flags(builder: studies_lib.ConfigBuilder) -> Study:
   return study.with_measures(FLAGS.measures).select(FLAGS.arms)
 
 
+def check_inputs(study: Study, builder: studies_lib.ConfigBuilder) -> None:
+  """Usage errors before anything is written or trained: the seeds, every planned run's config
+  (an arm, a --grid value or --steps out of range), earlier runs in the workdir, the directories."""
+  if FLAGS.steps < 0:
+    raise ValueError(f"--steps={FLAGS.steps} is not allowed; expected an integer >= 1 (0: the "
+                     "preset's).")
+  seeds = seed_list(FLAGS.seeds, builder.build().seed)
+  runs = plan(study, builder, FLAGS.workdir, seeds, FLAGS.steps or None, FLAGS.other_seeds or None)
+  for r in runs:
+    try:
+      validate.validate_config(r.config)
+    except ValueError as e:
+      raise ValueError(f"arm {r.arm!r}: {e}") from e
+    run_status(r)
+  for name in ("workdir", "archive", "compilation_cache"):
+    if FLAGS[name].value and FLAGS[name].value != "auto":
+      validate.check_writable_dir(FLAGS[name].value, name)
+
+
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"Too many command-line arguments: {argv[1:]}")
   if not FLAGS["verbosity"].present:
     logging.set_verbosity(logging.WARNING)  # orbax logs every file operation at INFO
-  builder = studies_lib.ConfigBuilder.from_spec(
-      config_flags.get_config_filename(FLAGS["config"]),
-      config_flags.get_override_values(FLAGS["config"]))
-  study = study_from_flags(builder)
+  with validate.exit_on_error(2):  # usage errors: nothing is written before these checks
+    if len(argv) > 1:
+      raise app.UsageError(f"Too many command-line arguments: {argv[1:]}")
+    builder = studies_lib.ConfigBuilder.from_spec(
+        config_flags.get_config_filename(FLAGS["config"]),
+        config_flags.get_override_values(FLAGS["config"]))
+    study = study_from_flags(builder)
+    check_inputs(study, builder)
   cache = FLAGS.compilation_cache
   if cache == "auto":
     cache = os.path.join(FLAGS.workdir, "jax_cache")
-  out = run(study, builder, FLAGS.workdir, FLAGS.seeds, FLAGS.steps or None,
-            other_seeds=FLAGS.other_seeds or None,
-            parallel=FLAGS.parallel, num_reconstructions=FLAGS.reconstructions,
-            compilation_cache=cache or None, archive=FLAGS.archive)
+  with validate.exit_on_error(1):
+    out = run(study, builder, FLAGS.workdir, FLAGS.seeds, FLAGS.steps or None,
+              other_seeds=FLAGS.other_seeds or None,
+              parallel=FLAGS.parallel, num_reconstructions=FLAGS.reconstructions,
+              compilation_cache=cache or None, archive=FLAGS.archive)
   print(f"\n{out.markdown}")
   print("Wrote " + ", ".join(out.files[k] for k in sorted(out.files)))
 
@@ -395,4 +418,4 @@ def main(argv):
 if __name__ == "__main__":
   define_flags()
   flags.mark_flags_as_required(["config", "workdir"])
-  app.run(main)
+  validate.run_cli(main)

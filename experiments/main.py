@@ -3,13 +3,14 @@ r"""Meta-trains and evaluates one configuration.
   python -m experiments.main --config=experiments/configs/synthetic.py:method=mia,cpu \
       --workdir=/tmp/mia
 
-Re-running with the same --workdir resumes from the latest checkpoint.
+Re-running with the same --workdir resumes from the latest checkpoint. Errors are one line
+(`error: ...`; exit code 2 for bad flags or config, 1 while training); --debug shows tracebacks.
 """
 
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from experiments import train
+from experiments import train, validate
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics and results.json.")
@@ -18,13 +19,17 @@ flags.mark_flags_as_required(["config", "workdir"])
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"Too many command-line arguments: {argv[1:]}")
   if not FLAGS["verbosity"].present:
     logging.set_verbosity(logging.WARNING)  # orbax logs every file operation at INFO
+  with validate.exit_on_error(2):  # usage errors: nothing is written before these checks
+    if len(argv) > 1:
+      raise app.UsageError(f"Too many command-line arguments: {argv[1:]}")
+    validate.validate_config(FLAGS.config)
+    validate.check_writable_dir(FLAGS.workdir, "workdir")
   logging.info("Config:\n%s", FLAGS.config)
-  train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
+  with validate.exit_on_error(1):
+    train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
 
 
 if __name__ == "__main__":
-  app.run(main)
+  validate.run_cli(main)

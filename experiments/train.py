@@ -31,7 +31,7 @@ from absl import logging
 from tqdm.auto import tqdm
 
 from data_pipelines import sources
-from experiments import build
+from experiments import build, validate
 from experiments import workdir as workdir_lib
 from mia_jax import evaluation, meta_step, sampling
 from mia_jax.meta_step import MetaLearner, TrainState
@@ -174,6 +174,7 @@ def train_and_evaluate(config, workdir: str, data: Mapping[str, Mapping] | None 
   "test": {...}}` (see `build.build_sources`); as with `config.data.source="npz"`, the modalities are
   read from the train arrays (`build.own_data_specs`).
   """
+  validate.validate_config(config)  # ranges and names, before anything is built or written
   workdir_lib.check_restart(config, workdir)  # before anything in the workdir is written
   own_data = build.own_data(config, data)
   if own_data:
