@@ -393,11 +393,8 @@ def check_inputs(study: Study, builder: studies_lib.ConfigBuilder) -> None:
 
 
 def main(argv):
-  if not FLAGS["verbosity"].present:
-    logging.set_verbosity(logging.WARNING)  # orbax logs every file operation at INFO
   with validate.exit_on_error(2):  # usage errors: nothing is written before these checks
-    if len(argv) > 1:
-      raise app.UsageError(f"Too many command-line arguments: {argv[1:]}")
+    validate.check_argv(argv)
     builder = studies_lib.ConfigBuilder.from_spec(
         config_flags.get_config_filename(FLAGS["config"]),
         config_flags.get_override_values(FLAGS["config"]))

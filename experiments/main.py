@@ -7,7 +7,7 @@ Re-running with the same --workdir resumes from the latest checkpoint. Errors ar
 (`error: ...`; exit code 2 for bad flags or config, 1 while training); --debug shows tracebacks.
 """
 
-from absl import app, flags, logging
+from absl import flags, logging
 from ml_collections import config_flags
 
 from experiments import train, validate
@@ -19,11 +19,8 @@ flags.mark_flags_as_required(["config", "workdir"])
 
 
 def main(argv):
-  if not FLAGS["verbosity"].present:
-    logging.set_verbosity(logging.WARNING)  # orbax logs every file operation at INFO
   with validate.exit_on_error(2):  # usage errors: nothing is written before these checks
-    if len(argv) > 1:
-      raise app.UsageError(f"Too many command-line arguments: {argv[1:]}")
+    validate.check_argv(argv)
     validate.validate_config(FLAGS.config)
     validate.check_writable_dir(FLAGS.workdir, "workdir")
   logging.info("Config:\n%s", FLAGS.config)

@@ -17,7 +17,7 @@ import os
 import re
 import sys
 
-from absl import app, flags
+from absl import app, flags, logging
 
 from mia_jax import rules
 from mia_jax.model import BACKBONES
@@ -102,6 +102,15 @@ def one_line(error: BaseException) -> str:
 def _fail(error: BaseException, code: int):
   print(f"error: {one_line(error)}", file=sys.stderr)
   sys.exit(code)
+
+
+def check_argv(argv) -> None:
+  """The start of both programs: orbax's INFO logs quieted unless --verbosity is given, and no
+  positional arguments (a usage error)."""
+  if not flags.FLAGS["verbosity"].present:
+    logging.set_verbosity(logging.WARNING)  # orbax logs every file operation at INFO
+  if len(argv) > 1:
+    raise app.UsageError(f"Too many command-line arguments: {argv[1:]}")
 
 
 @contextlib.contextmanager
