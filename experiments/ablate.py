@@ -56,6 +56,7 @@ from experiments import archive as archive_lib
 from experiments import plots, predict, report
 from experiments import studies as studies_lib
 from experiments import validate
+from experiments import workdir as workdir_lib
 from experiments.studies import Study
 
 FLAGS = flags.FLAGS
@@ -167,7 +168,7 @@ def run_status(run: Run) -> str:
   if os.path.exists(config_path):
     with open(config_path) as f:
       old = json.load(f)
-    diff = studies_lib.config_differences(old, json.loads(run.config.to_json()))
+    diff = workdir_lib.config_differences(old, json.loads(run.config.to_json()))
     if diff:
       raise ValueError(f"{run.rundir} holds a run of another config ({'; '.join(diff[:5])}); use "
                        "a new --workdir, or delete that folder to rerun it.")

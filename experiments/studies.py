@@ -14,7 +14,7 @@ the argument's dependent defaults follow), and otherwise a config *field*, possi
 
 This module also checks that a study's arms are comparable: that they share the meta-test data
 (`check_shared_test_set`) and were evaluated on the same supports (`check_paired`), and that a
-run directory holds the config asked for (`config_differences`). It reads files and numbers only
+run directory holds the config asked for (`workdir.config_differences`). It reads files and numbers only
 (no JAX computation).
 """
 from __future__ import annotations
@@ -29,8 +29,8 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from experiments.configs.common import typed_value
-from experiments.workdir import RESTART_TOLERANT_FIELDS, config_differences  # noqa: F401
+from experiments.configs.common import set_field
+from experiments.workdir import config_differences
 from mia_jax.evaluation import MEASURES
 
 DEFAULT_MEASURES = ("generalization_mse", "memorization_mse")
@@ -212,20 +212,6 @@ def merge_arg(arg: str, updates: Mapping[str, Any]) -> str:
   for k, v in updates.items():
     items[k] = _arg_string(v)
   return ",".join(k if v is None else f"{k}={v}" for k, v in items.items())
-
-
-def set_field(config, key: str, value: Any, known_args: str = "") -> None:
-  """Sets a (dotted) config field, typed like its current value; clear error if it is missing."""
-  node = config
-  parts = key.split(".")
-  for i, part in enumerate(parts):
-    if part not in node:
-      hint = f" Config arguments: {known_args}" if known_args else ""
-      raise ValueError(f"Unknown override {key!r}: no config field {'.'.join(parts[:i + 1])!r} "
-                       f"(fields here: {', '.join(sorted(node.keys()))}).{hint}")
-    if i < len(parts) - 1:
-      node = node[part]
-  node[parts[-1]] = typed_value(key, value, node[parts[-1]])
 
 
 class ConfigBuilder:

@@ -224,13 +224,15 @@ def train_and_evaluate(config, workdir: str, data: Mapping[str, Mapping] | None 
              disable=jax.process_index() != 0, dynamic_ncols=True)
   step, pending, t_last, s_last = start_step, None, time.time(), start_step
   batches = _prefetch(loader, mesh)
+  skip_nonfinite = config.get("skip_nonfinite", False)
   skipped = jnp.zeros((), jnp.float32)  # non-finite steps skipped (config.skip_nonfinite)
   try:
     with open(metrics_path, "a") as metrics_file:
       in_flight = collections.deque()
       while step < total:
         state, metrics = train_step(state, next(batches))
-        skipped = skipped + metrics["nonfinite"]
+        if skip_nonfinite:  # without it, a non-finite step stops the run instead
+          skipped = skipped + metrics["nonfinite"]
         step += 1
         # Keep at most two steps in flight: the host prepares the next batch while the device
         # runs, without dispatching far ahead (which makes the progress bar lie and holds memory).
@@ -241,7 +243,8 @@ def train_and_evaluate(config, workdir: str, data: Mapping[str, Mapping] | None 
         if step % config.log_every_steps == 0 or step == total:
           # Reading metrics waits for the device; only every log_every_steps.
           host = _flatten("", jax.device_get(metrics))
-          host["nonfinite_skipped"] = float(skipped)
+          if skip_nonfinite:
+            host["nonfinite_skipped"] = float(skipped)
           _check_finite(host["loss"], step, config, manager)
           now = time.time()
           host["steps_per_s"] = (step - s_last) / max(now - t_last, 1e-9)

@@ -19,6 +19,7 @@ import sys
 
 from absl import app, flags, logging
 
+from data_pipelines import benchmarks
 from mia_jax import rules
 from mia_jax.model import BACKBONES
 
@@ -69,6 +70,8 @@ def validate_config(config) -> None:
       raise ValueError(f"config.{field}={value!r} is not allowed; expected {allowed}.")
   # The method, the ablation (and that only MIA has ablations), lr_position, the rule fields.
   rules.from_config(config.method, config.rule.to_dict())
+  if config.data.source == "tfds" and config.benchmark in benchmarks.BENCHMARKS:
+    benchmarks.benchmark_specs(config.benchmark, config.modalities)  # known modalities
 
 
 def check_writable_dir(path: str, flag_name: str) -> None:
@@ -99,8 +102,18 @@ def one_line(error: BaseException) -> str:
   return f"{flag.group(1)}: {last}" if flag and len(lines) > 1 else last
 
 
-def _fail(error: BaseException, code: int):
-  print(f"error: {one_line(error)}", file=sys.stderr)
+def _fail(error: BaseException, code: int, summary: bool = False):
+  """Prints `error: <one line>` and exits. `summary`: the message's first line (an error raised
+  by our code leads with its reason; more lines, e.g. a folder tree, are for --debug), except
+  for a config file's failure (`one_line`)."""
+  text = str(error)
+  # ml_collections wraps a config file's failure in a traceback; its reason is the last line.
+  if summary and not ("Traceback" in text or "config file" in text):
+    lines = text.strip().splitlines() or [type(error).__name__]
+    line = lines[0] + (" (--debug shows the details)" if len(lines) > 1 else "")
+  else:
+    line = one_line(error)
+  print(f"error: {line}", file=sys.stderr)
   sys.exit(code)
 
 
@@ -121,7 +134,7 @@ def exit_on_error(code: int):
   except Exception as e:  # pylint: disable=broad-except
     if FLAGS.debug:
       raise
-    _fail(e, code)
+    _fail(e, code, summary=True)
 
 
 def _parse_flags(argv):

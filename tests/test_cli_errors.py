@@ -108,3 +108,18 @@ def test_one_line_keeps_the_reason_of_a_config_file_failure():
                      "  File ...\nValueError: Unknown config flag 'bad'.\n")
   assert validate.one_line(error) == "--config: Unknown config flag 'bad'."
   assert validate.one_line(KeyError("No config field 'a.b'.")) == "No config field 'a.b'."
+
+
+def test_unknown_modality_and_missing_dataset_folder(tmp_path):
+  """An unknown modality is a usage error; a missing dataset folder is reported by the first line
+  of its message (the reason), not the last line of the folder tree it then describes."""
+  proc = run_cli("main", ["--config=experiments/configs/synthetic.py:"
+                                      "modalities=sine+cosine,smoke"], tmp_path / "w")
+  assert proc.returncode == 2 and "Unknown modality 'cosine'" in proc.stderr
+  assert "allowed: sine, tanh, gaussian, relu" in proc.stderr
+  proc = run_cli("main", [f"--config=experiments/configs/celeba.py:smoke,"
+                                      f"data_dir={tmp_path / 'none'}"], tmp_path / "w2")
+  errors = [l for l in proc.stderr.splitlines() if l.startswith("error:")]
+  assert proc.returncode == 1 and len(errors) == 1
+  assert "celeba_trimodal is missing or empty" in errors[0] and "--debug" in errors[0]
+  assert not (tmp_path / "w2").exists()  # nothing written before the data were found

@@ -175,16 +175,25 @@ def base_config() -> ml_collections.ConfigDict:
   return c
 
 
-def set_fields(c: ml_collections.ConfigDict, fields: Mapping[str, Any]) -> None:
-  """Sets dotted config fields (`{"model.rank": 16}`); a field that does not exist is an error."""
-  for key, value in fields.items():
-    *path, last = key.split(".")
-    node = c
-    for part in path:
+def set_field(config, key: str, value: Any, known_args: str = "") -> None:
+  """Sets a (dotted) config field, typed like its current value (`typed_value`); a field that
+  does not exist is a ValueError naming it and the fields there (`known_args`: a hint)."""
+  node = config
+  parts = key.split(".")
+  for i, part in enumerate(parts):
+    if part not in node:
+      hint = f" Config arguments: {known_args}" if known_args else ""
+      raise ValueError(f"Unknown override {key!r}: no config field {'.'.join(parts[:i + 1])!r} "
+                       f"(fields here: {', '.join(sorted(node.keys()))}).{hint}")
+    if i < len(parts) - 1:
       node = node[part]
-    if last not in node:
-      raise KeyError(f"No config field {key!r}.")
-    node[last] = value
+  node[parts[-1]] = typed_value(key, value, node[parts[-1]])
+
+
+def set_fields(c: ml_collections.ConfigDict, fields: Mapping[str, Any]) -> None:
+  """Sets dotted config fields (`{"model.rank": 16}`) with `set_field`."""
+  for key, value in fields.items():
+    set_field(c, key, value)
 
 
 def benchmark_config(arg: str | None, args_spec: Mapping[str, Any], *, benchmark: str,
