@@ -158,8 +158,11 @@ class NpzSource(GridSource):
     path = os.fspath(path)
     if not os.path.isfile(path):
       raise FileNotFoundError(f"No such .npz file: {path!r}.")
-    with np.load(path, allow_pickle=False) as npz:
-      arrays = {key: npz[key] for key in npz.files}
+    try:
+      with np.load(path, allow_pickle=False) as npz:
+        arrays = {key: npz[key] for key in npz.files}
+    except Exception as e:  # pylint: disable=broad-except  (not an .npz, truncated, pickled)
+      raise ValueError(f"Could not read .npz file {path!r}: {e}") from None
     available = [key for key in arrays if not _is_amplitude_key(key, arrays)]
     if not available:
       raise ValueError(f"{path!r} holds no modality arrays; keys: "

@@ -42,14 +42,19 @@ LOADERS: dict[str, str] = {
 }
 
 
+def check_name(name: str) -> None:
+  """Raises a ValueError listing the known datasets unless `name` is one (imports nothing)."""
+  if name not in LOADERS:
+    raise ValueError(f"Unknown dataset {name!r}; allowed: {', '.join(sorted(LOADERS))}.")
+
+
 def get_loader(name: str) -> Loader:
   """Returns the loader of dataset `name`, importing its module.
 
   Raises:
     ValueError: `name` is not a known dataset (the message lists the known ones).
   """
-  if name not in LOADERS:
-    raise ValueError(f"Unknown dataset {name!r}; allowed: {', '.join(sorted(LOADERS))}.")
+  check_name(name)
   module_name, function_name = LOADERS[name].split(":")
   return getattr(importlib.import_module(module_name), function_name)
 

@@ -388,6 +388,16 @@ def check_inputs(study: Study, builder: studies_lib.ConfigBuilder) -> None:
     except ValueError as e:
       raise ValueError(f"arm {r.arm!r}: {e}") from e
     run_status(r)
+  from experiments import train  # pylint: disable=g-import-not-at-top  (jax, orbax: on use)
+  checked = set()  # the data and episodes, read once per distinct data config (no training)
+  for r in runs:
+    key = (r.config.data.to_json(), r.config.modalities, r.config.eval.episodes_path)
+    if key not in checked:
+      checked.add(key)
+      try:
+        train.prepare(r.config, r.rundir)
+      except ValueError as e:
+        raise ValueError(f"arm {r.arm!r}: {e}") from e
   for name in ("workdir", "archive", "compilation_cache"):
     if FLAGS[name].value and FLAGS[name].value != "auto":
       validate.check_writable_dir(FLAGS[name].value, name)

@@ -4,7 +4,7 @@ r"""Meta-trains and evaluates one configuration.
       --workdir=/tmp/mia
 
 Re-running with the same --workdir resumes from the latest checkpoint. Errors are one line
-(`error: ...`; exit code 2 for bad flags or config, 1 while training); --debug shows tracebacks.
+(`error: ...`; exit code 2 for bad flags, config, data or episodes, 1 while training); --debug shows tracebacks.
 """
 
 from absl import flags, logging
@@ -23,9 +23,10 @@ def main(argv):
     validate.check_argv(argv)
     validate.validate_config(FLAGS.config)
     validate.check_writable_dir(FLAGS.workdir, "workdir")
+    run = train.prepare(FLAGS.config, FLAGS.workdir)  # the data, model and episodes too
   logging.info("Config:\n%s", FLAGS.config)
   with validate.exit_on_error(1):
-    train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
+    train.train_prepared(run)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ and state back (for predictions, notebooks).
 from __future__ import annotations
 
 import collections
+import dataclasses
 import json
 import os
 import time
@@ -35,22 +36,6 @@ from experiments import build, validate
 from experiments import workdir as workdir_lib
 from mia_jax import evaluation, meta_step, sampling
 from mia_jax.meta_step import MetaLearner, TrainState
-
-
-def eval_episodes(config, learner: MetaLearner, num_signals: int, workdir: str | None):
-  """The fixed meta-test episodes: loaded from `config.eval.episodes_path`, else drawn with
-  `config.eval.episode_seed` (and saved to `workdir/episodes.npz` for other codebases)."""
-  if config.eval.episodes_path:
-    episodes = sampling.load_episodes(config.eval.episodes_path, learner.specs)
-    have = next(iter(episodes.values()))["idx"].shape[0]
-    if have < num_signals:
-      raise ValueError(f"Episode file {config.eval.episodes_path!r} has {have} signals; the test "
-                       f"set has {num_signals}.")
-    return sampling.slice_episode(episodes, 0, num_signals)
-  episodes = sampling.make_eval_episodes(config.eval.episode_seed, learner.specs, num_signals)
-  if workdir:
-    sampling.save_episodes(os.path.join(workdir, "episodes.npz"), episodes)
-  return episodes
 
 
 def evaluate(learner: MetaLearner, state: TrainState, source, episodes, batch_size: int,
@@ -167,12 +152,27 @@ def _prefetch(iterator: Iterable, mesh, size: int = 2) -> Iterator:
     yield queue.popleft()
 
 
-def train_and_evaluate(config, workdir: str, data: Mapping[str, Mapping] | None = None) -> dict:
-  """Meta-trains, checkpoints, evaluates; returns the results dict also written to results.json.
+@dataclasses.dataclass
+class Prepared:
+  """A run whose inputs have all been checked, before anything in its workdir is written."""
+  config: Any
+  workdir: str
+  learner: MetaLearner
+  train_source: Any
+  test_source: Any
+  mesh: Any
+  num_test: int
+  episodes: Mapping[str, Any] | None  # from config.eval.episodes_path; None: drawn
 
-  `data`: the user's arrays instead of files, `{"train": {name: [num_signals, *grid, d_out]},
-  "test": {...}}` (see `build.build_sources`); as with `config.data.source="npz"`, the modalities are
-  read from the train arrays (`build.own_data_specs`).
+
+def prepare(config, workdir: str, data: Mapping[str, Mapping] | None = None) -> Prepared:
+  """Checks everything about a run that can be checked without training, and writes nothing:
+  the config's values (`validate.validate_config`), the workdir against its stored config
+  (`workdir.check_restart`), the model (built), the data (read and checked against the modality
+  specs), the batch sizes against the devices, and the episodes file.
+
+  Raises:
+    ValueError, FileNotFoundError: a bad input, named in a one-line message (its first line).
   """
   validate.validate_config(config)  # ranges and names, before anything is built or written
   workdir_lib.check_restart(config, workdir)  # before anything in the workdir is written
@@ -189,22 +189,49 @@ def train_and_evaluate(config, workdir: str, data: Mapping[str, Mapping] | None 
     learner = build.learner_from_config(config)
   mesh = meta_step.data_mesh()
   n_dev = mesh.devices.size
-  if config.batch_size % n_dev:
-    raise ValueError(f"batch_size {config.batch_size} must be divisible by the number of "
-                     f"devices ({n_dev}).")
-  if config.eval.batch_size % n_dev:
-    raise ValueError(f"eval.batch_size {config.eval.batch_size} must be divisible by the number "
-                     f"of devices ({n_dev}).")
+  for field in ("batch_size", "eval.batch_size"):
+    value = config.batch_size if field == "batch_size" else config.eval.batch_size
+    if value % n_dev:
+      raise ValueError(f"config.{field}={value} must be divisible by the number of devices "
+                       f"({n_dev}); the batch is split evenly across them.")
   if not own_data:
     train_source = build.build_sources(config, "train")
     test_source = build.build_sources(config, "test")
-  os.makedirs(workdir, exist_ok=True)
-  with open(os.path.join(workdir, "config.json"), "w") as f:
-    f.write(config.to_json(indent=2))
   num_test = len(test_source)
   if config.data.num_test_signals:
     num_test = min(num_test, config.data.num_test_signals)
-  episodes = eval_episodes(config, learner, num_test, workdir)
+  episodes = None
+  if config.eval.episodes_path:
+    episodes = sampling.load_episodes(config.eval.episodes_path, learner.specs)
+    have = next(iter(episodes.values()))["idx"].shape[0]
+    if have < num_test:
+      raise ValueError(f"Episode file {config.eval.episodes_path!r} has {have} signals; the test "
+                       f"set has {num_test}.")
+    episodes = sampling.slice_episode(episodes, 0, num_test)
+  return Prepared(config, workdir, learner, train_source, test_source, mesh, num_test, episodes)
+
+
+def train_and_evaluate(config, workdir: str, data: Mapping[str, Mapping] | None = None) -> dict:
+  """Meta-trains, checkpoints, evaluates; returns the results dict also written to results.json.
+
+  `data`: the user's arrays instead of files, `{"train": {name: [num_signals, *grid, d_out]},
+  "test": {...}}` (see `build.build_sources`); as with `config.data.source="npz"`, the modalities are
+  read from the train arrays (`build.own_data_specs`). `prepare` checks the inputs first.
+  """
+  return train_prepared(prepare(config, workdir, data))
+
+
+def train_prepared(run: Prepared) -> dict:
+  """`train_and_evaluate` of a run `prepare` has checked."""
+  config, workdir, learner, mesh = run.config, run.workdir, run.learner, run.mesh
+  train_source, test_source, num_test = run.train_source, run.test_source, run.num_test
+  os.makedirs(workdir, exist_ok=True)
+  with open(os.path.join(workdir, "config.json"), "w") as f:
+    f.write(config.to_json(indent=2))
+  episodes = run.episodes
+  if episodes is None:
+    episodes = sampling.make_eval_episodes(config.eval.episode_seed, learner.specs, num_test)
+    sampling.save_episodes(os.path.join(workdir, "episodes.npz"), episodes)
 
   rng = jax.random.PRNGKey(config.seed)
   state = jax.device_put(learner.init(rng), meta_step.replicated(mesh))

@@ -19,9 +19,9 @@ import sys
 
 from absl import app, flags, logging
 
-from data_pipelines import benchmarks
+from data_pipelines import benchmarks, registry
 from mia_jax import rules
-from mia_jax.model import BACKBONES
+from mia_jax.model import BACKBONES, ModelConfig
 
 FLAGS = flags.FLAGS
 
@@ -34,6 +34,8 @@ def _number_above(low, strict=True):
   return lambda v: (isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
                     and (v > low if strict else v >= low))
 
+
+DATA_SOURCES = ("tfds", "npz")
 
 # (dotted config field, predicate of its value, what is allowed).
 FIELDS = (
@@ -52,14 +54,51 @@ FIELDS = (
     ("eval.every_steps", _int_at_least(0), "an integer >= 0 (0: evaluate only at the end)"),
     ("data.num_test_signals", _int_at_least(0), "an integer >= 0 (0: the whole test split)"),
     ("rule.inner_lr", _number_above(0), "a finite number > 0"),
+    ("rule.grad_scale", _number_above(0, strict=False), "a finite number >= 0 (0: no scaler)"),
     ("model.backbone", lambda v: v in BACKBONES, "one of " + ", ".join(BACKBONES)),
+    ("model.hidden", _int_at_least(1), "an integer >= 1"),
+    ("model.num_layers", _int_at_least(3), "an integer >= 3 (encoder, modulated, output)"),
+    ("model.rank", _int_at_least(1), "an integer >= 1"),
+    ("model.ff_dim", lambda v: _int_at_least(2)(v) and v % 2 == 0,
+     "an even integer >= 2 (cos and sin halves)"),
+    ("model.ff_sigma", _number_above(0, strict=False), "a finite number >= 0"),
+    ("model.latent_dim", _int_at_least(1), "an integer >= 1"),
+    ("model.w0", _number_above(0), "a finite number > 0"),
+    ("model.latent_init_std", _number_above(0, strict=False), "a finite number >= 0"),
+    ("model.token_width", _int_at_least(0), "an integer >= 0 (0: the latent's last axis)"),
+    ("data.source", lambda v: v in DATA_SOURCES, "one of " + ", ".join(DATA_SOURCES)),
 )
+
+# Fields that only a run on the user's own arrays (data.source="npz") reads.
+OWN_DATA_FIELDS = ("npz_train", "npz_test", "ratio_range", "ratio_bins", "output_bias",
+                   "error_normaliser", "grid_ndims")
 
 
 def _get(config, dotted: str):
   for part in dotted.split("."):
     config = config[part]
   return config
+
+
+def _check_data(config) -> None:
+  """The data fields: a known dataset, own-data fields only where they are read, and a
+  `data.data_dir` that is a directory or can be made one."""
+  data = config.data
+  if data.source == "tfds":
+    registry.check_name(data.name)  # a ValueError listing the known datasets
+    given = [f for f in OWN_DATA_FIELDS if data.get(f, "")]
+    if given:
+      raise ValueError(
+          f"config.data.{given[0]}={data[given[0]]!r} is read only with data.source='npz' (your "
+          f"own arrays); with data.source='tfds' the modalities of {data.name!r} are fixed "
+          "(data_pipelines/benchmarks.py). Leave it empty, or set data.source='npz'.")
+    if data.data_dir:
+      check_writable_dir(data.data_dir, "config.data.data_dir", need_write=False)
+  else:
+    for split in ("train", "test"):
+      if not data[f"npz_{split}"]:
+        raise ValueError(f"data.source='npz' needs config.data.npz_{split} (a path to an .npz "
+                         "file).")
 
 
 def validate_config(config) -> None:
@@ -70,25 +109,34 @@ def validate_config(config) -> None:
       raise ValueError(f"config.{field}={value!r} is not allowed; expected {allowed}.")
   # The method, the ablation (and that only MIA has ablations), lr_position, the rule fields.
   rules.from_config(config.method, config.rule.to_dict())
+  ModelConfig.from_config(config.model.to_dict())  # the model's names (latent_map, ...)
+  _check_data(config)
   if config.data.source == "tfds" and config.benchmark in benchmarks.BENCHMARKS:
     benchmarks.benchmark_specs(config.benchmark, config.modalities)  # known modalities
 
 
-def check_writable_dir(path: str, flag_name: str) -> None:
+def check_writable_dir(path: str, flag_name: str, need_write: bool = True) -> None:
   """Raises a ValueError naming `--flag_name` unless `path` is (or can be made) a writable
-  directory. Creates nothing."""
+  directory. Creates nothing. `need_write=False`: an existing directory need only be readable
+  (e.g. a prepared dataset); one that does not exist yet must still be creatable."""
   if not path:
     raise ValueError(f"--{flag_name} must be a directory, got {path!r}.")
   existing = os.path.abspath(path)
   while not os.path.exists(existing):
     existing = os.path.dirname(existing)
+  exists = existing == os.path.abspath(path)
   if not os.path.isdir(existing):
     problem = f"{existing} is not a directory"
+  elif exists and not need_write:
+    if os.access(existing, os.R_OK | os.X_OK):
+      return
+    problem = f"no read permission in {existing}"
   elif not os.access(existing, os.W_OK | os.X_OK):
     problem = f"no write permission in {existing}"
   else:
     return
-  raise ValueError(f"--{flag_name} {path} is not writable: {problem}.")
+  raise ValueError(f"--{flag_name} {path} is not {'writable' if need_write else 'usable'}: "
+                   f"{problem}.")
 
 
 def one_line(error: BaseException) -> str:
@@ -144,9 +192,16 @@ def _parse_flags(argv):
     if any(re.fullmatch(r"--debug(=(true|1))?", a, re.IGNORECASE) for a in argv[1:]):
       raise
     if isinstance(e, (KeyError, AttributeError)):  # ml_collections: an unknown `--config.x.y`
-      name = one_line(e).strip("'\"")
-      flag = next((a.split("=")[0] for a in argv[1:] if name in a.split("=")[0]), None)
-      e = ValueError(f"{flag}: no config field {name!r}") if flag else e
+      inner = e
+      while inner.args and isinstance(inner.args[0], BaseException):  # AttributeError(KeyError)
+        inner = inner.args[0]
+      text = str(inner.args[0]) if inner.args else str(inner)
+      name = text.strip().splitlines()[0].strip("'\"") if text.strip() else ""
+      hint = re.search(r'Did you mean "([\w.]+)"', text)
+      flag = next((a.split("=")[0] for a in argv[1:] if name and name in a.split("=")[0]), None)
+      if flag:
+        e = ValueError(f"{flag}: no config field {name!r}" +
+                       (f" (did you mean {hint.group(1)!r}?)" if hint else ""))
     _fail(e, 2)
 
 

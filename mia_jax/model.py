@@ -35,6 +35,7 @@ from flax import linen as nn
 from mia_jax import modalities as modalities_lib
 from mia_jax import tokens as tokens_lib
 from mia_jax.inr import ComposerINR, FunctaINR
+from mia_jax.inr.composer import LATENT_MAPS
 from mia_jax.modalities import ModalitySpec, name_hash
 
 PyTree = Any
@@ -69,6 +70,13 @@ class ModelConfig:
   latent_dim: int = 128
   w0: float = 30.0
   token_width: int = 0
+
+  def __post_init__(self):
+    if self.backbone not in BACKBONES:
+      raise ValueError(f"Unknown backbone {self.backbone!r}; allowed: {', '.join(BACKBONES)}.")
+    if self.latent_map not in LATENT_MAPS:
+      raise ValueError(f"Unknown latent_map {self.latent_map!r}; allowed: "
+                       f"{', '.join(LATENT_MAPS)}.")
 
   def sigma_overrides(self, names: Sequence[str]) -> dict[str, float]:
     """Parses `ff_sigmas`; a name outside `names` or a malformed entry is a clear error."""

@@ -34,6 +34,9 @@ def _dense(features: int, fan_in: int, name: str) -> nn.Dense:
                   name=name)
 
 
+LATENT_MAPS = ("none", "ln_linear")  # how the latent enters the modulated layer
+
+
 class ComposerINR(nn.Module):
   """Low-rank modulated MLP for one modality and one signal.
 
@@ -97,7 +100,8 @@ class ComposerINR(nn.Module):
       latent = _dense(self.hidden, latent.shape[-1], "latent_map")(
           nn.LayerNorm(epsilon=1e-5, name="latent_norm")(latent))
     elif self.latent_map != "none":
-      raise ValueError(f"Unknown latent_map {self.latent_map!r}; allowed: none, ln_linear.")
+      raise ValueError(f"Unknown latent_map {self.latent_map!r}; allowed: "
+                       f"{', '.join(LATENT_MAPS)}.")
     if self.materialize_lowrank:
       h = nn.relu(h @ (latent.T @ u_t))
     else:
