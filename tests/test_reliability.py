@@ -390,5 +390,5 @@ def test_sweep_count():
   """The sweep's size and its share of one-line outcomes (docs/reliability.md quotes them)."""
   kinds = {c.kind for c in CASES.values()}
   assert kinds == {"config", "data", "episodes", "checkpoint", "workdir", "ablate"}
-  assert len(CASES) >= 80
+  assert len(CASES) >= 80 and sum(c.code != 0 for c in CASES.values()) == 86
   assert (len(CASES) - len(KNOWN_BAD)) / len(CASES) >= 0.9
