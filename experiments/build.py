@@ -43,7 +43,9 @@ def learner_from_config(config, specs: Sequence[modalities_lib.ModalitySpec] | N
                  remat=config.remat, scan_unroll=config.get("scan_unroll", 1),
                  learning_rate=config.learning_rate,
                  grad_clip=config.get("grad_clip", 0.0),
-                 skip_nonfinite=config.get("skip_nonfinite", False)))
+                 skip_nonfinite=config.get("skip_nonfinite", False),
+                 support_counts=config.get("support_counts", "floor"),
+                 initial_loss=config.get("initial_loss", False)))
 
 
 def own_data(config, data) -> bool:

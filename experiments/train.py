@@ -39,11 +39,13 @@ from mia_jax.meta_step import MetaLearner, TrainState
 
 
 def evaluate(learner: MetaLearner, state: TrainState, source, episodes, batch_size: int,
-             mesh, progress: bool = False) -> tuple[dict[str, float], evaluation.Accumulator]:
-  """Adapts on every meta-test episode and returns the flat metrics (results contract)."""
+             mesh, progress: bool = False, closed_bins: bool = False
+             ) -> tuple[dict[str, float], evaluation.Accumulator]:
+  """Adapts on every meta-test episode and returns the flat metrics (results contract);
+  `closed_bins` as `evaluation.Accumulator`'s (`config.eval.closed_bins`)."""
   eval_step = meta_step.make_eval_step(learner, mesh)
   n = next(iter(episodes.values()))["idx"].shape[0]
-  acc = evaluation.Accumulator(learner.specs, learner.meta.inner_steps)
+  acc = evaluation.Accumulator(learner.specs, learner.meta.inner_steps, closed_bins)
   loader = sources.make_loader(source, batch_size, shuffle=False, num_epochs=1,
                                drop_remainder=False)
   start = 0
@@ -285,7 +287,8 @@ def train_prepared(run: Prepared) -> dict:
                         manager)
           manager.save(step, args=ocp.args.StandardSave(state))
         if config.eval.every_steps and step % config.eval.every_steps == 0 and step < total:
-          m, _ = evaluate(learner, state, test_source, episodes, config.eval.batch_size, mesh)
+          m, _ = evaluate(learner, state, test_source, episodes, config.eval.batch_size, mesh,
+                          closed_bins=config.eval.get("closed_bins", False))
           key = f"generalization_mse/avg/step{config.inner_steps}"
           metrics_file.write(json.dumps({"step": step, "eval/" + key: m[key]}) + "\n")
   finally:
@@ -294,7 +297,7 @@ def train_prepared(run: Prepared) -> dict:
     manager.close()
 
   metrics, _ = evaluate(learner, state, test_source, episodes, config.eval.batch_size, mesh,
-                        progress=True)
+                        progress=True, closed_bins=config.eval.get("closed_bins", False))
   results = {"config": config.to_dict(), "step": int(state.step), "metrics": metrics}
   with open(os.path.join(workdir, "results.json"), "w") as f:
     json.dump(results, f, indent=1, sort_keys=True)

@@ -20,7 +20,7 @@ import sys
 from absl import app, flags, logging
 
 from data_pipelines import benchmarks, registry
-from mia_jax import rules
+from mia_jax import rules, sampling
 from mia_jax.model import BACKBONES, ModelConfig
 
 FLAGS = flags.FLAGS
@@ -66,6 +66,9 @@ FIELDS = (
     ("model.w0", _number_above(0), "a finite number > 0"),
     ("model.latent_init_std", _number_above(0, strict=False), "a finite number >= 0"),
     ("model.token_width", _int_at_least(0), "an integer >= 0 (0: the latent's last axis)"),
+    ("support_counts", lambda v: v in sampling.SUPPORT_COUNTS,
+     "one of " + ", ".join(sampling.SUPPORT_COUNTS)),
+    ("rule.scaler_lr_multiplier", _number_above(0), "a finite number > 0 (1: MIA_SPEC's rate)"),
     ("data.source", lambda v: v in DATA_SOURCES, "one of " + ", ".join(DATA_SOURCES)),
 )
 

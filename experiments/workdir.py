@@ -20,12 +20,18 @@ import json
 import os
 from typing import Any, Mapping, Sequence
 
+from experiments.configs.common import RELEASED_VS_SPEC
+
 # Config fields that may differ between a run and a restart of it (budget, logging, where the
 # data lives); any other difference means the workdir holds another config.
 RESTART_TOLERANT_FIELDS = ("num_train_steps", "log_every_steps", "checkpoint_every_steps",
                            "keep_checkpoints", "data.data_dir", "eval.every_steps",
                            "eval.batch_size")
 RUN_FILES = ("metrics.jsonl", "results.json")
+# Fields added after runs were stored, with the value a config without them computed with (the
+# MIA_SPEC variants of `configs.common.RELEASED_VS_SPEC`): a stored config that lacks one is
+# compared with this value, so an earlier run is not mistaken for one with the new defaults.
+ADDED_FIELDS = {k: spec for k, (_, spec) in RELEASED_VS_SPEC.items()}
 
 
 def _flat(d: Mapping, prefix: str = "") -> dict[str, Any]:
@@ -44,6 +50,9 @@ def config_differences(old: Mapping, new: Mapping,
   """`["key: old != new", ...]` for the fields of two config dicts (JSON form) that both have
   and that differ, except those in `ignore`."""
   a, b = _flat(json.loads(json.dumps(old))), _flat(json.loads(json.dumps(new)))
+  for side in (a, b):
+    for k, v in ADDED_FIELDS.items():
+      side.setdefault(k, v)
   # Fields only one side has (added or removed by a code change) are not a difference.
   return [f"{k}: {a[k]!r} != {b[k]!r}" for k in sorted(set(a) & set(b))
           if k not in ignore and a[k] != b[k]]

@@ -85,7 +85,7 @@ def grid_errors(pred: jax.Array, target: jax.Array, in_support: jax.Array,
 def adapt(model: MultimodalINR, rule: UpdateRule, params: PyTree, buffers: PyTree,
           batch: Mapping, episode: Mapping, num_steps: int, *, first_order: bool = False,
           remat: bool = False, track: bool = False,
-          unroll: int = 1) -> tuple[dict, dict, dict]:
+          unroll: int = 1, initial: bool = False) -> tuple[dict, dict, dict]:
   """Adapts the latents of every modality on its support set.
 
   Args:
@@ -102,13 +102,15 @@ def adapt(model: MultimodalINR, rule: UpdateRule, params: PyTree, buffers: PyTre
       after every step 0..K (costs one full-grid prediction per step).
     unroll: inner steps per iteration of the compiled loop (`lax.scan`'s `unroll`): 1 keeps the
       program size flat in K; K unrolls fully (a little faster, compile time grows with K).
+    initial: also return the full-grid prediction before adaptation (`aux["initial_prediction"]`).
 
   Returns:
     (latents, prediction, aux):
       latents: `{name: [B, T, W]}` after K steps;
       prediction: `{name: [B, N, d_out]}` on the full grid after K steps;
       aux: `{"support_loss": {name: [K, B]}}` (the inner objective before each step), plus,
-        if `track`, `{"errors": {measure: {name: [K + 1, B]}}}`.
+        if `track`, `{"errors": {measure: {name: [K + 1, B]}}}`, and if `initial`,
+        `{"initial_prediction": {name: [B, N, d_out]}}`.
   """
   if num_steps < 0:
     raise ValueError(f"num_steps must be >= 0, got {num_steps}.")
@@ -153,6 +155,8 @@ def adapt(model: MultimodalINR, rule: UpdateRule, params: PyTree, buffers: PyTre
                                unroll=max(1, min(int(unroll), max(num_steps, 1))))
   prediction = model.predict_stacked(stacked, latents)
   aux = {"support_loss": traj["support_loss"]}
+  if initial:
+    aux["initial_prediction"] = model.predict_stacked(stacked, latents0)
   if track:
     final = errors_of(prediction)
     aux["errors"] = jax.tree.map(lambda t, f: jnp.concatenate([t, f[None]], 0),

@@ -7,6 +7,9 @@ the results contract:
   "{measure}/{modality}/step{k}"     for k = 0..K   (the learning trajectory)
   "{measure}/{modality}/R{lo}-{hi}"  after K steps, per support-ratio bin
 
+A bin is `[lo, hi)` (the last `[lo, hi]`) by default; with `closed_bins=True` every bin is
+`[lo, hi]`, as the released code's, so a ratio on an edge counts in both neighbouring bins.
+
 with measure in `MEASURES` and modality a name or "avg" (the mean over modalities).
 """
 
@@ -40,11 +43,13 @@ class Accumulator:
   Args:
     specs: the evaluated modalities.
     num_steps: K.
+    closed_bins: every ratio bin includes both edges (the module docstring).
   """
 
-  def __init__(self, specs: Sequence[ModalitySpec], num_steps: int):
+  def __init__(self, specs: Sequence[ModalitySpec], num_steps: int, closed_bins: bool = False):
     self.specs = tuple(specs)
     self.num_steps = num_steps
+    self.closed_bins = closed_bins
     self._errors = {s.name: {m: [] for m in ("generalization", "memorization", "full")}
                     for s in self.specs}
     self._ratio = {s.name: [] for s in self.specs}
@@ -89,7 +94,7 @@ class Accumulator:
       raise ValueError("No evaluation signals were added.")
     per_signal = self.per_signal()
     check_finite(per_signal)
-    return summarize(per_signal, self.specs, self.num_steps)
+    return summarize(per_signal, self.specs, self.num_steps, self.closed_bins)
 
 
 def check_finite(per_signal: Mapping) -> None:
@@ -119,9 +124,10 @@ def _reduce(measure: str, values: np.ndarray, has_gen: np.ndarray) -> float:
   return float(np.mean(values))
 
 
-def summarize(per_signal: Mapping, specs: Sequence[ModalitySpec], num_steps: int
-              ) -> dict[str, float]:
-  """Reduces per-signal errors to `{measure}/{modality}/step{k}` and `.../R{lo}-{hi}` metrics."""
+def summarize(per_signal: Mapping, specs: Sequence[ModalitySpec], num_steps: int,
+              closed_bins: bool = False) -> dict[str, float]:
+  """Reduces per-signal errors to `{measure}/{modality}/step{k}` and `.../R{lo}-{hi}` metrics
+  (`closed_bins`: every bin `[lo, hi]`; else `[lo, hi)` and the last `[lo, hi]`)."""
   metrics: dict[str, float] = {}
   per_mod: dict[str, dict[str, float]] = {}
   for spec in specs:
@@ -132,7 +138,7 @@ def summarize(per_signal: Mapping, specs: Sequence[ModalitySpec], num_steps: int
       for k in range(num_steps + 1):
         keys[f"{measure}/{spec.name}/step{k}"] = _reduce(measure, src[k], d["has_gen"])
       for i, (lo, hi) in enumerate(spec.ratio_bins):
-        last = i == len(spec.ratio_bins) - 1
+        last = closed_bins or i == len(spec.ratio_bins) - 1
         in_bin = (d["ratio"] >= lo) & ((d["ratio"] <= hi) if last else (d["ratio"] < hi))
         if in_bin.any():
           keys[f"{measure}/{spec.name}/{bin_label(lo, hi)}"] = _reduce(

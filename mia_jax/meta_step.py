@@ -1,10 +1,15 @@
 """The outer loop (MIA_SPEC section 5): meta-loss, `train_step`, `eval_step`, data parallelism.
 
 Meta-parameters form one tree, `{"inr": ..., "rule": ..., "log_var": {name: []}}`, trained by one
-optax optimiser (Adam, lr 1e-4 by default). The outer loss is the query MSE on the full grid
-after K inner steps per modality, weighted by a learned uncertainty `v_m`:
+optax optimiser (Adam, lr 1e-4 by default); a rule piece may scale its parameters' updates
+(`UpdateRule.outer_lr`, e.g. MIA's gradient scaler). The outer loss is the query MSE on the full
+grid after K inner steps per modality, weighted by a learned uncertainty `v_m`:
 
-    loss = sum_m  L_m / (2 exp(v_m)) + v_m / 2
+    loss = sum_m  L_m / (2 exp(v_m)) + v_m / 2                        (MIA_SPEC)
+    loss = sum_m  (sg(L0_m) + L_m) / (2 exp(v_m)) + v_m                (initial_loss=True)
+
+where `L0_m` is the query MSE before adaptation, without its gradient (`sg`): the released code
+keeps it in the loss dict its uncertainty weighting sums over.
 
 Data parallelism: the batch is sharded over a one-axis `data` mesh of all local devices and the
 state is replicated; `jax.jit` partitions the step (GSPMD), so the same code runs on 1 or N
@@ -56,6 +61,11 @@ class MetaConfig:
   # as they were (as optax.apply_if_finite); the step counter still advances. Counted in the
   # step's metrics as `nonfinite` (1.0 for a skipped step).
   skip_nonfinite: bool = False
+  # How a training support's size is drawn (`sampling.SUPPORT_COUNTS`): "floor" (MIA_SPEC,
+  # floor(R * N)) or "closed" (the released code's: uniform integers, both ends included).
+  support_counts: str = "floor"
+  # The detached query loss before adaptation enters the uncertainty weighting (released code).
+  initial_loss: bool = False
 
 
 class MetaLearner:
@@ -80,6 +90,7 @@ class MetaLearner:
     self.meta = meta_config
     if meta_config.inner_steps < 0:
       raise ValueError(f"inner_steps must be >= 0, got {meta_config.inner_steps}.")
+    sampling.check_support_counts(meta_config.support_counts)
     tx = [optax.adam(meta_config.learning_rate)]
     if meta_config.grad_clip:
       tx.insert(0, optax.clip_by_global_norm(meta_config.grad_clip))
@@ -123,14 +134,18 @@ class MetaLearner:
     _, pred, aux = adaptation.adapt(
         self.model, self.rule, params, buffers, batch, episode, self.meta.inner_steps,
         first_order=self.meta.first_order, remat=self.meta.remat, track=track,
-        unroll=self.meta.scan_unroll)
+        unroll=self.meta.scan_unroll, initial=self.meta.initial_loss)
     loss = 0.0
     query_mse, support_loss = {}, {}
     for n in self.names:
       y = jnp.asarray(batch[n]["y"], jnp.float32)
       mse = jnp.mean(jnp.square(pred[n] - y))
+      terms = [mse]
+      if self.meta.initial_loss:  # detached: it weighs v_m only
+        terms.append(jax.lax.stop_gradient(jnp.mean(jnp.square(aux["initial_prediction"][n] - y))))
       v = params["log_var"][n]
-      loss = loss + mse / (2.0 * jnp.exp(v)) + v / 2.0
+      for term in terms:
+        loss = loss + term / (2.0 * jnp.exp(v)) + v / 2.0
       query_mse[n] = mse
       support_loss[n] = jnp.mean(aux["support_loss"][n], axis=-1)
     out = {"query_mse": query_mse, "support_loss": support_loss}
@@ -145,10 +160,13 @@ class MetaLearner:
     """One meta-training step: sample supports on device, meta-gradient, Adam, projection."""
     rng = jax.random.fold_in(state.rng, state.step)
     batch_size = next(iter(batch.values()))["y"].shape[0]
-    episode = sampling.sample_episode(rng, self.specs, batch_size)
+    episode = sampling.sample_episode(rng, self.specs, batch_size, self.meta.support_counts)
     (loss, aux), grads = jax.value_and_grad(self.loss_fn, has_aux=True)(
         state.params, state.buffers, batch, episode)
     updates, opt_state = self.tx.update(grads, state.opt_state, state.params)
+    if self.rule.outer_lr is not None:  # per-parameter multipliers of the outer rate
+      scale = self.rule.outer_lr(updates["rule"])
+      updates = dict(updates, rule=jax.tree.map(jnp.multiply, updates["rule"], scale))
     params = optax.apply_updates(state.params, updates)
     params = dict(params, rule=self.rule.project(params["rule"]))
     grad_norm = optax.tree.norm(grads)

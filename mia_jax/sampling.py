@@ -2,7 +2,10 @@
 
 Every modality of every signal gets its own support set: a ratio `R = Rmin + Beta(Ma, Mb) *
 (Rmax - Rmin)` is drawn and `floor(R * N)` grid points (at least one) are chosen uniformly without
-replacement. The query set is the full grid. Shapes stay static under `jit`: the support is a
+replacement (`counts="floor"`, MIA_SPEC). With `counts="closed"` (the released code's training
+supports) the count itself is drawn, `lo + floor(Beta(Ma, Mb) * (hi - lo + 1))` on the integers
+`lo = ceil(Rmin N) .. hi = floor(Rmax N)`, both ends included (uniform for Beta(1, 1): on the
+synthetic functions `U * 19 + 2`, {2, ..., 20}), and `R = count / N`. The query set is the full grid. Shapes stay static under `jit`: the support is a
 fixed-size gather of `S = floor(Rmax * N)` indices plus a validity mask.
 
 An *episode* is a dict keyed by modality name:
@@ -25,30 +28,59 @@ import numpy as np
 from mia_jax.modalities import ModalitySpec, name_hash as _name_hash
 
 Episode = dict[str, dict[str, jax.Array]]
+SUPPORT_COUNTS = ("floor", "closed")
 
 
-def sample_modality_support(rng: jax.Array, spec: ModalitySpec, batch_size: int) -> dict:
-  """Draws supports for one modality and `batch_size` signals (jit-friendly, static shapes)."""
+def check_support_counts(counts: str) -> str:
+  if counts not in SUPPORT_COUNTS:
+    raise ValueError(f"Unknown support_counts {counts!r}; allowed: {', '.join(SUPPORT_COUNTS)}.")
+  return counts
+
+
+def sample_modality_support(rng: jax.Array, spec: ModalitySpec, batch_size: int,
+                            counts: str = "floor") -> dict:
+  """Draws supports for one modality and `batch_size` signals (jit-friendly, static shapes).
+
+  `counts`: how the support size is drawn, "floor" or "closed" (see the module docstring).
+  """
+  check_support_counts(counts)
   k_ratio, k_perm = jax.random.split(rng)
   lo, hi = spec.ratio_range
   ma, mb = spec.ratio_beta
-  ratio = lo + jax.random.beta(k_ratio, ma, mb, (batch_size,)) * (hi - lo)
+  u = jax.random.beta(k_ratio, ma, mb, (batch_size,))
   n, s = spec.num_points, spec.max_support
-  count = jnp.clip(jnp.floor(ratio * n + 1e-6).astype(jnp.int32), 1, s)
+  if counts == "floor":
+    ratio = lo + u * (hi - lo)
+    count = jnp.clip(jnp.floor(ratio * n + 1e-6).astype(jnp.int32), 1, s)
+  else:
+    c_lo, c_hi = support_count_range(spec)
+    count = jnp.minimum(c_lo + jnp.floor(u * (c_hi - c_lo + 1)).astype(jnp.int32), c_hi)
+    ratio = count / n
   perm_keys = jax.random.split(k_perm, batch_size)
   idx = jax.vmap(lambda k: jax.random.permutation(k, n)[:s])(perm_keys).astype(jnp.int32)
   mask = (jnp.arange(s)[None, :] < count[:, None]).astype(jnp.float32)
   return {"idx": idx, "mask": mask, "ratio": ratio.astype(jnp.float32)}
 
 
-def sample_episode(rng: jax.Array, specs: Sequence[ModalitySpec], batch_size: int) -> Episode:
+def support_count_range(spec: ModalitySpec) -> tuple[int, int]:
+  """The smallest and largest support size of `counts="closed"`: `ceil(Rmin N)` (at least 1)
+  and `floor(Rmax N)` (the static support size `max_support`)."""
+  lo, hi = spec.ratio_range
+  c_hi = spec.max_support
+  c_lo = min(max(1, int(np.ceil(lo * spec.num_points - 1e-6))), c_hi)
+  return c_lo, c_hi
+
+
+def sample_episode(rng: jax.Array, specs: Sequence[ModalitySpec], batch_size: int,
+                   counts: str = "floor") -> Episode:
   """Independent supports for every modality, each from `fold_in(rng, hash(name))`.
 
   Keyed by name, not position, so a modality sees the same training supports whichever other
-  modalities are configured (paired modality-replacement studies).
+  modalities are configured (paired modality-replacement studies). `counts`: "floor" or
+  "closed" (the module docstring).
   """
   return {spec.name: sample_modality_support(jax.random.fold_in(rng, _name_hash(spec.name)),
-                                             spec, batch_size)
+                                             spec, batch_size, counts)
           for spec in specs}
 
 

@@ -363,8 +363,8 @@ def test_unknown_method_and_bad_options():
 
 def test_from_config_rejects_unknown_fields_listing_the_allowed_ones():
   with pytest.raises(ValueError, match=r"Unknown rule config fields \['sft_widht'\]; allowed: "
-                                       r"inner_lr, lr_position, learn_lr, grad_scale, ablation, "
-                                       r"sft_width, .*alfa_depth"):
+                                       r"inner_lr, lr_position, learn_lr, grad_scale, "
+                                       r"scaler_lr_multiplier, ablation, sft_width, .*alfa_depth"):
     rules.from_config("mia", {"sft_widht": 24})
   with pytest.raises(ValueError, match=r"\['bogus', 'lr'\]"):
     rules.from_config("cavia", {"lr": 0.1, "bogus": 1})

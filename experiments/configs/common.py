@@ -17,7 +17,8 @@ benchmark's differences (`ARGS, get_config, studies = BENCHMARK.exports()`).
 The standard arguments (`standard_args`): `method` (one of `mia_jax.rules.METHODS`), `ablation`
 (MIA only, a key of `mia_jax.rules.ABLATIONS`), `inner_steps`, `modalities` (a `+`-joined subset
 of the benchmark's), `seed`, `first_order`, `remat`, `batch_size` and `num_train_steps` (left
-out: the preset's), and a bare preset name: `smoke` (seconds, for tests), `cpu` (minutes on a 2-core CPU)
+out: the preset's), `variant` (`released`, the default: the released implementation's training
+where it differs from MIA_SPEC, `RELEASED_VS_SPEC`; or `spec`), and a bare preset name: `smoke` (seconds, for tests), `cpu` (minutes on a 2-core CPU)
 or `full` (the paper's settings, the default).
 """
 
@@ -33,6 +34,26 @@ from mia_jax.model import ModelConfig
 
 PRESETS = ("smoke", "cpu", "full")
 MEASURES = ("generalization_mse", "memorization_mse")
+
+# Where the released implementation's training differs from MIA_SPEC (docs/architecture.md,
+# "The released code's training"): {field: (released value, spec value)}. The released values
+# are the defaults; the argument `variant=spec` sets every field to the spec's value.
+RELEASED_VS_SPEC = {
+    # Training support sizes: uniform integers {ceil(Rmin N)..floor(Rmax N)} (U*19+2 on the
+    # synthetic functions, 2..20) against floor(R N) of a uniform ratio R (2..19).
+    "support_counts": ("closed", "floor"),
+    # The detached query loss before adaptation in the uncertainty weighting (the released code
+    # keeps it in the loss dict it weights): (sg(L0) + LK) / 2e^v + v against LK / 2e^v + v / 2.
+    "initial_loss": (True, False),
+    # The gradient scaler's outer learning rate: the released code steps it with two Adam
+    # optimisers (a quirk of its parameter groups, not a design), i.e. twice the rate.
+    "rule.scaler_lr_multiplier": (2.0, 1.0),
+    # The SFTs' GELU: torch's exact (erf) one against flax's tanh approximation.
+    "rule.exact_gelu": (True, False),
+    # Support-ratio bins [lo, hi] (an edge counts in both bins) against [lo, hi).
+    "eval.closed_bins": (True, False),
+}
+VARIANTS = ("released", "spec")
 
 # The paper's settings for its image benchmarks (MIA_SPEC sections 3 and 5), used by every 2-D
 # and audio benchmark: composer rank 64 with 128 random Fourier features of sigma 30, batch 32,
@@ -74,7 +95,7 @@ def standard_args(modalities: str, **own: Any) -> dict[str, Any]:
   """
   return dict(method="mia", ablation="none", inner_steps=3, modalities=modalities, seed=0,
               first_order=False, remat=False, batch_size=None, num_train_steps=None, preset="full",
-              **own)
+              variant="released", **own)
 
 
 def parse_arg(arg: str | None, allowed: Mapping[str, Any]) -> dict[str, Any]:
@@ -138,6 +159,9 @@ def base_config() -> ml_collections.ConfigDict:
   c.learning_rate = 1e-4
   c.grad_clip = 0.0
   c.skip_nonfinite = False      # skip a step with a non-finite loss/gradient instead of stopping
+  released = {k: v[0] for k, v in RELEASED_VS_SPEC.items()}  # the released code's training
+  c.support_counts = released["support_counts"]
+  c.initial_loss = released["initial_loss"]
   c.batch_size = 64
   c.num_train_steps = 100_000
 
@@ -145,6 +169,8 @@ def base_config() -> ml_collections.ConfigDict:
   # backbones; RuleConfig: the methods' flat fields, see mia_jax.rules.from_config).
   c.model = ml_collections.ConfigDict(dataclasses.asdict(ModelConfig()))
   c.rule = ml_collections.ConfigDict(dataclasses.asdict(rules.RuleConfig()))
+  c.rule.scaler_lr_multiplier = released["rule.scaler_lr_multiplier"]
+  c.rule.exact_gelu = released["rule.exact_gelu"]
 
   c.data = ml_collections.ConfigDict(dict(
       source="tfds",            # "tfds" (a builder in data_pipelines/) or "npz" (your arrays)
@@ -168,6 +194,7 @@ def base_config() -> ml_collections.ConfigDict:
       episodes_path="",         # load episodes from this .npz instead (e.g. from another codebase)
       batch_size=64,
       every_steps=0,            # 0 = evaluate only at the end
+      closed_bins=released["eval.closed_bins"],
   ))
   c.log_every_steps = 50
   c.checkpoint_every_steps = 500
@@ -219,7 +246,11 @@ def benchmark_config(arg: str | None, args_spec: Mapping[str, Any], *, benchmark
   `data_dir` argument sets `config.data.data_dir`.
   """
   args = parse_arg(arg, args_spec)
+  if args.get("variant", "released") not in VARIANTS:
+    raise ValueError(f"Unknown variant {args['variant']!r}; allowed: {', '.join(VARIANTS)}.")
   c = base_config()
+  if args.get("variant") == "spec":
+    set_fields(c, {k: spec for k, (_, spec) in RELEASED_VS_SPEC.items()})
   c.benchmark = benchmark
   for key in ("method", "modalities", "seed", "inner_steps", "first_order", "remat", "preset"):
     c[key] = args[key]
@@ -254,6 +285,8 @@ def standard_studies(modalities: str, label: str, *, modality_text: str,
   * `sft_removal`: MIA against MIA with each ablation (`no_sft` is CAVIA with MIA's backbone and
     training); headline arms mia and no_sft.
   * `methods`: MIA against every baseline, on the same backbone and meta-test episodes.
+  * `fidelity`: MIA with the released code's training (`released`, the reference), with each of
+    its differences from MIA_SPEC switched back (`spec_{field}`), and with all of them (`spec`).
 
   Each study is `{"arms": {arm: overrides}, "reference", "measures", "description",
   "headline"?}`; see `experiments/studies.py`. `label` names the benchmark in the descriptions;
@@ -281,6 +314,16 @@ def standard_studies(modalities: str, label: str, *, modality_text: str,
           description=f"MIA against the baselines on {label}, same backbone and episodes.",
           arms={m: dict(method=m, ablation="none") for m in rules.METHODS},
           reference="mia", measures=MEASURES),
+      "fidelity": dict(
+          description=(
+              f"MIA on {label} with the released implementation's training (`released`) "
+              "against each of its differences from MIA_SPEC switched back (`spec_...`) and all "
+              "of them (`spec`): what each difference does."),
+          arms={"released": dict(method="mia", ablation="none"),
+                **{f"spec_{k.rpartition('.')[2]}": {"method": "mia", "ablation": "none", k: spec}
+                   for k, (_, spec) in RELEASED_VS_SPEC.items()},
+                "spec": dict(method="mia", ablation="none", variant="spec")},
+          reference="released", headline=("released", "spec"), measures=MEASURES),
   }
 
 

@@ -51,8 +51,11 @@ class RuleConfig:
     lr_position: "pre" (the rate scales the gradient before the method's core) or "post".
     learn_lr: per-element learned rates (MetaSGD-style) instead of the fixed alpha.
     grad_scale: initial value of MIA's learned gradient scaler; 0 = none.
+    scaler_lr_multiplier: multiplier of the scaler's outer learning rate (`gradient_scaler`'s
+      `outer_lr`); 1 is MIA_SPEC's, 2 the released code's effective rate (it steps the scaler
+      with two Adam optimisers).
     ablation: MIA only, a key of `ABLATIONS`.
-    sft_width ... out_init_scale: `sft()` arguments (`width`, `usft_depth`, ...).
+    sft_width ... exact_gelu: `sft()` arguments (`width`, `usft_depth`, ...).
     alfa_depth: `alfa()`'s MLP depth.
   """
 
@@ -60,6 +63,7 @@ class RuleConfig:
   lr_position: str = "pre"
   learn_lr: bool = False
   grad_scale: float = 0.0
+  scaler_lr_multiplier: float = 1.0
   ablation: str = "none"
   sft_width: int = _SFT["width"].default
   usft_depth: int = _SFT["usft_depth"].default
@@ -69,6 +73,7 @@ class RuleConfig:
   mlp_depth: int = _SFT["mlp_depth"].default
   residual: bool = _SFT["residual"].default
   out_init_scale: float = _SFT["out_init_scale"].default
+  exact_gelu: bool = _SFT["exact_gelu"].default
   alfa_depth: int = _ALFA["depth"].default
 
   @classmethod
@@ -84,7 +89,8 @@ class RuleConfig:
   def sft_args(self) -> dict[str, Any]:
     return dict(width=self.sft_width, usft_depth=self.usft_depth, msft_depth=self.msft_depth,
                 num_heads=self.num_heads, head_dim=self.head_dim, mlp_depth=self.mlp_depth,
-                residual=self.residual, out_init_scale=self.out_init_scale)
+                residual=self.residual, out_init_scale=self.out_init_scale,
+                exact_gelu=self.exact_gelu)
 
 
 def cavia(inner_lr: float = 1.0) -> UpdateRule:
@@ -97,9 +103,12 @@ def metasgd(inner_lr: float = 1.0, clip: tuple[float, float] = (0.0, 5.0)) -> Up
   return chain(learned_learning_rate(inner_lr, clip))
 
 
-def mia(grad_scale: float = 10.0, inner_lr: float = 1.0, **sft_args) -> UpdateRule:
-  """MIA: the learned gradient scaler, the rate, then the SFTs (`sft()`'s keyword arguments)."""
-  return chain(gradient_scaler(grad_scale), learning_rate(inner_lr), sft(**sft_args))
+def mia(grad_scale: float = 10.0, inner_lr: float = 1.0, scaler_lr_multiplier: float = 1.0,
+        **sft_args) -> UpdateRule:
+  """MIA: the learned gradient scaler, the rate, then the SFTs (`sft()`'s keyword arguments).
+  `scaler_lr_multiplier`: the scaler's outer-rate multiplier (`gradient_scaler`'s `outer_lr`)."""
+  return chain(gradient_scaler(grad_scale, scaler_lr_multiplier), learning_rate(inner_lr),
+               sft(**sft_args))
 
 
 def from_config(method: str, fields: Mapping[str, Any] | RuleConfig | None = None) -> UpdateRule:
@@ -126,7 +135,7 @@ def from_config(method: str, fields: Mapping[str, Any] | RuleConfig | None = Non
                      "must be False (method=metasgd learns per-element rates).")
   if method == "mia" and ablation == "no_sft":
     return cavia(c.inner_lr)
-  scale = [gradient_scaler(c.grad_scale)] if c.grad_scale else []
+  scale = [gradient_scaler(c.grad_scale, c.scaler_lr_multiplier)] if c.grad_scale else []
   if method == "alfa":
     return chain(*scale, alfa(inner_lr=c.inner_lr, depth=c.alfa_depth))
   learn = c.learn_lr or method == "metasgd"

@@ -44,6 +44,8 @@ class UpdateRule(NamedTuple):
   apply: Callable[[PyTree, Tokens, Tokens], tuple[dict, dict]]
   project: Callable[[PyTree], PyTree] = lambda params: params
   name: str = "rule"
+  # Multipliers of the outer (meta) learning rate, a tree like the piece's parameters; None: 1.
+  outer_lr: Callable[[PyTree], PyTree] | None = None
 
 
 def identity() -> UpdateRule:
@@ -86,7 +88,12 @@ def chain(*rules: UpdateRule) -> UpdateRule:
   def project(params):
     return {k: r.project(params[k]) for k, r in zip(keys, rules)}
 
-  return UpdateRule(init, apply, project, name="chain")
+  def outer_lr(params):
+    return {k: r.outer_lr(params[k]) if r.outer_lr else jax.tree.map(lambda _: 1.0, params[k])
+            for k, r in zip(keys, rules)}
+
+  scaled = any(r.outer_lr is not None for r in rules)
+  return UpdateRule(init, apply, project, name="chain", outer_lr=outer_lr if scaled else None)
 
 
 # -- helpers for pieces ------------------------------------------------------------------------------

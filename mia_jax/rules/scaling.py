@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 
 from mia_jax.rules.base import UpdateRule
@@ -14,11 +15,14 @@ def _check_positive(what: str, value: float) -> float:
   return value
 
 
-def gradient_scaler(init_scale: float = 10.0) -> UpdateRule:
+def gradient_scaler(init_scale: float = 10.0, outer_lr: float = 1.0) -> UpdateRule:
   """`u_m <- s_m * u_m` with a meta-learned scalar `s_m = exp(log_s_m)` per modality (MIA).
 
   Args:
     init_scale: the initial `s_m` (> 0).
+    outer_lr: multiplier of the outer learning rate of `log_s_m` (> 0): its meta-update is
+      `outer_lr` times the optimiser's. The released code steps this parameter with two Adam
+      optimisers of the same rate, i.e. 2 (the experiments' default); MIA_SPEC's is 1.
 
   Parameters: `{name: log_s_m}` (scalars).
   """
@@ -31,7 +35,11 @@ def gradient_scaler(init_scale: float = 10.0) -> UpdateRule:
   def apply(params, updates, latents):
     return {n: u * jnp.exp(params[n]) for n, u in updates.items()}, dict(latents)
 
-  return UpdateRule(init, apply, name="scale")
+  outer_lr = _check_positive("gradient_scaler outer_lr", outer_lr)
+  multipliers = None
+  if outer_lr != 1.0:
+    multipliers = lambda params: jax.tree.map(lambda _: outer_lr, params)
+  return UpdateRule(init, apply, name="scale", outer_lr=multipliers)
 
 
 def learning_rate(value: float = 1.0) -> UpdateRule:

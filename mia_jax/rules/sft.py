@@ -67,6 +67,7 @@ class TransformerBlock(nn.Module):
   head_dim: int = 64
   ff_width: int = 192
   residual: bool = False
+  exact_gelu: bool = False  # erf GELU (the released code's); False: flax's tanh approximation
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
@@ -75,7 +76,7 @@ class TransformerBlock(nn.Module):
     x = x + y if self.residual else y
     y = nn.LayerNorm(epsilon=LN_EPS, name="ln_ff")(x)
     y = layers.MLP(self.ff_width, 1, name="ff_in")(y)
-    y = layers.TorchDense(self.width, name="ff_out")(nn.gelu(y))
+    y = layers.TorchDense(self.width, name="ff_out")(nn.gelu(y, approximate=not self.exact_gelu))
     return x + y if self.residual else y
 
 
@@ -88,12 +89,13 @@ class Transformer(nn.Module):
   head_dim: int = 64
   ff_width: int = 192
   residual: bool = False
+  exact_gelu: bool = False
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     for i in range(self.depth):
       x = TransformerBlock(self.width, self.num_heads, self.head_dim, self.ff_width,
-                           self.residual, name=f"block_{i}")(x)
+                           self.residual, self.exact_gelu, name=f"block_{i}")(x)
     return x
 
 
@@ -119,8 +121,8 @@ class Fuser(nn.Module):
 
 def sft(*, width: int = 192, usft_depth: int = 1, msft_depth: int = 1, num_heads: int = 3,
         head_dim: int = 64, mlp_depth: int = 2, residual: bool = False,
-        out_init_scale: float = 1.0, use_usft: bool = True, use_msft: bool = True,
-        use_fuser: bool = True, use_grad: bool = True, use_latent: bool = True) -> UpdateRule:
+        out_init_scale: float = 1.0, exact_gelu: bool = False, use_usft: bool = True,
+        use_msft: bool = True, use_fuser: bool = True, use_grad: bool = True, use_latent: bool = True) -> UpdateRule:
   """MIA's State Fusion Transformers as an update-rule piece.
 
   It maps the incoming updates `g_m` (the gradient, usually already scaled by a learning rate and
@@ -134,6 +136,8 @@ def sft(*, width: int = 192, usft_depth: int = 1, msft_depth: int = 1, num_heads
     mlp_depth: layers of the state-encoder and fusion MLPs.
     residual: residual connections in the transformer blocks (off, as the released code).
     out_init_scale: scale of the output layer's PyTorch-default init (0 = zeros).
+    exact_gelu: the transformer blocks' GELU computed exactly (erf), as the released code's
+      `torch.nn.GELU()`; False (the default, MIA_SPEC) uses flax's tanh approximation.
     use_usft, use_msft, use_fuser, use_grad, use_latent: the ablation switches (False removes the
       USFT, the MSFT, the fusion MLP, the gradient or the latent from the state).
 
@@ -148,8 +152,8 @@ def sft(*, width: int = 192, usft_depth: int = 1, msft_depth: int = 1, num_heads
     if int(value) < 1:
       raise ValueError(f"sft(): {what} must be >= 1, got {value}.")
   encoder = StateEncoder(width, mlp_depth, use_grad=use_grad, use_latent=use_latent)
-  usft = Transformer(width, usft_depth, num_heads, head_dim, width, residual)
-  msft = Transformer(width, msft_depth, num_heads, head_dim, width, residual)
+  usft = Transformer(width, usft_depth, num_heads, head_dim, width, residual, exact_gelu)
+  msft = Transformer(width, msft_depth, num_heads, head_dim, width, residual, exact_gelu)
   num_states = 1 + use_usft + use_msft
   fuser = lambda out_dim: Fuser(width, out_dim, mlp_depth, use_mlp=use_fuser,
                                 out_scale=out_init_scale)
