@@ -18,8 +18,9 @@ The standard arguments (`standard_args`): `method` (one of `mia_jax.rules.METHOD
 (MIA only, a key of `mia_jax.rules.ABLATIONS`), `inner_steps`, `modalities` (a `+`-joined subset
 of the benchmark's), `seed`, `first_order`, `remat`, `batch_size` and `num_train_steps` (left
 out: the preset's), `variant` (`released`, the default: the released implementation's training
-where it differs from MIA_SPEC, `RELEASED_VS_SPEC`; or `spec`), and a bare preset name: `smoke` (seconds, for tests), `cpu` (minutes on a 2-core CPU)
-or `full` (the paper's settings, the default).
+where it differs from MIA_SPEC, `RELEASED_VS_SPEC`; or `spec`), and a bare preset name: `smoke`
+(seconds, for tests), `cpu` (minutes on a 2-core CPU) or `full` (the paper's settings, the
+default).
 """
 
 from __future__ import annotations
@@ -286,7 +287,9 @@ def standard_studies(modalities: str, label: str, *, modality_text: str,
     training); headline arms mia and no_sft.
   * `methods`: MIA against every baseline, on the same backbone and meta-test episodes.
   * `fidelity`: MIA with the released code's training (`released`, the reference), with each of
-    its differences from MIA_SPEC switched back (`spec_{field}`), and with all of them (`spec`).
+    its training differences from MIA_SPEC switched back (`spec_{field}`), and with all of them
+    (`spec`). `eval.closed_bins` changes only the evaluation, not what is trained, so it gets no
+    arm (a run's bins are re-evaluated both ways from its checkpoint instead).
 
   Each study is `{"arms": {arm: overrides}, "reference", "measures", "description",
   "headline"?}`; see `experiments/studies.py`. `label` names the benchmark in the descriptions;
@@ -321,7 +324,7 @@ def standard_studies(modalities: str, label: str, *, modality_text: str,
               "of them (`spec`): what each difference does."),
           arms={"released": dict(method="mia", ablation="none"),
                 **{f"spec_{k.rpartition('.')[2]}": {"method": "mia", "ablation": "none", k: spec}
-                   for k, (_, spec) in RELEASED_VS_SPEC.items()},
+                   for k, (_, spec) in RELEASED_VS_SPEC.items() if not k.startswith("eval.")},
                 "spec": dict(method="mia", ablation="none", variant="spec")},
           reference="released", headline=("released", "spec"), measures=MEASURES),
   }
