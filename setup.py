@@ -5,7 +5,7 @@ chex and numpy alone. The extras add the rest:
 
 * `data`: the dataset pipelines (`data_pipelines`: tfds builders, grain loading);
 * `experiments`: the training driver, configs, ablation studies and benchmarks (`experiments`:
-  absl, ml-collections, orbax, tqdm, matplotlib), with `data`;
+  absl, ml-collections, orbax, tqdm, matplotlib, tensorboard), with `data`;
 * `test`: everything, and the test tools (the README's `pip install -e ".[test]"`);
 * `gpu`: the CUDA build of jax; `tf`: TensorFlow, which nothing needs.
 """
@@ -39,6 +39,7 @@ EXPERIMENTS = DATA + [
     "orbax-checkpoint>=0.11",
     "tqdm>=4.66",
     "matplotlib>=3.8",
+    "tensorboard>=2.16",  # its own event-file writer: no TensorFlow (experiments/events.py)
 ]
 TEST_TOOLS = ["pytest>=8", "pytest-xdist>=3.5", "nbclient>=0.10", "nbformat>=5.10",
               "ipykernel>=6.29"]

@@ -28,14 +28,22 @@ def predict_run(config, rundir: str, num_signals: int = 3) -> dict[str, dict]:
     FileNotFoundError: `rundir` has no checkpoint (a run restored from an archive keeps none).
     ValueError: the checkpoint does not restore.
   """
-  import jax
   from experiments import build, train
-  from mia_jax import adaptation, sampling
+  from mia_jax import sampling
 
   learner, state = train.restore_run(config, rundir)
   source = build.build_sources(config, "test")
   episodes = sampling.load_episodes(
       config.eval.episodes_path or os.path.join(rundir, "episodes.npz"), learner.specs)
+  return predict(learner, state, source, episodes, num_signals)
+
+
+def predict(learner, state, source, episodes, num_signals: int = 3) -> dict[str, dict]:
+  """`predict_run`'s predictions from a learner and state in memory: the first `num_signals`
+  signals of `source` adapted on the first supports of `episodes`."""
+  import jax
+  from mia_jax import adaptation, sampling
+
   n = min(num_signals, len(source), next(iter(episodes.values()))["idx"].shape[0])
   signals = [source[i] for i in range(n)]
   names = [s.name for s in learner.specs]

@@ -33,6 +33,7 @@ from tqdm.auto import tqdm
 
 from data_pipelines import sources
 from experiments import build, validate
+from experiments import events as events_lib
 from experiments import workdir as workdir_lib
 from mia_jax import evaluation, meta_step, sampling
 from mia_jax.meta_step import MetaLearner, TrainState
@@ -106,6 +107,21 @@ def restore_run(config, rundir: str) -> tuple[MetaLearner, TrainState]:
   finally:
     manager.close()
   return learner, state
+
+
+def _headline(metrics: Mapping[str, float], k: int) -> dict[str, float]:
+  """The meta-test metrics after K steps per modality and avg (the TensorBoard scalars)."""
+  return {key: v for key, v in metrics.items() if key.endswith(f"/step{k}")}
+
+
+def _reconstructions(run: Prepared, state: TrainState, episodes, num_signals: int,
+                     name: str) -> str:
+  """Draws `num_signals` meta-test reconstructions to `workdir/reconstructions.png`."""
+  from experiments import plots, predict  # pylint: disable=g-import-not-at-top  (matplotlib)
+  preds = predict.predict(run.learner, state, run.test_source, episodes, num_signals)
+  return plots.plot_reconstructions(
+      {name: preds}, os.path.join(run.workdir, "reconstructions.png"), reference=name,
+      title=f"{name}: meta-test reconstructions after K={run.learner.meta.inner_steps} steps")
 
 
 def _flatten(prefix: str, tree: Mapping[str, Any]) -> dict[str, float]:
@@ -255,6 +271,9 @@ def train_prepared(run: Prepared) -> dict:
   batches = _prefetch(loader, mesh)
   skip_nonfinite = config.get("skip_nonfinite", False)
   skipped = jnp.zeros((), jnp.float32)  # non-finite steps skipped (config.skip_nonfinite)
+  events = None  # TensorBoard event files beside metrics.jsonl (process 0 only)
+  if config.get("tensorboard", True) and jax.process_index() == 0:
+    events = events_lib.EventWriter(workdir)
   try:
     with open(metrics_path, "a") as metrics_file:
       in_flight = collections.deque()
@@ -281,6 +300,8 @@ def train_prepared(run: Prepared) -> dict:
           bar.set_postfix(loss=f"{host['loss']:.4f}")
           metrics_file.write(json.dumps({"step": step, **host}) + "\n")
           metrics_file.flush()
+          if events:
+            events.scalars(step, host, "train/")
         if step % config.checkpoint_every_steps == 0 or step == total:
           # A non-finite state never reaches a checkpoint: the last good one stays the latest.
           _check_finite(float(_finite_params(state.params) * metrics["loss"]), step, config,
@@ -291,7 +312,11 @@ def train_prepared(run: Prepared) -> dict:
                           closed_bins=config.eval.get("closed_bins", False))
           key = f"generalization_mse/avg/step{config.inner_steps}"
           metrics_file.write(json.dumps({"step": step, "eval/" + key: m[key]}) + "\n")
+          if events:
+            events.scalars(step, _headline(m, config.inner_steps), "eval/")
   finally:
+    if events:
+      events.flush()
     bar.close()
     manager.wait_until_finished()
     manager.close()
@@ -306,6 +331,16 @@ def train_prepared(run: Prepared) -> dict:
   name = config.method
   if config.rule.get("ablation", "none") not in ("none", ""):
     name += f" (ablation={config.rule.ablation})"
+  if events:
+    events.scalars(int(state.step), _headline(metrics, config.inner_steps), "test/")
+  num_shown = config.get("log_reconstructions", 0)
+  if num_shown and jax.process_index() == 0:  # the figure, in the workdir and TensorBoard
+    png = _reconstructions(run, state, episodes, num_shown, name)
+    if events:
+      with open(png, "rb") as f:
+        events.image(int(state.step), "test/reconstructions", f.read())
+  if events:
+    events.close()
   print(f"\n{name} on {config.benchmark} after {int(state.step)} meta-steps "
         f"({num_test} meta-test signals, K={config.inner_steps}):\n{table}")
   return results

@@ -48,6 +48,7 @@ FIELDS = (
     ("learning_rate", _number_above(0), "a finite number > 0"),
     ("grad_clip", _number_above(0, strict=False), "a finite number >= 0 (0: no clipping)"),
     ("log_every_steps", _int_at_least(1), "an integer >= 1"),
+    ("log_reconstructions", _int_at_least(0), "an integer >= 0 (0: no figure)"),
     ("checkpoint_every_steps", _int_at_least(1), "an integer >= 1"),
     ("keep_checkpoints", _int_at_least(1),
      "an integer >= 1 (0 would keep no checkpoint, so a run could not resume)"),

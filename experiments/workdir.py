@@ -26,7 +26,7 @@ from experiments.configs.common import RELEASED_VS_SPEC
 # data lives); any other difference means the workdir holds another config.
 RESTART_TOLERANT_FIELDS = ("num_train_steps", "log_every_steps", "checkpoint_every_steps",
                            "keep_checkpoints", "data.data_dir", "eval.every_steps",
-                           "eval.batch_size")
+                           "eval.batch_size", "tensorboard", "log_reconstructions")
 RUN_FILES = ("metrics.jsonl", "results.json")
 # Fields added after runs were stored, with the value a config without them computed with (the
 # MIA_SPEC variants of `configs.common.RELEASED_VS_SPEC`): a stored config that lacks one is

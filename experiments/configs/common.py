@@ -78,7 +78,7 @@ REAL_CPU = {**IMAGE_CPU, "num_train_steps": 1_000, "eval.batch_size": 50,
 OFFLINE = {**IMAGE, "num_train_steps": 50_000, "eval.batch_size": 50}
 # `smoke`: seconds, a tiny model and a few steps, for tests.
 SMOKE = {"model.hidden": 16, "model.rank": 4, "rule.sft_width": 24, "rule.head_dim": 8,
-         "log_every_steps": 2}
+         "log_every_steps": 2, "log_reconstructions": 0}
 IMAGE_SMOKE = {**SMOKE, "num_train_steps": 4, "batch_size": 4, "model.ff_dim": 16,
                "data.num_test_signals": 8, "eval.batch_size": 4, "checkpoint_every_steps": 2}
 OFFLINE_SMOKE = {**IMAGE_SMOKE, "data.builder_config": "small"}
@@ -198,6 +198,8 @@ def base_config() -> ml_collections.ConfigDict:
       closed_bins=released["eval.closed_bins"],
   ))
   c.log_every_steps = 50
+  c.tensorboard = True          # TensorBoard event files in the workdir (experiments/events.py)
+  c.log_reconstructions = 3     # meta-test signals drawn in workdir/reconstructions.png (0: none)
   c.checkpoint_every_steps = 500
   c.keep_checkpoints = 2
   return c
