@@ -20,4 +20,7 @@ def test_meta_step_benchmark_writes_table_and_json(tmp_path):
   row = json.loads(out.read_text())
   assert KEYS <= set(row)
   assert row["method"] == "mia" and row["steps_per_s"] > 0 and row["gflops_per_step"] > 0
+  # The machine: platform, device kind and count, processes (a CPU here).
+  assert row["platform"] == "cpu" and row["device_kind"] and row["processes"] == 1
+  assert row["devices"] >= 1 and "device_kind" in proc.stdout
   assert "steps_per_s" in proc.stdout and "mia" in proc.stdout

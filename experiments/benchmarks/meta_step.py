@@ -10,7 +10,9 @@ state donated, batch of synthetic signals already on the device), after warm-up:
 `--windows` timed windows of `--steps` steps each. FLOPs per step come from XLA's cost analysis
 of the compiled step with the inner loop unrolled (`gflops_per_step`: XLA counts a loop body once,
 so the rolled program's figure, `gflops_rolled`, misses K - 1 of the K inner steps); the
-machine's dense float32 matmul rate is measured in the same run.
+machine's dense float32 matmul rate is measured in the same run. Each row names the machine:
+`platform` (cpu, gpu, tpu), `device_kind`, the number of `devices` the step runs on and of JAX
+`processes`.
 
 Sweeps (`--sweep=`): `method` (cavia, metasgd, mia), `batch_size` (16..256), `inner_steps`
 (1, 3, 5, 10), `devices` (1 and 2 forced CPU devices; each in a subprocess), `options`
@@ -120,6 +122,8 @@ def measure(config, steps: int, windows: int) -> dict:
       "method": config.method, "ablation": config.rule.ablation, "batch_size": config.batch_size,
       "inner_steps": config.inner_steps, "remat": config.remat,
       "first_order": config.first_order, "devices": mesh.devices.size,
+      "device_kind": mesh.devices.flat[0].device_kind, "platform": mesh.devices.flat[0].platform,
+      "processes": jax.process_count(),
       "steps_per_s": sps, "ms_per_step": 1000.0 / sps, "compile_s": compile_s,
       "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
       "gflops_per_step": flops / 1e9, "gflops_rolled": rolled_flops / 1e9,
@@ -133,8 +137,9 @@ def _flops(compiled) -> float:
   return float(cost.get("flops", float("nan"))) if cost else float("nan")
 
 
-COLUMNS = [("benchmark", "{}"), ("modalities", "{}"), ("method", "{}"), ("ablation", "{}"), ("batch_size", "{}"), ("inner_steps", "{}"),
-           ("remat", "{}"), ("first_order", "{}"), ("devices", "{}"),
+COLUMNS = [("benchmark", "{}"), ("modalities", "{}"), ("method", "{}"), ("ablation", "{}"),
+           ("batch_size", "{}"), ("inner_steps", "{}"), ("remat", "{}"), ("first_order", "{}"),
+           ("platform", "{}"), ("device_kind", "{}"), ("devices", "{}"), ("processes", "{}"),
            ("steps_per_s", "{:.2f}"), ("ms_per_step", "{:.1f}"), ("compile_s", "{:.1f}"),
            ("peak_rss_mb", "{:.0f}"), ("gflops_per_step", "{:.2f}"), ("gflops_rolled", "{:.2f}"),
            ("achieved_gflops", "{:.1f}"),
