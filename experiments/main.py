@@ -4,7 +4,8 @@ r"""Meta-trains and evaluates one configuration.
       --workdir=/tmp/mia
 
 Re-running with the same --workdir resumes from the latest checkpoint. Errors are one line
-(`error: ...`; exit code 2 for bad flags, config, data or episodes, 1 while training); --debug shows tracebacks.
+(`error: ...`; exit code 2 for bad flags, config, data or episodes, 1 while training); --debug
+shows tracebacks.
 """
 
 from absl import flags, logging

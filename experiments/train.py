@@ -233,8 +233,8 @@ def train_and_evaluate(config, workdir: str, data: Mapping[str, Mapping] | None 
   """Meta-trains, checkpoints, evaluates; returns the results dict also written to results.json.
 
   `data`: the user's arrays instead of files, `{"train": {name: [num_signals, *grid, d_out]},
-  "test": {...}}` (see `build.build_sources`); as with `config.data.source="npz"`, the modalities are
-  read from the train arrays (`build.own_data_specs`). `prepare` checks the inputs first.
+  "test": {...}}` (see `build.build_sources`); as with `config.data.source="npz"`, the modalities
+  are read from the train arrays (`build.own_data_specs`). `prepare` checks the inputs first.
   """
   return train_prepared(prepare(config, workdir, data))
 

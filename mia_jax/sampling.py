@@ -5,8 +5,9 @@ Every modality of every signal gets its own support set: a ratio `R = Rmin + Bet
 replacement (`counts="floor"`, MIA_SPEC). With `counts="closed"` (the released code's training
 supports) the count itself is drawn, `lo + floor(Beta(Ma, Mb) * (hi - lo + 1))` on the integers
 `lo = ceil(Rmin N) .. hi = floor(Rmax N)`, both ends included (uniform for Beta(1, 1): on the
-synthetic functions `U * 19 + 2`, {2, ..., 20}), and `R = count / N`. The query set is the full grid. Shapes stay static under `jit`: the support is a
-fixed-size gather of `S = floor(Rmax * N)` indices plus a validity mask.
+synthetic functions `U * 19 + 2`, {2, ..., 20}), and `R = count / N`. The query set is the full
+grid. Shapes stay static under `jit`: the support is a fixed-size gather of `S = floor(Rmax * N)`
+indices plus a validity mask.
 
 An *episode* is a dict keyed by modality name:
 

@@ -122,7 +122,8 @@ class Fuser(nn.Module):
 def sft(*, width: int = 192, usft_depth: int = 1, msft_depth: int = 1, num_heads: int = 3,
         head_dim: int = 64, mlp_depth: int = 2, residual: bool = False,
         out_init_scale: float = 1.0, exact_gelu: bool = False, use_usft: bool = True,
-        use_msft: bool = True, use_fuser: bool = True, use_grad: bool = True, use_latent: bool = True) -> UpdateRule:
+        use_msft: bool = True, use_fuser: bool = True, use_grad: bool = True,
+        use_latent: bool = True) -> UpdateRule:
   """MIA's State Fusion Transformers as an update-rule piece.
 
   It maps the incoming updates `g_m` (the gradient, usually already scaled by a learning rate and
