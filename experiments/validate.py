@@ -98,11 +98,8 @@ def _check_data(config) -> None:
           "(data_pipelines/benchmarks.py). Leave it empty, or set data.source='npz'.")
     if data.data_dir:
       check_writable_dir(data.data_dir, "config.data.data_dir", need_write=False)
-  else:
-    for split in ("train", "test"):
-      if not data[f"npz_{split}"]:
-        raise ValueError(f"data.source='npz' needs config.data.npz_{split} (a path to an .npz "
-                         "file).")
+  # With data.source="npz" the files (or arrays passed from Python) are checked when read
+  # (`build.build_sources`, in `train.prepare`).
 
 
 def validate_config(config) -> None:

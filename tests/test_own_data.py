@@ -257,6 +257,12 @@ def test_arrays_passed_from_python_match_the_file(own_files):
     build.own_data_sources(_config(train_path, test_path), data)
   with pytest.raises(ValueError, match=r"data needs a 'test' entry"):
     build.own_data_sources(config, {"train": data["train"]})
+  # The driver's checking pass accepts the arrays (no .npz paths), and without them asks for
+  # the files, before anything is written.
+  run = train.prepare(config, "/nonexistent/w", data)
+  assert [s.name for s in run.learner.specs] == ["img", "sig"] and run.num_test == 8
+  with pytest.raises(ValueError, match=r"data.source='npz' needs data.npz_train"):
+    train.prepare(config, "/nonexistent/w")
 
 
 def test_benchmark_modalities_in_an_npz_keep_the_benchmark_facts(tmp_path):
