@@ -4,6 +4,7 @@ No TensorFlow is needed to build or read any of the datasets.
 """
 
 from data_pipelines.batching import dataset_size
+from data_pipelines.batching import make_eval_loader
 from data_pipelines.batching import make_loader
 from data_pipelines.batching import num_batches
 from data_pipelines.npz import GridSource

@@ -9,6 +9,7 @@ import math
 
 from absl import flags
 import grain
+import numpy as np
 
 from data_pipelines.signals import Source
 from data_pipelines.signals import stack_signals
@@ -27,6 +28,28 @@ def num_batches(num_signals: int, batch_size: int,
   return math.ceil(num_signals / batch_size)
 
 
+class _ShardRows(grain.MapDataset):
+  """Shard `index` of every global batch of `parent`: of each epoch's consecutive blocks of
+  `batch_size` elements (the remainder dropped), the rows `[index * b, (index + 1) * b)`,
+  `b = batch_size // count`. Batched by `b`, the k-th batch is the k-th global batch's shard."""
+
+  def __init__(self, parent, batch_size: int, count: int, index: int):
+    super().__init__(parent)
+    self._global, self._local, self._index = batch_size, batch_size // count, index
+    self._length = len(parent) // batch_size * self._local
+
+  def __len__(self) -> int:
+    return self._length
+
+  def __getitem__(self, k):
+    if isinstance(k, slice):
+      return self.slice(k)
+    epoch, k = divmod(k, self._length)  # later epochs: the parent's reshuffled ones
+    batch, row = divmod(k, self._local)
+    return self._parent[epoch * len(self._parent) + batch * self._global
+                        + self._index * self._local + row]
+
+
 def make_loader(
     source: Source,
     batch_size: int,
@@ -36,6 +59,8 @@ def make_loader(
     num_epochs: int | None = None,
     drop_remainder: bool = True,
     skip_batches: int = 0,
+    num_shards: int = 1,
+    shard_index: int = 0,
     worker_count: int = 0,
     num_threads: int = 1,
     prefetch_buffer_size: int = 8,
@@ -66,6 +91,12 @@ def make_loader(
       signals (keeps shapes static under `jit`).
     skip_batches: number of batches to skip at the start (the training step
       to resume from).
+    num_shards, shard_index: for one process of several (multi-host data
+      parallelism): every global batch of `batch_size` is cut into
+      `num_shards` equal blocks of rows, and this loader reads and yields only
+      block `shard_index` (`batch_size // num_shards` signals). Concatenating
+      the shards' k-th batches gives the one-process loader's k-th batch.
+      Needs `drop_remainder` and `batch_size` divisible by `num_shards`.
     worker_count: worker processes for reading and batching; 0 reads in this
       process (with `num_threads` threads). Outside `absl.app.run`, a value
       > 0 marks the absl flags as parsed (grain reads one of them).
@@ -96,6 +127,10 @@ def make_loader(
     raise ValueError(f"skip_batches must be >= 0, got {skip_batches}.")
   if worker_count < 0:
     raise ValueError(f"worker_count must be >= 0, got {worker_count}.")
+  _check_shards(batch_size, num_shards, shard_index)
+  if num_shards > 1 and not drop_remainder:
+    raise ValueError("A sharded loader needs drop_remainder=True (use make_eval_loader to "
+                     "evaluate on several processes).")
   if num_batches(size, batch_size, drop_remainder) == 0:
     raise ValueError(
         f"No batch of {batch_size} can be made from {size} signals "
@@ -104,6 +139,9 @@ def make_loader(
   ds = grain.MapDataset.source(source)
   if shuffle:
     ds = ds.shuffle(seed=seed)
+  if num_shards > 1:
+    ds = _ShardRows(ds, batch_size, num_shards, shard_index)
+    batch_size //= num_shards
   ds = ds.batch(batch_size, drop_remainder=drop_remainder, batch_fn=stack_signals)
   if num_epochs != 1:
     ds = ds.repeat(num_epochs)
@@ -120,3 +158,41 @@ def make_loader(
     loader = loader.mp_prefetch(
         grain.MultiprocessingOptions(num_workers=worker_count))
   return loader
+
+
+def _check_shards(batch_size: int, num_shards: int, shard_index: int) -> None:
+  if num_shards < 1 or not 0 <= shard_index < num_shards:
+    raise ValueError(f"shard_index must be in [0, num_shards) and num_shards >= 1, got "
+                     f"shard_index={shard_index}, num_shards={num_shards}.")
+  if batch_size % num_shards:
+    raise ValueError(f"batch_size={batch_size} must be divisible by num_shards={num_shards} "
+                     "(each process reads an equal part of every batch).")
+
+
+def make_eval_loader(source: Source, batch_size: int, num_signals: int | None = None, *,
+                     num_shards: int = 1, shard_index: int = 0,
+                     num_threads: int = 1) -> grain.IterDataset:
+  """Every one of the first `num_signals` signals once, in order, in full batches.
+
+  Batch k holds signals `k * batch_size ...`; the last batch is padded with copies of the last
+  signal, so every batch has one shape (one compiled program). With `num_shards > 1`, this
+  loader reads and yields only rows `[shard_index * b, (shard_index + 1) * b)` of each batch,
+  `b = batch_size // num_shards` (one process's part of a multi-host evaluation).
+
+  Returns:
+    A grain `IterDataset` of `(batch, rows)`: the batch as `make_loader`'s, and `rows`, int64
+    [b], the signal index of each row (`>= num_signals` for a padding row).
+  """
+  n = len(source) if num_signals is None else min(num_signals, len(source))
+  if batch_size < 1 or n < 1:
+    raise ValueError(f"Need batch_size >= 1 and at least one signal, got batch_size="
+                     f"{batch_size} and {n} signals.")
+  _check_shards(batch_size, num_shards, shard_index)
+  local = batch_size // num_shards
+
+  def read(k: int):
+    rows = k * batch_size + shard_index * local + np.arange(local)
+    return stack_signals([source[int(i)] for i in np.minimum(rows, n - 1)]), rows
+
+  ds = grain.MapDataset.range(math.ceil(n / batch_size)).map(read)
+  return ds.to_iter_dataset(grain.ReadOptions(num_threads=num_threads, prefetch_buffer_size=2))

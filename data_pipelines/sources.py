@@ -8,11 +8,13 @@ its own module; this one gathers them for `from data_pipelines import sources`:
   `ModalitySubset` (a source restricted to some modalities);
 * `npz`: a user's own arrays, `NpzSource` (an `.npz` file, written by `save_npz`) and
   `GridSource` (the same arrays passed from Python);
-* `batching`: `make_loader`, a deterministic, resumable iterator of numpy batches;
+* `batching`: `make_loader`, a deterministic, resumable iterator of numpy batches (a process's
+  shard of each, on several hosts), and `make_eval_loader`, each signal once in full batches;
 * `synthetic.synthetic`: `load_synthetic`, the tfds `synthetic_functions` dataset.
 """
 
 from data_pipelines.batching import dataset_size
+from data_pipelines.batching import make_eval_loader
 from data_pipelines.batching import make_loader
 from data_pipelines.batching import num_batches
 from data_pipelines.npz import GridSource
@@ -27,5 +29,5 @@ from data_pipelines.synthetic.synthetic import load_synthetic
 
 __all__ = [
     "ArraySource", "GridSource", "ModalitySubset", "NpzSource", "Signal", "Source",
-    "dataset_size", "load_synthetic", "make_loader", "num_batches", "save_npz", "to_memory",
+    "dataset_size", "load_synthetic", "make_eval_loader", "make_loader", "num_batches", "save_npz", "to_memory",
 ]

@@ -6,22 +6,34 @@ r"""Meta-trains and evaluates one configuration.
 Re-running with the same --workdir resumes from the latest checkpoint. Errors are one line
 (`error: ...`; exit code 2 for bad flags, config, data or episodes, 1 while training); --debug
 shows tracebacks.
+
+Several processes (hosts) train one run when started with `--coordinator_address=HOST:PORT
+--num_processes=N --process_id=I` (one command per process, the same --config and --workdir), or
+with no flags on a cluster JAX detects (a TPU pod slice, SLURM); see docs/distributed.md.
 """
 
 from absl import flags, logging
 from ml_collections import config_flags
 
-from experiments import train, validate
+from experiments import distributed, train, validate
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics and results.json.")
 config_flags.DEFINE_config_file("config", None, "Config file (with :args).", lock_config=True)
+flags.DEFINE_string("coordinator_address", None,
+                    "Multi-process runs: HOST:PORT of process 0, where the processes meet.")
+flags.DEFINE_integer("num_processes", None, "Multi-process runs: the number of processes.")
+flags.DEFINE_integer("process_id", None, "Multi-process runs: this process's index, 0..N-1.")
+flags.DEFINE_integer("heartbeat_timeout_seconds", 100,
+                     "Multi-process runs: the others stop this long after a process dies.")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
 def main(argv):
   with validate.exit_on_error(2):  # usage errors: nothing is written before these checks
     validate.check_argv(argv)
+    distributed.initialize(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id,
+                           FLAGS.heartbeat_timeout_seconds)
     validate.validate_config(FLAGS.config)
     validate.check_writable_dir(FLAGS.workdir, "workdir")
     run = train.prepare(FLAGS.config, FLAGS.workdir)  # the data, model and episodes too

@@ -52,7 +52,8 @@ def predict(learner, state, source, episodes, num_signals: int = 3) -> dict[str,
   episode = sampling.slice_episode(episodes, 0, n)
   k = learner.meta.inner_steps
   run = jax.jit(lambda p, b, x, e: adaptation.adapt(learner.model, learner.rule, p, b, x, e, k))
-  _, pred, _ = run(state.params, state.buffers, batch, episode)
+  params, buffers = jax.device_get((state.params, state.buffers))  # on this process alone
+  _, pred, _ = run(params, buffers, batch, episode)
   pred = jax.device_get(pred)
   out = {}
   for spec in learner.specs:

@@ -32,7 +32,7 @@ from absl import logging
 from tqdm.auto import tqdm
 
 from data_pipelines import sources
-from experiments import build, validate
+from experiments import build, distributed, validate
 from experiments import events as events_lib
 from experiments import workdir as workdir_lib
 from mia_jax import evaluation, meta_step, sampling
@@ -47,26 +47,17 @@ def evaluate(learner: MetaLearner, state: TrainState, source, episodes, batch_si
   eval_step = meta_step.make_eval_step(learner, mesh)
   n = next(iter(episodes.values()))["idx"].shape[0]
   acc = evaluation.Accumulator(learner.specs, learner.meta.inner_steps, closed_bins)
-  loader = sources.make_loader(source, batch_size, shuffle=False, num_epochs=1,
-                               drop_remainder=False)
-  start = 0
-  for batch in tqdm(loader, total=-(-n // batch_size), desc="evaluate", disable=not progress,
-                    leave=False):
-    b = next(iter(batch.values()))["y"].shape[0]
-    if start >= n:
-      break
-    b = min(b, n - start)
-    ep = sampling.slice_episode(episodes, start, start + b)
-    batch = jax.tree.map(lambda x: x[:b], batch)
-    valid = np.ones(batch_size, bool)
-    if b < batch_size:  # pad to a full batch: one compiled program for every batch
-      valid[b:] = False
-      pad = lambda x: np.concatenate([x, np.repeat(x[-1:], batch_size - b, 0)], 0)
-      batch, ep = jax.tree.map(pad, batch), jax.tree.map(pad, ep)
+  # Each process reads its rows of every batch; the errors come back whole to every process.
+  loader = sources.make_eval_loader(source, batch_size, n, num_shards=jax.process_count(),
+                                    shard_index=jax.process_index())
+  take = lambda rows: jax.tree.map(lambda x: x[np.minimum(rows, n - 1)], episodes)
+  for k, (batch, rows) in enumerate(tqdm(
+      loader, total=-(-n // batch_size), desc="evaluate", leave=False,
+      disable=not progress or not distributed.is_primary())):
+    every = k * batch_size + np.arange(batch_size)  # the whole batch's signals (padded: >= n)
     out = eval_step(state.params, state.buffers, meta_step.put_batch(batch, mesh),
-                    meta_step.put_batch(ep, mesh))
-    acc.add(jax.device_get(out), ep, valid)
-    start += b
+                    meta_step.put_batch(take(rows), mesh))
+    acc.add(jax.device_get(out), take(every), every < n)
   return acc.summarize(), acc
 
 
@@ -243,16 +234,21 @@ def train_prepared(run: Prepared) -> dict:
   """`train_and_evaluate` of a run `prepare` has checked."""
   config, workdir, learner, mesh = run.config, run.workdir, run.learner, run.mesh
   train_source, test_source, num_test = run.train_source, run.test_source, run.num_test
-  os.makedirs(workdir, exist_ok=True)
-  with open(os.path.join(workdir, "config.json"), "w") as f:
-    f.write(config.to_json(indent=2))
+  primary = distributed.is_primary()  # process 0 writes the files; every process checkpoints
+  distributed.barrier("prepared")  # every process has checked the workdir before it changes
   episodes = run.episodes
-  if episodes is None:
+  if episodes is None:  # the same on every process (drawn from the episode seed)
     episodes = sampling.make_eval_episodes(config.eval.episode_seed, learner.specs, num_test)
-    sampling.save_episodes(os.path.join(workdir, "episodes.npz"), episodes)
+  if primary:
+    os.makedirs(workdir, exist_ok=True)
+    with open(os.path.join(workdir, "config.json.tmp"), "w") as f:
+      f.write(config.to_json(indent=2))
+    os.replace(os.path.join(workdir, "config.json.tmp"), os.path.join(workdir, "config.json"))
+    if run.episodes is None:
+      sampling.save_episodes(os.path.join(workdir, "episodes.npz"), episodes)
 
   rng = jax.random.PRNGKey(config.seed)
-  state = jax.device_put(learner.init(rng), meta_step.replicated(mesh))
+  state = meta_step.put_replicated(learner.init(rng), mesh)
   manager = checkpoint_manager(workdir, config)
   state = restore_or_init(manager, state)
   start_step = int(state.step)
@@ -260,22 +256,26 @@ def train_prepared(run: Prepared) -> dict:
     logging.info("Resumed from step %d in %s", start_step, workdir)
   train_step = meta_step.make_train_step(learner, mesh)
   metrics_path = os.path.join(workdir, "metrics.jsonl")
-  workdir_lib.trim_metrics(metrics_path, start_step)  # each step once after a resume
+  if primary:
+    workdir_lib.trim_metrics(metrics_path, start_step)  # each step once after a resume
 
+  # This process's rows of every batch (all of them on one process).
   loader = sources.make_loader(train_source, config.batch_size, shuffle=True, seed=config.seed,
-                               skip_batches=start_step)
+                               skip_batches=start_step, num_shards=jax.process_count(),
+                               shard_index=jax.process_index())
   total = config.num_train_steps
   bar = tqdm(total=total, initial=start_step, desc=f"{config.method}", unit="step",
-             disable=jax.process_index() != 0, dynamic_ncols=True)
+             disable=not primary, dynamic_ncols=True)
   step, pending, t_last, s_last = start_step, None, time.time(), start_step
   batches = _prefetch(loader, mesh)
   skip_nonfinite = config.get("skip_nonfinite", False)
-  skipped = jnp.zeros((), jnp.float32)  # non-finite steps skipped (config.skip_nonfinite)
+  # Non-finite steps skipped (config.skip_nonfinite), on the devices like the metrics.
+  skipped = meta_step.put_replicated(np.zeros((), np.float32), mesh)
   events = None  # TensorBoard event files beside metrics.jsonl (process 0 only)
-  if config.get("tensorboard", True) and jax.process_index() == 0:
+  if config.get("tensorboard", True) and primary:
     events = events_lib.EventWriter(workdir)
   try:
-    with open(metrics_path, "a") as metrics_file:
+    with open(metrics_path if primary else os.devnull, "a") as metrics_file:
       in_flight = collections.deque()
       while step < total:
         state, metrics = train_step(state, next(batches))
@@ -324,6 +324,8 @@ def train_prepared(run: Prepared) -> dict:
   metrics, _ = evaluate(learner, state, test_source, episodes, config.eval.batch_size, mesh,
                         progress=True, closed_bins=config.eval.get("closed_bins", False))
   results = {"config": config.to_dict(), "step": int(state.step), "metrics": metrics}
+  if not primary:
+    return results
   with open(os.path.join(workdir, "results.json"), "w") as f:
     json.dump(results, f, indent=1, sort_keys=True)
   table = evaluation.format_table(metrics, [s.name for s in learner.specs],
@@ -334,7 +336,7 @@ def train_prepared(run: Prepared) -> dict:
   if events:
     events.scalars(int(state.step), _headline(metrics, config.inner_steps), "test/")
   num_shown = config.get("log_reconstructions", 0)
-  if num_shown and jax.process_index() == 0:  # the figure, in the workdir and TensorBoard
+  if num_shown:  # the figure, in the workdir and TensorBoard
     png = _reconstructions(run, state, episodes, num_shown, name)
     if events:
       with open(png, "rb") as f:

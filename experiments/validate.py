@@ -162,6 +162,13 @@ def _fail(error: BaseException, code: int, summary: bool = False):
     line = lines[0] + (" (--debug shows the details)" if len(lines) > 1 else "")
   else:
     line = one_line(error)
+  jax = sys.modules.get("jax")
+  if jax is not None and jax.distributed.is_initialized():
+    # One of several processes: say which, and leave at once; a normal exit would wait at the
+    # runtime's shutdown barrier for processes that may be gone.
+    print(f"error: process {jax.process_index()} of {jax.process_count()}: {line}",
+          file=sys.stderr, flush=True)
+    os._exit(code)  # pylint: disable=protected-access
   print(f"error: {line}", file=sys.stderr)
   sys.exit(code)
 

@@ -11,9 +11,10 @@ grid after K inner steps per modality, weighted by a learned uncertainty `v_m`:
 where `L0_m` is the query MSE before adaptation, without its gradient (`sg`): the released code
 keeps it in the loss dict its uncertainty weighting sums over.
 
-Data parallelism: the batch is sharded over a one-axis `data` mesh of all local devices and the
-state is replicated; `jax.jit` partitions the step (GSPMD), so the same code runs on 1 or N
-devices and gradients are averaged across devices by the compiler.
+Data parallelism: the batch is sharded over a one-axis `data` mesh of all devices and the state is
+replicated; `jax.jit` partitions the step (GSPMD), so the same code runs on 1 or N devices, in one
+process or several (JAX's multi-controller runtime: each process feeds its own rows of the batch,
+`put_batch`), and gradients are averaged across devices by the compiler.
 """
 
 from __future__ import annotations
@@ -189,8 +190,9 @@ class MetaLearner:
 # -- data parallelism --------------------------------------------------------------------------------
 
 def data_mesh(devices: Sequence[jax.Device] | None = None) -> Mesh:
-  """A one-axis mesh named `data` over the given (default: all local) devices."""
-  devices = jax.local_devices() if devices is None else list(devices)
+  """A one-axis mesh named `data` over the given devices (default: all of them, of every process
+  after `jax.distributed.initialize`)."""
+  devices = jax.devices() if devices is None else list(devices)
   return Mesh(np.array(devices), ("data",))
 
 
@@ -210,11 +212,27 @@ def make_train_step(learner: MetaLearner, mesh: Mesh, donate: bool = True):
 
 
 def make_eval_step(learner: MetaLearner, mesh: Mesh):
-  """Jitted `eval_step(params, buffers, batch, episode) -> per-signal errors`."""
+  """Jitted `eval_step(params, buffers, batch, episode) -> per-signal errors`, batch sharded over
+  `data`; the errors come back replicated, so every process holds all of them."""
   rep, shard = replicated(mesh), batch_sharding(mesh)
-  return jax.jit(learner.eval_step, in_shardings=(rep, rep, shard, shard))
+  return jax.jit(learner.eval_step, in_shardings=(rep, rep, shard, shard), out_shardings=rep)
 
 
 def put_batch(tree: PyTree, mesh: Mesh) -> PyTree:
-  """Places a host batch on the devices, sharded on its leading axis."""
-  return jax.device_put(tree, batch_sharding(mesh))
+  """Places a host batch on the devices, sharded on its leading axis.
+
+  With one process, `tree` is the whole batch. With several, it is this process's rows (the
+  global batch's rows `[i * b, (i + 1) * b)` for process `i`, `b` = batch / processes, as
+  `data_pipelines`' `make_loader(num_shards=, shard_index=)` reads them), and the global batch
+  is assembled from every process's part (`jax.make_array_from_process_local_data`).
+  """
+  sharding = batch_sharding(mesh)
+  if jax.process_count() == 1:
+    return jax.device_put(tree, sharding)
+  return jax.tree.map(lambda x: jax.make_array_from_process_local_data(sharding, np.asarray(x)),
+                      tree)
+
+
+def put_replicated(tree: PyTree, mesh: Mesh) -> PyTree:
+  """Places a state (the same value on every process) on every device of `mesh`."""
+  return jax.device_put(jax.device_get(tree), replicated(mesh))
