@@ -45,7 +45,8 @@ def learner_from_config(config, specs: Sequence[modalities_lib.ModalitySpec] | N
                  grad_clip=config.get("grad_clip", 0.0),
                  skip_nonfinite=config.get("skip_nonfinite", False),
                  support_counts=config.get("support_counts", "floor"),
-                 initial_loss=config.get("initial_loss", False)))
+                 initial_loss=config.get("initial_loss", False),
+                 compute_dtype=config.get("compute_dtype", "float32")))
 
 
 def own_data(config, data) -> bool:

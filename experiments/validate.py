@@ -20,7 +20,7 @@ import sys
 from absl import app, flags, logging
 
 from data_pipelines import benchmarks, registry
-from mia_jax import rules, sampling
+from mia_jax import meta_step, rules, sampling
 from mia_jax.model import BACKBONES, ModelConfig
 
 FLAGS = flags.FLAGS
@@ -69,6 +69,8 @@ FIELDS = (
     ("model.token_width", _int_at_least(0), "an integer >= 0 (0: the latent's last axis)"),
     ("support_counts", lambda v: v in sampling.SUPPORT_COUNTS,
      "one of " + ", ".join(sampling.SUPPORT_COUNTS)),
+    ("compute_dtype", lambda v: v in meta_step.COMPUTE_DTYPES,
+     "one of " + ", ".join(meta_step.COMPUTE_DTYPES)),
     ("rule.scaler_lr_multiplier", _number_above(0), "a finite number > 0 (1: MIA_SPEC's rate)"),
     ("data.source", lambda v: v in DATA_SOURCES, "one of " + ", ".join(DATA_SOURCES)),
 )

@@ -17,13 +17,14 @@ Inputs are keyed by modality name:
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Mapping
 
 import jax
 import jax.numpy as jnp
 
 from mia_jax import sampling
-from mia_jax.model import MultimodalINR
+from mia_jax.model import MultimodalINR, cast_floats
 from mia_jax.rules.base import UpdateRule
 
 PyTree = Any
@@ -85,7 +86,8 @@ def grid_errors(pred: jax.Array, target: jax.Array, in_support: jax.Array,
 def adapt(model: MultimodalINR, rule: UpdateRule, params: PyTree, buffers: PyTree,
           batch: Mapping, episode: Mapping, num_steps: int, *, first_order: bool = False,
           remat: bool = False, track: bool = False,
-          unroll: int = 1, initial: bool = False) -> tuple[dict, dict, dict]:
+          unroll: int = 1, initial: bool = False,
+          compute_dtype: Any = None) -> tuple[dict, dict, dict]:
   """Adapts the latents of every modality on its support set.
 
   Args:
@@ -103,6 +105,10 @@ def adapt(model: MultimodalINR, rule: UpdateRule, params: PyTree, buffers: PyTre
     unroll: inner steps per iteration of the compiled loop (`lax.scan`'s `unroll`): 1 keeps the
       program size flat in K; K unrolls fully (a little faster, compile time grows with K).
     initial: also return the full-grid prediction before adaptation (`aux["initial_prediction"]`).
+    compute_dtype: e.g. `jnp.bfloat16`: the INRs and the update rule compute in it (their
+      parameters, inputs and latents cast on entry, their outputs cast back to float32); the
+      parameters, the latents carried from step to step and the losses stay float32. None or
+      float32: everything in float32.
 
   Returns:
     (latents, prediction, aux):
@@ -115,8 +121,18 @@ def adapt(model: MultimodalINR, rule: UpdateRule, params: PyTree, buffers: PyTre
   if num_steps < 0:
     raise ValueError(f"num_steps must be >= 0, got {num_steps}.")
   inr_params, rule_params = params["inr"], params["rule"]
+  low = compute_dtype is not None and jnp.dtype(compute_dtype) != jnp.float32
+  predict = functools.partial(model.predict_stacked, compute_dtype=compute_dtype)
+  apply_rule = rule.apply
+  if low:  # the rule's matmuls in compute_dtype; its updates and latents back in float32
+    rule_params_low = cast_floats(rule_params, compute_dtype)
+    apply_rule = lambda _, g, z: cast_floats(
+        rule.apply(rule_params_low, cast_floats(g, compute_dtype), cast_floats(z, compute_dtype)),
+        jnp.float32)
   batch = prepare_batch(model, batch)
   stacked = model.stack(inr_params, buffers)  # once, outside the loop
+  if low:
+    stacked = cast_floats(stacked, compute_dtype)
   s_coords, s_values, in_support = {}, {}, {}
   for spec in model.specs:
     idx = episode[spec.name]["idx"]
@@ -126,7 +142,7 @@ def adapt(model: MultimodalINR, rule: UpdateRule, params: PyTree, buffers: PyTre
                                                         spec.num_points)
 
   def support_loss(latents):
-    pred = model.predict_stacked(stacked, latents, s_coords)
+    pred = predict(stacked, latents, s_coords)
     per_signal = {k: per_signal_support_loss(pred[k], s_values[k], episode[k]["mask"])
                   for k in pred}
     total = sum(jnp.sum(v) for v in per_signal.values())  # signals are independent: sum is exact
@@ -140,11 +156,11 @@ def adapt(model: MultimodalINR, rule: UpdateRule, params: PyTree, buffers: PyTre
     (_, per_signal), grads = jax.value_and_grad(support_loss, has_aux=True)(latents)
     if first_order:
       grads = jax.lax.stop_gradient(grads)
-    updates, latents_base = rule.apply(rule_params, grads, latents)
+    updates, latents_base = apply_rule(rule_params, grads, latents)
     new_latents = {k: latents_base[k] - updates[k] for k in latents}
     out = {"support_loss": per_signal}
     if track:
-      out["errors"] = errors_of(model.predict_stacked(stacked, latents))
+      out["errors"] = errors_of(predict(stacked, latents))
     return new_latents, out
 
   if remat:
@@ -153,10 +169,10 @@ def adapt(model: MultimodalINR, rule: UpdateRule, params: PyTree, buffers: PyTre
   latents0 = model.initial_latents(inr_params, batch_size)
   latents, traj = jax.lax.scan(step, latents0, None, length=num_steps,
                                unroll=max(1, min(int(unroll), max(num_steps, 1))))
-  prediction = model.predict_stacked(stacked, latents)
+  prediction = predict(stacked, latents)
   aux = {"support_loss": traj["support_loss"]}
   if initial:
-    aux["initial_prediction"] = model.predict_stacked(stacked, latents0)
+    aux["initial_prediction"] = predict(stacked, latents0)
   if track:
     final = errors_of(prediction)
     aux["errors"] = jax.tree.map(lambda t, f: jnp.concatenate([t, f[None]], 0),

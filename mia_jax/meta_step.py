@@ -35,6 +35,7 @@ from mia_jax.model import MultimodalINR
 from mia_jax.rules import UpdateRule
 
 PyTree = Any
+COMPUTE_DTYPES = ("float32", "bfloat16")  # MetaConfig.compute_dtype
 
 
 @flax.struct.dataclass
@@ -67,6 +68,9 @@ class MetaConfig:
   support_counts: str = "floor"
   # The detached query loss before adaptation enters the uncertainty weighting (released code).
   initial_loss: bool = False
+  # Mixed precision: "bfloat16" runs the INRs and the update rule in bf16 (matmuls included),
+  # with float32 parameters, latents between inner steps, losses and optimiser.
+  compute_dtype: str = "float32"
 
 
 class MetaLearner:
@@ -92,6 +96,9 @@ class MetaLearner:
     if meta_config.inner_steps < 0:
       raise ValueError(f"inner_steps must be >= 0, got {meta_config.inner_steps}.")
     sampling.check_support_counts(meta_config.support_counts)
+    if meta_config.compute_dtype not in COMPUTE_DTYPES:
+      raise ValueError(f"Unknown compute_dtype {meta_config.compute_dtype!r}; allowed: "
+                       f"{', '.join(COMPUTE_DTYPES)}.")
     tx = [optax.adam(meta_config.learning_rate)]
     if meta_config.grad_clip:
       tx.insert(0, optax.clip_by_global_norm(meta_config.grad_clip))
@@ -135,7 +142,8 @@ class MetaLearner:
     _, pred, aux = adaptation.adapt(
         self.model, self.rule, params, buffers, batch, episode, self.meta.inner_steps,
         first_order=self.meta.first_order, remat=self.meta.remat, track=track,
-        unroll=self.meta.scan_unroll, initial=self.meta.initial_loss)
+        unroll=self.meta.scan_unroll, initial=self.meta.initial_loss,
+        compute_dtype=jnp.dtype(self.meta.compute_dtype))
     loss = 0.0
     query_mse, support_loss = {}, {}
     for n in self.names:
@@ -204,11 +212,30 @@ def replicated(mesh: Mesh) -> NamedSharding:
   return NamedSharding(mesh, P())
 
 
+class _OnMesh:
+  """A jitted function called (and lowered) with `mesh` set (`jax.set_mesh`): code inside it may
+  then place values with a bare `PartitionSpec` (e.g. `sampling`'s replicated draws)."""
+
+  def __init__(self, fn, mesh: Mesh):
+    self._fn, self._mesh = fn, mesh
+
+  def __call__(self, *args):
+    with jax.set_mesh(self._mesh):
+      return self._fn(*args)
+
+  def lower(self, *args):
+    with jax.set_mesh(self._mesh):
+      return self._fn.lower(*args)
+
+  def __getattr__(self, name):  # the rest of the jitted function's interface
+    return getattr(self._fn, name)
+
+
 def make_train_step(learner: MetaLearner, mesh: Mesh, donate: bool = True):
   """Jitted `train_step(state, batch) -> (state, metrics)`, batch sharded over `data`."""
   rep, shard = replicated(mesh), batch_sharding(mesh)
-  return jax.jit(learner.train_step, in_shardings=(rep, shard), out_shardings=(rep, rep),
-                 donate_argnums=(0,) if donate else ())
+  return _OnMesh(jax.jit(learner.train_step, in_shardings=(rep, shard), out_shardings=(rep, rep),
+                         donate_argnums=(0,) if donate else ()), mesh)
 
 
 def make_eval_step(learner: MetaLearner, mesh: Mesh):

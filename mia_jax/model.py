@@ -237,8 +237,16 @@ class MultimodalINR:
     return self.predict_stacked(self.stack(params, buffers), latents, coords)
 
   def predict_stacked(self, stacked: Mapping[str, PyTree], latents: Mapping[str, jax.Array],
-                      coords: Mapping[str, jax.Array] | None = None) -> dict[str, jax.Array]:
-    """`predict` with the variables already `stack`ed (the inner loop stacks them once)."""
+                      coords: Mapping[str, jax.Array] | None = None,
+                      compute_dtype: Any = None) -> dict[str, jax.Array]:
+    """`predict` with the variables already `stack`ed (the inner loop stacks them once).
+
+    `compute_dtype` (e.g. `jnp.bfloat16`): the backbones run in it (variables, latents and
+    coordinates cast on entry; mixed precision) and the predictions come back as float32.
+    """
+    low = compute_dtype is not None and jnp.dtype(compute_dtype) != jnp.float32
+    if low:
+      stacked, latents = cast_floats((stacked, latents), compute_dtype)
     out = {}
     for g in self.groups:
       module = self.modules[g.names[0]]
@@ -246,13 +254,21 @@ class MultimodalINR:
       z = jnp.stack([latents[n].reshape((b,) + self.latent_shapes[n]) for n in g.names])
       c = None if coords is None else coords.get(g.names[0])
       c = self.coords[g.names[0]] if c is None else jnp.stack([coords[n] for n in g.names])
+      if low:
+        c = c.astype(compute_dtype)
       if hasattr(module, "batched_apply"):
         pred = module.batched_apply(stacked[g.name], z, c)
       else:
         pred = vmapped_apply(module, stacked[g.name], z, c)
       for i, n in enumerate(g.names):
-        out[n] = pred[i] + self._bias[n]
+        out[n] = pred[i].astype(jnp.float32) + self._bias[n]
     return out
+
+
+def cast_floats(tree: PyTree, dtype: Any) -> PyTree:
+  """`tree` with its floating-point leaves cast to `dtype` (integer leaves kept)."""
+  return jax.tree.map(
+      lambda x: x.astype(dtype) if jnp.issubdtype(jnp.result_type(x), jnp.floating) else x, tree)
 
 
 def vmapped_apply(module: nn.Module, variables: PyTree, latents: jax.Array,

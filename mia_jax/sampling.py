@@ -48,7 +48,7 @@ def sample_modality_support(rng: jax.Array, spec: ModalitySpec, batch_size: int,
   k_ratio, k_perm = jax.random.split(rng)
   lo, hi = spec.ratio_range
   ma, mb = spec.ratio_beta
-  u = jax.random.beta(k_ratio, ma, mb, (batch_size,))
+  u = _replicated(jax.random.beta(k_ratio, ma, mb, (batch_size,)))
   n, s = spec.num_points, spec.max_support
   if counts == "floor":
     ratio = lo + u * (hi - lo)
@@ -61,6 +61,16 @@ def sample_modality_support(rng: jax.Array, spec: ModalitySpec, batch_size: int,
   idx = jax.vmap(lambda k: jax.random.permutation(k, n)[:s])(perm_keys).astype(jnp.int32)
   mask = (jnp.arange(s)[None, :] < count[:, None]).astype(jnp.float32)
   return {"idx": idx, "mask": mask, "ratio": ratio.astype(jnp.float32)}
+
+
+def _replicated(x: jax.Array) -> jax.Array:
+  """`x` computed whole on every device when a mesh is set (`jax.set_mesh`, as
+  `meta_step.make_train_step` does). The beta draw is a rejection loop: sharded with the batch,
+  every pass of it would wait for an all-reduce of "all accepted?" across the devices (processes,
+  on several hosts); the values are the same either way."""
+  if jax.sharding.get_abstract_mesh().empty:
+    return x
+  return jax.lax.with_sharding_constraint(x, jax.sharding.PartitionSpec())
 
 
 def support_count_range(spec: ModalitySpec) -> tuple[int, int]:

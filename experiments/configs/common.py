@@ -163,6 +163,7 @@ def base_config() -> ml_collections.ConfigDict:
   released = {k: v[0] for k, v in RELEASED_VS_SPEC.items()}  # the released code's training
   c.support_counts = released["support_counts"]
   c.initial_loss = released["initial_loss"]
+  c.compute_dtype = "float32"   # "bfloat16": INR and rule in bf16, float32 state (accelerators)
   c.batch_size = 64
   c.num_train_steps = 100_000
 
