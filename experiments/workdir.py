@@ -7,7 +7,8 @@ A workdir holds one run: `config.json`, `metrics.jsonl`, `episodes.npz`, `checkp
   field that changes the result; only `RESTART_TOLERANT_FIELDS` (the budget, logging and
   checkpoint intervals, where the data lives, the evaluation batch) may differ. Fields only one
   side has (added or removed by a code change) are not a difference. A workdir with metrics or
-  results but no checkpoint (deleted) is refused too, rather than retrained into the same files.
+  results but no checkpoint (deleted) is refused too, rather than retrained into the same files;
+  a run stopped before its first checkpoint (metrics, an empty `checkpoints/`) restarts from 0.
 * `trim_metrics(path, step)`: on a resume, the metrics lines past the restored step are dropped
   (they are logged again), so `metrics.jsonl` holds each step once.
 
@@ -80,6 +81,8 @@ def check_restart(config, workdir: str) -> None:
           f"{'; ...' if len(diff) > 6 else ''}); use a new --workdir. Fields that may change on "
           f"a restart: {', '.join(RESTART_TOLERANT_FIELDS)}.")
   found = [n for n in RUN_FILES if os.path.isfile(os.path.join(workdir, n))]
+  if found == ["metrics.jsonl"] and os.path.isdir(os.path.join(workdir, "checkpoints")):
+    return  # stopped before its first checkpoint: it restarts from step 0, nothing is lost
   if found and not has_checkpoint(workdir):
     raise ValueError(
         f"--workdir {workdir} has {' and '.join(found)} of a run but no checkpoint to resume "

@@ -47,6 +47,23 @@ def test_restart_with_another_config_is_refused_before_writing(tmp_path, synthet
   assert out["step"] == 8
 
 
+def test_a_run_stopped_before_its_first_checkpoint_restarts_from_zero(tmp_path,
+                                                                     synthetic_data_dir):
+  w = str(tmp_path)
+  config = _config(synthetic_data_dir)
+  os.makedirs(os.path.join(w, "checkpoints"))  # created at the start, before any step is saved
+  with open(os.path.join(w, "config.json"), "w") as f:
+    f.write(config.to_json())
+  with open(os.path.join(w, "metrics.jsonl"), "w") as f:
+    f.write('{"step": 1, "loss": 1.0}\n')
+  out = train.train_and_evaluate(config, w)
+  assert out["step"] == config.num_train_steps
+  with open(os.path.join(w, "metrics.jsonl")) as f:
+    steps = [json.loads(l)["step"] for l in f if "loss" in l]
+  assert steps == sorted(set(steps)) and 1.0 not in [json.loads(l).get("loss") for l in
+                                                       open(os.path.join(w, "metrics.jsonl"))]
+
+
 def test_lost_checkpoints_are_reported_not_retrained(tmp_path, synthetic_data_dir):
   w = str(tmp_path)
   train.train_and_evaluate(_config(synthetic_data_dir), w)

@@ -16,7 +16,8 @@ machine's dense float32 matmul rate is measured in the same run. Each row names 
 
 Sweeps (`--sweep=`): `method` (cavia, metasgd, mia), `batch_size` (16..256), `inner_steps`
 (1, 3, 5, 10), `devices` (1 and 2 forced CPU devices; each in a subprocess), `options`
-(plain, remat, first_order). Peak memory is the process's peak RSS, so every sweep point runs in a
+(plain, remat, first_order), `precision` (compute_dtype float32, bfloat16). `--config.X=Y` flags
+hold for every point. Peak memory is the process's peak RSS, so every sweep point runs in a
 fresh subprocess to keep it honest.
 """
 
@@ -36,7 +37,8 @@ from ml_collections import config_flags
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "Experiment config (with :args).")
 flags.DEFINE_string("json", None, "Write the table rows to this JSON file.")
-flags.DEFINE_enum("sweep", None, ["method", "batch_size", "inner_steps", "devices", "options"],
+flags.DEFINE_enum("sweep", None, ["method", "batch_size", "inner_steps", "devices", "options",
+                                   "precision"],
                   "Sweep one dimension (each point in a subprocess).")
 flags.DEFINE_integer("steps", 10, "Steps per timed window.")
 flags.DEFINE_integer("windows", 5, "Timed windows (the median is reported).")
@@ -49,6 +51,7 @@ SWEEPS = {
     "inner_steps": [("inner_steps", k) for k in (1, 3, 5, 10)],
     "devices": [("devices", d) for d in (1, 2)],
     "options": [("options", o) for o in ("plain", "remat", "first_order", "remat+first_order")],
+    "precision": [("compute_dtype", d) for d in ("float32", "bfloat16")],
 }
 
 
@@ -122,6 +125,7 @@ def measure(config, steps: int, windows: int) -> dict:
       "method": config.method, "ablation": config.rule.ablation, "batch_size": config.batch_size,
       "inner_steps": config.inner_steps, "remat": config.remat,
       "first_order": config.first_order, "devices": mesh.devices.size,
+      "compute_dtype": config.get("compute_dtype", "float32"),
       "device_kind": mesh.devices.flat[0].device_kind, "platform": mesh.devices.flat[0].platform,
       "processes": jax.process_count(),
       "steps_per_s": sps, "ms_per_step": 1000.0 / sps, "compile_s": compile_s,
@@ -139,7 +143,7 @@ def _flops(compiled) -> float:
 
 COLUMNS = [("benchmark", "{}"), ("modalities", "{}"), ("method", "{}"), ("ablation", "{}"),
            ("batch_size", "{}"), ("inner_steps", "{}"), ("remat", "{}"), ("first_order", "{}"),
-           ("platform", "{}"), ("device_kind", "{}"), ("devices", "{}"), ("processes", "{}"),
+           ("compute_dtype", "{}"), ("platform", "{}"), ("device_kind", "{}"), ("devices", "{}"), ("processes", "{}"),
            ("steps_per_s", "{:.2f}"), ("ms_per_step", "{:.1f}"), ("compile_s", "{:.1f}"),
            ("peak_rss_mb", "{:.0f}"), ("gflops_per_step", "{:.2f}"), ("gflops_rolled", "{:.2f}"),
            ("achieved_gflops", "{:.1f}"),
@@ -163,8 +167,10 @@ def _config_arg() -> str:
 
 
 def _subprocess_row(config_arg: str, overrides: list[str], devices: int) -> dict:
+  # The command line's own --config.X=Y flags hold for every point; the sweep's come after them.
+  given = [a for a in sys.argv[1:] if a.startswith("--config.")]
   cmd = [sys.executable, "-m", "experiments.benchmarks.meta_step", f"--config={config_arg}", "--single",
-         f"--steps={FLAGS.steps}", f"--windows={FLAGS.windows}", f"--devices={devices}"] + overrides
+         f"--steps={FLAGS.steps}", f"--windows={FLAGS.windows}", f"--devices={devices}"] + given + overrides
   env = dict(os.environ)
   if devices:
     env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") +
