@@ -66,7 +66,11 @@ def initialize(coordinator_address: str | None = None, num_processes: int | None
   number of processes (1: nothing was done).
 
   Call it before anything else uses JAX. On CPU the processes' collectives go over gloo (TCP).
+  `num_processes=1` alone keeps a run to one process even where a cluster is detected (e.g. one
+  of several SLURM tasks that each train their own run).
   """
+  if num_processes == 1 and coordinator_address is None and process_id in (None, 0):
+    return 1  # one process, said so: no cluster detection either
   explicit = check_flags(coordinator_address, num_processes, process_id)
   if not explicit and detected_cluster() is None:
     return 1

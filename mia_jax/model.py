@@ -261,7 +261,7 @@ class MultimodalINR:
       else:
         pred = vmapped_apply(module, stacked[g.name], z, c)
       for i, n in enumerate(g.names):
-        out[n] = pred[i].astype(jnp.float32) + self._bias[n]
+        out[n] = (pred[i].astype(jnp.float32) if low else pred[i]) + self._bias[n]
     return out
 
 

@@ -35,7 +35,7 @@ def test_accelerator_script_refuses_cpu_and_writes_its_section(tmp_path, synthet
   # A dry run: the two short trainings (float32, bfloat16) of 2 steps; no sweep (each of those
   # is a meta_step subprocess, tested above).
   cmd = base + ["--allow_cpu", f"--doc={doc}", "--sweeps=", "--train_steps=2",
-                "--train_config=experiments/configs/synthetic.py:smoke",
+                "--train_config=experiments/configs/synthetic.py:smoke,method=cavia",
                 f"--data_dir={synthetic_data_dir}"]
   proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900)
   assert proc.returncode == 0, proc.stderr[-3000:]
