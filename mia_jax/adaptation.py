@@ -24,7 +24,7 @@ import jax
 import jax.numpy as jnp
 
 from mia_jax import sampling
-from mia_jax.model import MultimodalINR, cast_floats
+from mia_jax.model import MultimodalINR, cast_floats, is_lowered
 from mia_jax.rules.base import UpdateRule
 
 PyTree = Any
@@ -121,18 +121,20 @@ def adapt(model: MultimodalINR, rule: UpdateRule, params: PyTree, buffers: PyTre
   if num_steps < 0:
     raise ValueError(f"num_steps must be >= 0, got {num_steps}.")
   inr_params, rule_params = params["inr"], params["rule"]
-  low = compute_dtype is not None and jnp.dtype(compute_dtype) != jnp.float32
+  low = is_lowered(compute_dtype)
   predict = functools.partial(model.predict_stacked, compute_dtype=compute_dtype)
-  apply_rule = rule.apply
-  if low:  # the rule's matmuls in compute_dtype; its updates and latents back in float32
-    rule_params_low = cast_floats(rule_params, compute_dtype)
-    apply_rule = lambda _, g, z: cast_floats(
-        rule.apply(rule_params_low, cast_floats(g, compute_dtype), cast_floats(z, compute_dtype)),
-        jnp.float32)
   batch = prepare_batch(model, batch)
   stacked = model.stack(inr_params, buffers)  # once, outside the loop
-  if low:
-    stacked = cast_floats(stacked, compute_dtype)
+  if low:  # cast once here, not in every inner step
+    stacked, rule_params = cast_floats((stacked, rule_params), compute_dtype)
+
+  def apply_rule(grads, latents):
+    """The rule's update; with `compute_dtype`, computed in it and returned as float32."""
+    if not low:
+      return rule.apply(rule_params, grads, latents)
+    out = rule.apply(rule_params, *cast_floats((grads, latents), compute_dtype))
+    return cast_floats(out, jnp.float32)
+
   s_coords, s_values, in_support = {}, {}, {}
   for spec in model.specs:
     idx = episode[spec.name]["idx"]
@@ -156,7 +158,7 @@ def adapt(model: MultimodalINR, rule: UpdateRule, params: PyTree, buffers: PyTre
     (_, per_signal), grads = jax.value_and_grad(support_loss, has_aux=True)(latents)
     if first_order:
       grads = jax.lax.stop_gradient(grads)
-    updates, latents_base = apply_rule(rule_params, grads, latents)
+    updates, latents_base = apply_rule(grads, latents)
     new_latents = {k: latents_base[k] - updates[k] for k in latents}
     out = {"support_loss": per_signal}
     if track:

@@ -244,7 +244,7 @@ class MultimodalINR:
     `compute_dtype` (e.g. `jnp.bfloat16`): the backbones run in it (variables, latents and
     coordinates cast on entry; mixed precision) and the predictions come back as float32.
     """
-    low = compute_dtype is not None and jnp.dtype(compute_dtype) != jnp.float32
+    low = is_lowered(compute_dtype)
     if low:
       stacked, latents = cast_floats((stacked, latents), compute_dtype)
     out = {}
@@ -263,6 +263,11 @@ class MultimodalINR:
       for i, n in enumerate(g.names):
         out[n] = (pred[i].astype(jnp.float32) if low else pred[i]) + self._bias[n]
     return out
+
+
+def is_lowered(compute_dtype: Any) -> bool:
+  """Whether `compute_dtype` (None, a name or a dtype) asks for other than float32 compute."""
+  return compute_dtype is not None and jnp.dtype(compute_dtype) != jnp.float32
 
 
 def cast_floats(tree: PyTree, dtype: Any) -> PyTree:

@@ -93,7 +93,7 @@ def measure(config, steps: int, windows: int) -> dict:
   else:  # the values do not change the timing; the shapes come from the modality specs
     batch = random_batch(learner.specs, config.batch_size)
   batch = meta_step.put_batch(batch, mesh)
-  state = jax.device_put(learner.init(jax.random.PRNGKey(0)), meta_step.replicated(mesh))
+  state = meta_step.put_replicated(learner.init(jax.random.PRNGKey(0)), mesh)
   step = meta_step.make_train_step(learner, mesh)
 
   t = time.perf_counter()
