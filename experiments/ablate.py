@@ -14,7 +14,8 @@ Studies are defined by `studies()` in the config file (arms as config overrides,
 arm, the measures); see `experiments/studies.py`. Each run goes to `W/{arm}/seed{s}` (the
 `experiments.main` layout) with `config.seed = s`. Re-running the same command reuses finished
 runs and resumes unfinished ones from their checkpoints, so a killed study loses nothing. At the
-end the runner writes `W/results.csv`, `W/results.md` (printed), `W/trajectory.png` and
+end the runner writes `W/results.csv`, `W/results.md` (printed), `W/trajectory.png`,
+`W/support.png` (error against the fixed support ratios, where the runs have them) and
 `W/reconstructions.png` (`experiments/report.py`, `experiments/plots.py`), and `W/study.json`
 (what was run).
 
@@ -116,7 +117,7 @@ class StudyOutput:
     seeds: the seeds.
     results: `{arm: {seed: results.json}}`.
     markdown: the text of `results.md`.
-    files: `{"csv" | "md" | "trajectory" | "reconstructions" | "study": path}`.
+    files: `{"csv" | "md" | "trajectory" | "support" | "reconstructions" | "study": path}`.
   """
 
   workdir: str
@@ -255,7 +256,8 @@ def enable_compilation_cache(path: str) -> str:
 def write_report(study: Study, runs: Sequence[Run], workdir: str, seeds: Sequence[int],
                  notes: Sequence[str] = (), num_reconstructions: int = 3,
                  log: Callable[[str], None] = print) -> StudyOutput:
-  """Writes results.csv, results.md, trajectory.png and reconstructions.png from finished runs."""
+  """Writes results.csv, results.md, trajectory.png, support.png and reconstructions.png from
+  finished runs."""
   results = report.load_results(workdir, study, seeds)
   missing = [f"{r.arm}/seed{r.seed}" for r in runs if r.seed not in results.get(r.arm, {})]
   if missing:
@@ -274,6 +276,9 @@ def write_report(study: Study, runs: Sequence[Run], workdir: str, seeds: Sequenc
     f.write(markdown)
   files["trajectory"] = plots.plot_trajectories(
       study, results, os.path.join(workdir, "trajectory.png"))
+  support = plots.plot_support_curves(study, results, os.path.join(workdir, "support.png"))
+  if support:
+    files["support"] = support
   if num_reconstructions > 0:
     predictions = {}
     seed = seeds[0]

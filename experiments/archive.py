@@ -24,7 +24,7 @@ from mia_jax import sampling
 ARCHIVED_RUN_FILES = ("results.json", "config.json")
 EPISODES_FILE = "episodes.npz"
 EPISODES_REF = "episodes.sha256"  # in an archived run: the digest of its episodes (DIR/episodes/)
-ARCHIVED_REPORT_FILES = ("results.md", "results.csv", "study.json", "trajectory.png",
+ARCHIVED_REPORT_FILES = ("results.md", "results.csv", "study.json", "trajectory.png", "support.png",
                          "reconstructions.png")
 
 

@@ -2,6 +2,8 @@
 
 * `trajectory.png` (`plot_trajectories`): the error after each inner step 0..K per arm, with the
   spread over seeds, from the runs' `results.json` (see `experiments/report.py`);
+* `support.png` (`plot_support_curves`): the error after K steps against the fixed support
+  ratio (`eval.fixed_ratios`) per arm, log-log, with the spread over seeds;
 * `reconstructions.png` (`plot_reconstructions`): a few meta-test signals, their supports and
   every arm's prediction after K steps (`experiments.predict.predict_run`).
 
@@ -14,7 +16,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from experiments.report import LABELS, arm_info, report_modalities, trajectory
+from experiments.report import (LABELS, arm_info, report_modalities, support_curve,
+                                trajectory)
 from experiments.studies import Study
 
 
@@ -89,6 +92,52 @@ def plot_trajectories(study: Study, results: Mapping[str, Mapping[int, Mapping]]
   n = max(len(r) for r in results.values())
   fig.suptitle(f"{study.name}: error vs inner step (line: mean over {n} seed(s); band: min–max)",
                fontsize=11)
+  fig.savefig(path, dpi=110)
+  return path
+
+
+def plot_support_curves(study: Study, results: Mapping[str, Mapping[int, Mapping]], path: str,
+                        measures: Sequence[str] | None = None) -> str | None:
+  """Error after K steps against the fixed support ratio (log x): one panel per (measure,
+  modality), the mean over seeds as a line and the min-max over seeds as a band. Arms (and runs)
+  without fixed-ratio keys are left out. Writes `path`; None (nothing written) when no run has
+  such keys."""
+  measures = list(measures or study.measures)
+  arms = [a for a in study.arms if a in results]
+  info = arm_info(results)
+  mods = report_modalities(info, study.reference)
+  if not any(support_curve(results[a], measures[0], m)[2] for a in arms for m in mods):
+    return None
+  colors = _colors(arms)
+  fig = _figure(3.2 * len(mods) + 1.5, 2.6 * len(measures))
+  axes = fig.subplots(len(measures), len(mods), squeeze=False)
+  for r, measure in enumerate(measures):
+    for c, mod in enumerate(mods):
+      ax = axes[r][c]
+      for arm in arms:
+        if mod != "avg" and mod not in info[arm]["modalities"]:
+          continue
+        x, values, _ = support_curve(results[arm], measure, mod)
+        have = ~np.all(np.isnan(values), axis=0) if values.size else np.zeros(0, bool)
+        if not have.any():
+          continue
+        x, values = x[have], values[:, have]
+        ax.plot(x, np.nanmean(values, 0), marker="o", ms=3, color=colors[arm],
+                lw=2.2 if arm == study.reference else 1.3, label=arm)
+        if values.shape[0] > 1:
+          ax.fill_between(x, np.nanmin(values, 0), np.nanmax(values, 0), color=colors[arm],
+                          alpha=0.18, lw=0)
+      ax.set_xscale("log")
+      if measure.endswith("_mse") and ax.lines:
+        _log_axis(ax)
+      ax.set_title(f"{mod}", fontsize=10)
+      ax.set_xlabel("support ratio")
+      if c == 0:
+        ax.set_ylabel(LABELS[measure])
+  _legend(fig)
+  n = max(len(r) for r in results.values())
+  fig.suptitle(f"{study.name}: error after K steps vs support ratio (line: mean over {n} "
+               "seed(s); band: min–max)", fontsize=11)
   fig.savefig(path, dpi=110)
   return path
 

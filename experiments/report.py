@@ -5,7 +5,9 @@ and writes
 
 * `results.csv`: one row per arm, seed and metric key of the results contract;
 * `results.md`: per modality and arm, the measures after K inner steps as mean ± std over seeds
-  and the change against the reference arm, after K steps and per support-ratio bin.
+  and the change against the reference arm, after K steps and per support-ratio bin; and the
+  error at each fixed support ratio (`eval.fixed_ratios`, keys `.../ratio{r}`), naming the runs
+  that lack those keys (archived before fixed-ratio evaluation existed).
 
 Files and numbers only (no JAX computation): cheap to test and to call from a notebook. The figures are
 `experiments/plots.py`.
@@ -27,6 +29,7 @@ from experiments.studies import Study
 
 STEPS_SUFFIX = re.compile(r"^step(\d+)$")
 BIN_SUFFIX = re.compile(r"^R([0-9.eE+-]+)-([0-9.eE+-]+)$")
+RATIO_SUFFIX = re.compile(r"^ratio([0-9.eE+-]+)$")
 CSV_COLUMNS = ("study", "arm", "seed", "measure", "modality", "at", "key", "value")
 LABELS = {"generalization_mse": "generalization MSE", "memorization_mse": "memorization MSE",
           "full_mse": "full MSE", "generalization_psnr": "generalization PSNR (dB)",
@@ -229,6 +232,7 @@ def format_markdown(study: Study, results: Mapping[str, Mapping[int, Mapping]],
       rows.append(row + cells(arm, mod, f"step{k}"))
     lines += [f"### {mod}", ""] + _table(header, rows) + [""]
 
+  lines += _support_tables(study, results, arms, mods, cells, measure_columns)
   if not bins:
     return "\n".join(lines).rstrip() + "\n"
   lines += ["## Per support-ratio bin (after K steps)", ""]
@@ -246,6 +250,80 @@ def format_markdown(study: Study, results: Mapping[str, Mapping[int, Mapping]],
         rows.append(row + cells(arm, mod, b))
     lines += [f"### {mod}", ""] + _table(header, rows) + [""]
   return "\n".join(lines).rstrip() + "\n"
+
+
+def lacking_fixed_ratios(results: Mapping[str, Mapping[int, Mapping]]) -> list[str]:
+  """`arm/seed{s}` of the runs without fixed-ratio keys (e.g. archived before they existed)."""
+  return [f"{arm}/seed{seed}" for arm, by_seed in results.items() for seed in sorted(by_seed)
+          if not any(RATIO_SUFFIX.match(k.rpartition("/")[2])
+                     for k in by_seed[seed]["metrics"])]
+
+
+def support_curve(results_by_seed: Mapping[int, Mapping], measure: str, modality: str
+                  ) -> tuple[np.ndarray, np.ndarray, list[str]]:
+  """One arm's error against the fixed support ratio: `(x [R], values [num_seeds, R], labels)`.
+
+  `x` is the support's actual ratio (count / N, from results.json's `fixed_supports`: a ratio
+  outside the modality's range was clipped to it; for "avg", where every modality has the same)
+  or else the ratio asked for; ratios whose supports coincide after clipping are shown once. Values are NaN where a
+  run lacks the key; empty arrays when no run has fixed-ratio keys.
+  """
+  seeds = sorted(results_by_seed)
+  labels = sorted({at for s in seeds for k in results_by_seed[s]["metrics"]
+                   for _, mod, at in [split_key(k)] if mod == modality and RATIO_SUFFIX.match(at)},
+                  key=lambda at: float(RATIO_SUFFIX.match(at).group(1)))
+  x, kept = [], []
+  for at in labels:
+    actual = float(RATIO_SUFFIX.match(at).group(1))
+    for s in seeds:
+      sizes = results_by_seed[s].get("fixed_supports", {})
+      found = {float(v[at]["ratio"]) for m, v in sizes.items()
+               if at in v and modality in (m, "avg")}
+      if len(found) == 1:  # "avg": when every modality's support has the same ratio
+        actual = found.pop()
+        break
+    if x and np.isclose(actual, x[-1]):
+      continue
+    x.append(actual)
+    kept.append(at)
+  values = np.full((len(seeds), len(kept)), np.nan)
+  for i, s in enumerate(seeds):
+    for j, at in enumerate(kept):
+      values[i, j] = results_by_seed[s]["metrics"].get(f"{measure}/{modality}/{at}", np.nan)
+  return np.asarray(x), values, kept
+
+
+def _support_tables(study, results, arms, mods, cells, measure_columns) -> list[str]:
+  """The "At fixed support ratios" section of `format_markdown` (none without such keys)."""
+  if not any(support_curve(results[a], study.measures[0], m)[2] for a in arms for m in mods):
+    return []
+  lines = ["## At fixed support ratios (after K steps)", "",
+           "Every meta-test signal adapted on a support of `floor(r N)` points (r clipped to the "
+           "modality's range; nested across r, paired across arms)."]
+  lacking = lacking_fixed_ratios({a: results[a] for a in arms})
+  if lacking:
+    lines += ["", f"Runs without fixed-ratio results (not in these tables): "
+                  f"{', '.join(lacking)}."]
+  lines.append("")
+  for mod in mods:
+    rows = []
+    for arm in arms:
+      if mod != "avg" and mod not in info_modalities(results[arm]):
+        continue
+      x, _, kept = support_curve(results[arm], study.measures[0], mod)
+      for r, at in zip(x, kept):
+        rows.append((r, [f"{r:.3g}", f"**{arm}** (ref)" if arm == study.reference else arm]
+                     + cells(arm, mod, at)))
+    if rows:
+      rows.sort(key=lambda row: row[0])  # stable: arms in study order within a ratio
+      lines += [f"### {mod}", ""] + _table(["support ratio", "arm"] + measure_columns,
+                                           [r for _, r in rows]) + [""]
+  return lines
+
+
+def info_modalities(results_by_seed: Mapping[int, Mapping]) -> list[str]:
+  """An arm's modalities (`arm_info`'s)."""
+  return arm_info({"arm": results_by_seed})["arm"]["modalities"]
 
 
 def trajectory(results_by_seed: Mapping[int, Mapping], measure: str, modality: str,

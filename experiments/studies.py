@@ -301,7 +301,8 @@ def check_shared_test_set(configs: Mapping[str, Any]) -> None:
   """
   def key(c):
     return json.dumps({"data": c.data.to_dict(), "episode_seed": c.eval.episode_seed,
-                       "episodes_path": c.eval.episodes_path}, sort_keys=True)
+                       "episodes_path": c.eval.episodes_path,
+                       "fixed_ratios": c.eval.get("fixed_ratios", "")}, sort_keys=True)
   arms = list(configs)
   ref = key(configs[arms[0]])
   for arm in arms[1:]:
@@ -309,8 +310,8 @@ def check_shared_test_set(configs: Mapping[str, Any]) -> None:
       diff = config_differences(json.loads(ref), json.loads(key(configs[arm])), ignore=())
       raise ValueError(f"Arm {arm!r} changes the meta-test data or episodes ({'; '.join(diff)}) "
                        f"against arm {arms[0]!r}; the arms of a study must be evaluated on the "
-                       "same support sets (paired comparison). Do not override data.* or "
-                       "eval.episode_seed per arm.")
+                       "same support sets (paired comparison). Do not override data.*, "
+                       "eval.episode_seed or eval.fixed_ratios per arm.")
 
 
 def check_paired(workdir: str, study: Study, seeds: Sequence[int]) -> int:

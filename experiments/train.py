@@ -40,25 +40,69 @@ from mia_jax.meta_step import MetaLearner, TrainState
 
 
 def evaluate(learner: MetaLearner, state: TrainState, source, episodes, batch_size: int,
-             mesh, progress: bool = False, closed_bins: bool = False
-             ) -> tuple[dict[str, float], evaluation.Accumulator]:
-  """Adapts on every meta-test episode and returns the flat metrics (results contract);
-  `closed_bins` as `evaluation.Accumulator`'s (`config.eval.closed_bins`)."""
+             mesh, progress: bool = False, closed_bins: bool = False,
+             fixed_ratios: Sequence[float] = ()
+             ) -> tuple[dict[str, float], dict[str, evaluation.Accumulator]]:
+  """Adapts on every meta-test episode and returns the flat metrics (results contract) and the
+  accumulators, `{"meta_test": ..., ratio_label(r): ...}`; `closed_bins` as
+  `evaluation.Accumulator`'s (`config.eval.closed_bins`). With `fixed_ratios`, every signal is
+  also adapted at each fixed support ratio (`sampling.fixed_ratio_episodes`; keys `.../ratio{r}`);
+  a ratio whose supports are those of an earlier one (clipped to the same counts) is not rerun."""
   eval_step = meta_step.make_eval_step(learner, mesh)
   n = next(iter(episodes.values()))["idx"].shape[0]
+  passes = {"meta_test": episodes,
+            **sampling.fixed_ratio_episodes(episodes, learner.specs, fixed_ratios)}
+  num_batches = -(-n // batch_size)
+  counts = lambda ep: tuple(int(e["mask"][0].sum()) for e in ep.values())
+  distinct = {}  # fixed-ratio support counts -> the first label that has them
+  for label, ep in passes.items():
+    if label != "meta_test":
+      distinct.setdefault(counts(ep), label)
+  bar = tqdm(total=num_batches * (1 + len(distinct)), desc="evaluate", leave=False,
+             disable=not progress or not distributed.is_primary())
+  accs: dict[str, evaluation.Accumulator] = {}
+  metrics: dict[str, float] = {}
+  for label, ep in passes.items():
+    same = None if label == "meta_test" else distinct[counts(ep)]
+    if same is not None and same != label:
+      accs[label] = accs[same]
+    else:
+      accs[label] = _accumulate(learner, state, eval_step, source, ep, n, batch_size, mesh,
+                                closed_bins, bar)
+    if label == "meta_test":
+      metrics.update(accs[label].summarize())
+    else:
+      per_signal = accs[label].per_signal()
+      evaluation.check_finite(per_signal)
+      metrics.update(evaluation.fixed_ratio_metrics(per_signal, learner.specs,
+                                                    learner.meta.inner_steps, label))
+  bar.close()
+  return metrics, accs
+
+
+def _accumulate(learner, state, eval_step, source, episodes, n, batch_size, mesh, closed_bins,
+                bar) -> evaluation.Accumulator:
+  """One pass of `eval_step` over the meta-test signals with these episodes."""
   acc = evaluation.Accumulator(learner.specs, learner.meta.inner_steps, closed_bins)
   # Each process reads its rows of every batch; the errors come back whole to every process.
   loader = sources.make_eval_loader(source, batch_size, n, num_shards=jax.process_count(),
                                     shard_index=jax.process_index())
   take = lambda rows: jax.tree.map(lambda x: x[np.minimum(rows, n - 1)], episodes)
-  for k, (batch, rows) in enumerate(tqdm(
-      loader, total=-(-n // batch_size), desc="evaluate", leave=False,
-      disable=not progress or not distributed.is_primary())):
+  for k, (batch, rows) in enumerate(loader):
     every = k * batch_size + np.arange(batch_size)  # the whole batch's signals (padded: >= n)
     out = eval_step(state.params, state.buffers, meta_step.put_batch(batch, mesh),
                     meta_step.put_batch(take(rows), mesh))
     acc.add(jax.device_get(out), take(every), every < n)
-  return acc.summarize(), acc
+    bar.update(1)
+  return acc
+
+
+def fixed_supports(specs, fixed_ratios: Sequence[float]) -> dict[str, dict[str, dict]]:
+  """`{modality: {ratio_label(r): {"count": points, "ratio": count / N}}}`: the support of every
+  fixed ratio after clipping to the modality's range (results.json's `fixed_supports`)."""
+  return {s.name: {sampling.ratio_label(r): {"count": c, "ratio": c / s.num_points}
+                   for r in fixed_ratios for c in [sampling.fixed_support_count(s, r)]}
+          for s in specs}
 
 
 def checkpoint_manager(workdir: str, config) -> ocp.CheckpointManager:
@@ -211,7 +255,8 @@ def prepare(config, workdir: str, data: Mapping[str, Mapping] | None = None) -> 
     num_test = min(num_test, config.data.num_test_signals)
   episodes = None
   if config.eval.episodes_path:
-    episodes = sampling.load_episodes(config.eval.episodes_path, learner.specs)
+    episodes = sampling.load_episodes(config.eval.episodes_path, learner.specs,
+                                      sampling.parse_fixed_ratios(config.eval.fixed_ratios))
     have = next(iter(episodes.values()))["idx"].shape[0]
     if have < num_test:
       raise ValueError(f"Episode file {config.eval.episodes_path!r} has {have} signals; the test "
@@ -237,6 +282,7 @@ def train_prepared(run: Prepared) -> dict:
   primary = distributed.is_primary()  # process 0 writes the files; every process checkpoints
   distributed.barrier("prepared")  # every process has checked the workdir before it changes
   episodes = run.episodes
+  fixed_ratios = sampling.parse_fixed_ratios(config.eval.get("fixed_ratios", ""))
   if episodes is None:  # the same on every process (drawn from the episode seed)
     episodes = sampling.make_eval_episodes(config.eval.episode_seed, learner.specs, num_test)
   if primary:
@@ -245,7 +291,8 @@ def train_prepared(run: Prepared) -> dict:
       f.write(config.to_json(indent=2))
     os.replace(os.path.join(workdir, "config.json.tmp"), os.path.join(workdir, "config.json"))
     if run.episodes is None:
-      sampling.save_episodes(os.path.join(workdir, "episodes.npz"), episodes)
+      sampling.save_episodes(os.path.join(workdir, "episodes.npz"), episodes, learner.specs,
+                             fixed_ratios)
 
   rng = jax.random.PRNGKey(config.seed)
   state = meta_step.put_replicated(learner.init(rng), mesh)
@@ -322,8 +369,11 @@ def train_prepared(run: Prepared) -> dict:
     manager.close()
 
   metrics, _ = evaluate(learner, state, test_source, episodes, config.eval.batch_size, mesh,
-                        progress=True, closed_bins=config.eval.get("closed_bins", False))
+                        progress=True, closed_bins=config.eval.get("closed_bins", False),
+                        fixed_ratios=fixed_ratios)
   results = {"config": config.to_dict(), "step": int(state.step), "metrics": metrics}
+  if fixed_ratios:  # the support sizes behind the .../ratio{r} keys
+    results["fixed_supports"] = fixed_supports(learner.specs, fixed_ratios)
   if not primary:
     return results
   with open(os.path.join(workdir, "results.json"), "w") as f:

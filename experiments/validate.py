@@ -112,6 +112,7 @@ def validate_config(config) -> None:
       raise ValueError(f"config.{field}={value!r} is not allowed; expected {allowed}.")
   # The method, the ablation (and that only MIA has ablations), lr_position, the rule fields.
   rules.from_config(config.method, config.rule.to_dict())
+  sampling.parse_fixed_ratios(config.eval.get("fixed_ratios", ""))  # numbers in (0, 1]
   ModelConfig.from_config(config.model.to_dict())  # the model's names (latent_map, ...)
   _check_data(config)
   if config.data.source == "tfds" and config.benchmark in benchmarks.BENCHMARKS:

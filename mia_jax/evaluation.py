@@ -6,6 +6,8 @@ the results contract:
 
   "{measure}/{modality}/step{k}"     for k = 0..K   (the learning trajectory)
   "{measure}/{modality}/R{lo}-{hi}"  after K steps, per support-ratio bin
+  "{measure}/{modality}/ratio{r}"    after K steps, every signal at the fixed support ratio r
+                                     (`sampling.fixed_ratio_episodes`; `fixed_ratio_metrics`)
 
 A bin is `[lo, hi)` (the last `[lo, hi]`) by default; with `closed_bins=True` every bin is
 `[lo, hi]`, as the released code's, so a ratio on an edge counts in both neighbouring bins.
@@ -128,7 +130,6 @@ def summarize(per_signal: Mapping, specs: Sequence[ModalitySpec], num_steps: int
               closed_bins: bool = False) -> dict[str, float]:
   """Reduces per-signal errors to `{measure}/{modality}/step{k}` and `.../R{lo}-{hi}` metrics
   (`closed_bins`: every bin `[lo, hi]`; else `[lo, hi)` and the last `[lo, hi]`)."""
-  metrics: dict[str, float] = {}
   per_mod: dict[str, dict[str, float]] = {}
   for spec in specs:
     d = per_signal[spec.name]
@@ -144,18 +145,37 @@ def summarize(per_signal: Mapping, specs: Sequence[ModalitySpec], num_steps: int
           keys[f"{measure}/{spec.name}/{bin_label(lo, hi)}"] = _reduce(
               measure, src[num_steps][in_bin], d["has_gen"][in_bin])
     per_mod[spec.name] = keys
-    metrics.update(keys)
-  # "avg": mean over the modalities that have the key.
+  return _with_average(per_mod)
+
+
+def _with_average(per_mod: Mapping[str, Mapping[str, float]]) -> dict[str, float]:
+  """The modalities' metrics and their "avg": the mean over the modalities that have the key.
+  NaNs are dropped (e.g. generalization when every support is the whole grid): JSON has none."""
+  metrics: dict[str, float] = {}
   suffixes: dict[str, list[float]] = {}
-  for spec in specs:
-    for key, value in per_mod[spec.name].items():
+  for keys in per_mod.values():
+    metrics.update(keys)
+    for key, value in keys.items():
       measure, _, suffix = key.split("/")
       suffixes.setdefault(f"{measure}/avg/{suffix}", []).append(value)
   for key, values in suffixes.items():
     finite = [v for v in values if np.isfinite(v)]
     metrics[key] = float(np.mean(finite)) if finite else float("nan")
-  # Drop NaNs (e.g. generalization when every support is the whole grid): JSON has no NaN.
   return {k: v for k, v in metrics.items() if np.isfinite(v)}
+
+
+def fixed_ratio_metrics(per_signal: Mapping, specs: Sequence[ModalitySpec], num_steps: int,
+                        label: str) -> dict[str, float]:
+  """`{measure}/{modality}/{label}` after K steps (and avg) of an evaluation at one fixed
+  support ratio (`label` = `sampling.ratio_label(r)`); `per_signal` as `Accumulator.per_signal`."""
+  per_mod = {}
+  for spec in specs:
+    d = per_signal[spec.name]
+    per_mod[spec.name] = {
+        f"{measure}/{spec.name}/{label}": _reduce(measure, d[_SOURCE[measure]][num_steps],
+                                                  d["has_gen"])
+        for measure in MEASURES}
+  return _with_average(per_mod)
 
 
 def format_table(metrics: Mapping[str, float], names: Sequence[str], num_steps: int) -> str:

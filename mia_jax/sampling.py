@@ -15,6 +15,13 @@ An *episode* is a dict keyed by modality name:
 
 `idx[b, :count]` are distinct grid indices; entries past `count` are padding (valid indices,
 masked out).
+
+*Fixed-ratio* episodes (`fixed_ratio_episodes`) evaluate every signal at one support ratio `r`:
+`floor(r' N)` points (at least 1), with `r'` the ratio clipped to the modality's range. They are
+cut from the meta-test episode itself, the first `floor(r' N)` of its `idx`, so one signal's
+supports are nested across the ratios (an error-vs-support curve per signal, with less variance
+than independent draws) and, like the meta-test episode, a modality's fixed supports are the same
+whichever other modalities or method a run has (paired).
 """
 
 from __future__ import annotations
@@ -110,15 +117,73 @@ def make_eval_episodes(seed: int, specs: Sequence[ModalitySpec], num_signals: in
   return out
 
 
+def parse_fixed_ratios(value: str | Sequence[float] | None) -> tuple[float, ...]:
+  """`"0.01,0.1"` (or a sequence of numbers) -> the sorted distinct ratios; "" or None -> ().
+
+  Raises:
+    ValueError: a ratio that is not a number in (0, 1], named with what is allowed.
+  """
+  if value is None or (isinstance(value, str) and not value.strip()):
+    return ()
+  items = value.split(",") if isinstance(value, str) else list(value)
+  out = set()
+  for item in items:
+    try:
+      r = float(item)
+    except (TypeError, ValueError):
+      raise ValueError(f"eval.fixed_ratios: {item!r} is not a number; expected comma-separated "
+                       "support ratios in (0, 1], e.g. '0.01,0.1,1'.") from None
+    if not 0.0 < r <= 1.0:
+      raise ValueError(f"eval.fixed_ratios: {item!r} is outside (0, 1]; a ratio is the fraction "
+                       "of the grid in the support.")
+    out.add(r)
+  return tuple(sorted(out))
+
+
+def ratio_label(ratio: float) -> str:
+  """The results-key suffix of a fixed support ratio: `ratio0.01`."""
+  return f"ratio{ratio:g}"
+
+
+def fixed_support_count(spec: ModalitySpec, ratio: float) -> int:
+  """`floor(r' N)` with `r'` the ratio clipped to the modality's range; in [1, max_support]."""
+  lo, hi = spec.ratio_range
+  r = min(max(float(ratio), lo), hi)
+  return int(min(max(1, np.floor(r * spec.num_points + 1e-6)), spec.max_support))
+
+
+def fixed_ratio_episodes(episode: Mapping[str, Mapping[str, np.ndarray]],
+                         specs: Sequence[ModalitySpec], ratios: Sequence[float]
+                         ) -> dict[str, Episode]:
+  """`{ratio_label(r): episode}`: every signal's support cut to `fixed_support_count(spec, r)`
+  points, the first ones of the meta-test `episode`'s `idx` (nested across ratios; see the module
+  docstring). The `ratio` entry is the support's actual ratio, count / N."""
+  out = {}
+  for r in ratios:
+    ep = {}
+    for spec in specs:
+      idx = np.asarray(episode[spec.name]["idx"])
+      count = fixed_support_count(spec, r)
+      mask = np.broadcast_to((np.arange(idx.shape[1]) < count).astype(np.float32), idx.shape)
+      ep[spec.name] = {"idx": idx, "mask": np.array(mask),
+                       "ratio": np.full(idx.shape[0], count / spec.num_points, np.float32)}
+    out[ratio_label(r)] = ep
+  return out
+
+
 def slice_episode(episode: Episode, start: int, stop: int) -> Episode:
   return {m: {k: v[start:stop] for k, v in ep.items()} for m, ep in episode.items()}
 
 
-def save_episodes(path: str | os.PathLike, episode: Episode) -> None:
+def save_episodes(path: str | os.PathLike, episode: Episode,
+                  specs: Sequence[ModalitySpec] = (), fixed_ratios: Sequence[float] = ()) -> None:
   """Writes episodes to `.npz` with keys `{name}/idx`, `{name}/count`, `{name}/ratio`.
 
   `idx` holds the support indices (row-major grid positions), of which the first `count` per
   signal are the support; other codebases can read this file to evaluate on identical episodes.
+  With `fixed_ratios` (and the `specs` of the episode's modalities), also `{name}/fixed_ratio`
+  (the ratios asked for) and `{name}/fixed_count` (`fixed_support_count`): the fixed-ratio supports are the first `fixed_count[j]` entries of
+  every signal's `idx` (`fixed_ratio_episodes`).
   The file is compressed and `idx` is stored as uint16 where the grid has at most 65,536 points
   (int32 otherwise), about a third of the plain int32 size; `load_episodes` returns int32.
   """
@@ -127,7 +192,32 @@ def save_episodes(path: str | os.PathLike, episode: Episode) -> None:
     arrays[f"{name}/idx"] = np.asarray(ep["idx"])
     arrays[f"{name}/count"] = np.asarray(ep["mask"]).sum(-1).astype(np.int32)
     arrays[f"{name}/ratio"] = np.asarray(ep["ratio"], np.float32)
+  if fixed_ratios:
+    arrays.update(fixed_arrays(specs, fixed_ratios))
   write_episode_arrays(path, arrays)
+
+
+def fixed_arrays(specs: Sequence[ModalitySpec], fixed_ratios: Sequence[float]
+                 ) -> dict[str, np.ndarray]:
+  """The episodes file's `{name}/fixed_ratio` and `{name}/fixed_count` arrays."""
+  out = {}
+  for spec in specs:
+    out[f"{spec.name}/fixed_ratio"] = np.asarray(fixed_ratios, np.float32)
+    out[f"{spec.name}/fixed_count"] = np.asarray(
+        [fixed_support_count(spec, r) for r in fixed_ratios], np.int32)
+  return out
+
+
+def check_fixed_arrays(path: str, data: Mapping[str, np.ndarray], specs: Sequence[ModalitySpec],
+                       fixed_ratios: Sequence[float]) -> None:
+  """Raises unless an episodes file's fixed-ratio arrays, where it has them, are the ones these
+  `fixed_ratios` give (a file without them gets them derived from its `idx`)."""
+  for key, want in fixed_arrays(specs, fixed_ratios).items():
+    if key in data and not np.array_equal(np.asarray(data[key]), want):
+      show = lambda a: "[" + ", ".join(f"{x:g}" for x in np.asarray(a).tolist()) + "]"
+      raise ValueError(f"Episode file {path!r}: {key} is {show(data[key])}, but "
+                       f"eval.fixed_ratios gives {show(want)}; set eval.fixed_ratios to the "
+                       "file's ratios, or use a file written for these.")
 
 
 def write_episode_arrays(path: str | os.PathLike, arrays: Mapping[str, np.ndarray]) -> None:
@@ -144,8 +234,10 @@ def write_episode_arrays(path: str | os.PathLike, arrays: Mapping[str, np.ndarra
     np.savez_compressed(f, **out)
 
 
-def load_episodes(path: str | os.PathLike, specs: Sequence[ModalitySpec]) -> Episode:
-  """Reads episodes written by `save_episodes`, checking them against the modality specs."""
+def load_episodes(path: str | os.PathLike, specs: Sequence[ModalitySpec],
+                  fixed_ratios: Sequence[float] = ()) -> Episode:
+  """Reads episodes written by `save_episodes`, checking them against the modality specs (and
+  its fixed-ratio arrays, where it has them, against `fixed_ratios`: `check_fixed_arrays`)."""
   try:
     data = np.load(path)
   except FileNotFoundError:
@@ -166,6 +258,8 @@ def load_episodes(path: str | os.PathLike, specs: Sequence[ModalitySpec]) -> Epi
       raise ValueError(f"Episode file {os.fspath(path)!r}: {spec.name}/idx outside "
                        f"[0, {spec.num_points}).")
     _check_episode_arrays(os.fspath(path), spec, idx, count, ratio)
+    if fixed_ratios:
+      check_fixed_arrays(os.fspath(path), data, [spec], fixed_ratios)
     mask = (np.arange(spec.max_support)[None] < count[:, None]).astype(np.float32)
     out[spec.name] = {"idx": idx.astype(np.int32), "mask": mask, "ratio": ratio.astype(np.float32)}
   sizes = {n: e["idx"].shape[0] for n, e in out.items()}

@@ -55,6 +55,8 @@ RELEASED_VS_SPEC = {
     "eval.closed_bins": (True, False),
 }
 VARIANTS = ("released", "spec")
+# The default fixed support ratios of the evaluation (`eval.fixed_ratios`).
+FIXED_RATIOS = "0.002,0.005,0.01,0.02,0.05,0.1,0.25,0.5,1"
 
 # The paper's settings for its image benchmarks (MIA_SPEC sections 3 and 5), used by every 2-D
 # and audio benchmark: composer rank 64 with 128 random Fourier features of sigma 30, batch 32,
@@ -78,7 +80,7 @@ REAL_CPU = {**IMAGE_CPU, "num_train_steps": 1_000, "eval.batch_size": 50,
 OFFLINE = {**IMAGE, "num_train_steps": 50_000, "eval.batch_size": 50}
 # `smoke`: seconds, a tiny model and a few steps, for tests.
 SMOKE = {"model.hidden": 16, "model.rank": 4, "rule.sft_width": 24, "rule.head_dim": 8,
-         "log_every_steps": 2, "log_reconstructions": 0}
+         "log_every_steps": 2, "log_reconstructions": 0, "eval.fixed_ratios": ""}
 IMAGE_SMOKE = {**SMOKE, "num_train_steps": 4, "batch_size": 4, "model.ff_dim": 16,
                "data.num_test_signals": 8, "eval.batch_size": 4, "checkpoint_every_steps": 2}
 OFFLINE_SMOKE = {**IMAGE_SMOKE, "data.builder_config": "small"}
@@ -197,6 +199,10 @@ def base_config() -> ml_collections.ConfigDict:
       batch_size=64,
       every_steps=0,            # 0 = evaluate only at the end
       closed_bins=released["eval.closed_bins"],
+      # Also evaluate every meta-test signal at each of these support ratios (clipped to each
+      # modality's range; keys {measure}/{modality}/ratio{r}): the error-vs-support curves of
+      # the study reports. "" = none. Each distinct ratio is one more pass over the test set.
+      fixed_ratios=FIXED_RATIOS,
   ))
   c.log_every_steps = 50
   c.tensorboard = True          # TensorBoard event files in the workdir (experiments/events.py)
