@@ -221,14 +221,18 @@ def format_markdown(study: Study, results: Mapping[str, Mapping[int, Mapping]],
 
   measure_columns = [c for m in study.measures for c in (LABELS[m], "Δ")]
   lines += ["", "## After K inner steps", ""]
+  counts = {a: rule_params(results[a]) for a in arms}
+  show_counts = any(c is not None for c in counts.values())
   for mod in mods:
-    header = ["arm", "seeds", "K"] + measure_columns
+    header = ["arm", "seeds", "K"] + (["rule params"] if show_counts else []) + measure_columns
     rows = []
     for arm in arms:
       if mod != "avg" and mod not in info[arm]["modalities"]:
         continue
       k = info[arm]["K"]
       row = [f"**{arm}** (ref)" if arm == ref else arm, str(len(info[arm]["seeds"])), str(k)]
+      if show_counts:
+        row.append("–" if counts[arm] is None else f"{counts[arm]:,}")
       rows.append(row + cells(arm, mod, f"step{k}"))
     lines += [f"### {mod}", ""] + _table(header, rows) + [""]
 
@@ -250,6 +254,13 @@ def format_markdown(study: Study, results: Mapping[str, Mapping[int, Mapping]],
         rows.append(row + cells(arm, mod, b))
     lines += [f"### {mod}", ""] + _table(header, rows) + [""]
   return "\n".join(lines).rstrip() + "\n"
+
+
+def rule_params(results_by_seed: Mapping[int, Mapping]) -> int | None:
+  """The meta-learned parameters of an arm's update rule (results.json's `num_params`; None for
+  runs written before it was recorded)."""
+  counts = {r["num_params"]["rule"] for r in results_by_seed.values() if "num_params" in r}
+  return counts.pop() if len(counts) == 1 else None
 
 
 def lacking_fixed_ratios(results: Mapping[str, Mapping[int, Mapping]]) -> list[str]:

@@ -97,6 +97,13 @@ def _accumulate(learner, state, eval_step, source, episodes, n, batch_size, mesh
   return acc
 
 
+def param_counts(params) -> dict[str, int]:
+  """Meta-learned parameters per part of the state (`inr`, `rule`, `log_var`) and `total`
+  (results.json's `num_params`; the study reports show the rule's beside its errors)."""
+  out = {k: int(sum(np.size(x) for x in jax.tree.leaves(v))) for k, v in params.items()}
+  return {**out, "total": sum(out.values())}
+
+
 def fixed_supports(specs, fixed_ratios: Sequence[float]) -> dict[str, dict[str, dict]]:
   """`{modality: {ratio_label(r): {"count": points, "ratio": count / N}}}`: the support of every
   fixed ratio after clipping to the modality's range (results.json's `fixed_supports`)."""
@@ -372,6 +379,7 @@ def train_prepared(run: Prepared) -> dict:
                         progress=True, closed_bins=config.eval.get("closed_bins", False),
                         fixed_ratios=fixed_ratios)
   results = {"config": config.to_dict(), "step": int(state.step), "metrics": metrics}
+  results["num_params"] = param_counts(state.params)
   if fixed_ratios:  # the support sizes behind the .../ratio{r} keys
     results["fixed_supports"] = fixed_supports(learner.specs, fixed_ratios)
   if not primary:

@@ -117,7 +117,8 @@ def test_lr_position_places_the_rate_before_or_after_the_sft():
 
 _SFT_OFF = {"none": {}, "no_usft": dict(use_usft=False), "no_msft": dict(use_msft=False),
             "no_fuser": dict(use_fuser=False), "grad_only": dict(use_latent=False),
-            "latent_only": dict(use_grad=False)}
+            "latent_only": dict(use_grad=False), "sft_mlp": dict(mixer="mlp_pooled"),
+            "sft_mlp_local": dict(mixer="mlp")}
 BY_HAND = {
     "cavia": (("cavia", dict(inner_lr=0.3)),
               lambda: chain(learning_rate(0.3)), lambda: rules.cavia(0.3)),
@@ -141,6 +142,13 @@ BY_HAND = {
        for ab, off in _SFT_OFF.items() if ab != "none"},
     "mia_no_sft": (("mia", dict(SFT, ablation="no_sft", inner_lr=0.7)),
                    lambda: chain(learning_rate(0.7)), lambda: rules.cavia(0.7)),
+    # The SFT replaced by a method's module: the scaler stays, starting at 1.
+    "mia_rule_alfa": (("mia", dict(SFT, ablation="rule_alfa", inner_lr=0.5)),
+                      lambda: chain(gradient_scaler(1.0), alfa(inner_lr=0.5)), None),
+    "mia_rule_gap": (("mia", dict(SFT, ablation="rule_gap", inner_lr=0.5)),
+                     lambda: chain(gradient_scaler(1.0), learning_rate(0.5), gap()), None),
+    "mia_rule_metasgd": (("mia", dict(SFT, ablation="rule_metasgd", lr_position="post")),
+                         lambda: chain(gradient_scaler(1.0), learned_learning_rate(1.0)), None),
     "alfa": (("alfa", dict(inner_lr=0.5, grad_scale=3.0)),
              lambda: chain(gradient_scaler(3.0), alfa(inner_lr=0.5)), None),
     "gap": (("gap", dict(inner_lr=0.5)), lambda: chain(learning_rate(0.5), gap()), None),

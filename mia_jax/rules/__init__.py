@@ -27,7 +27,11 @@ METHODS = ("mia", "cavia", "metasgd", "alfa", "gap")
 
 # MIA's ablations: the `sft()` switches each one turns off; "no_sft" removes the SFT (and with it
 # the gradient scaler, which without the SFT would only be a learned scalar learning rate).
-ABLATIONS: dict[str, dict[str, bool] | None] = {
+# Replacements: "sft_mlp" / "sft_mlp_local" swap the SFTs' transformer blocks for per-token MLPs of
+# about their parameter count (`sft(mixer=...)`); "rule_{method}" (a string value) replaces the
+# SFT with that method's own update module in MIA's chain: the learned gradient scaler stays,
+# starting at 1 (so the module starts as its method does), then the method's rate and module.
+ABLATIONS: dict[str, dict[str, Any] | str | None] = {
     "none": {},
     "no_sft": None,
     "no_usft": {"use_usft": False},
@@ -35,6 +39,11 @@ ABLATIONS: dict[str, dict[str, bool] | None] = {
     "no_fuser": {"use_fuser": False},
     "grad_only": {"use_latent": False},
     "latent_only": {"use_grad": False},
+    "sft_mlp": {"mixer": "mlp_pooled"},
+    "sft_mlp_local": {"mixer": "mlp"},
+    "rule_alfa": "alfa",
+    "rule_gap": "gap",
+    "rule_metasgd": "metasgd",
 }
 LR_POSITIONS = ("pre", "post")
 
@@ -135,6 +144,9 @@ def from_config(method: str, fields: Mapping[str, Any] | RuleConfig | None = Non
                      "must be False (method=metasgd learns per-element rates).")
   if method == "mia" and ablation == "no_sft":
     return cavia(c.inner_lr)
+  if method == "mia" and isinstance(ABLATIONS[ablation], str):  # the SFT replaced by a module
+    return from_config(ABLATIONS[ablation], dataclasses.replace(
+        c, ablation="none", grad_scale=1.0 if c.grad_scale else 0.0))
   scale = [gradient_scaler(c.grad_scale, c.scaler_lr_multiplier)] if c.grad_scale else []
   if method == "alfa":
     return chain(*scale, alfa(inner_lr=c.inner_lr, depth=c.alfa_depth))

@@ -21,6 +21,13 @@ Ablations are switches of `sft()`: `use_usft=False` (MSFT reads the states direc
 [s, c]); `use_msft=False` (no cross-modal exchange: fusion over [s, h]); `use_fuser=False` (only
 the last available state goes through LN + Linear); `use_grad=False` / `use_latent=False` (the
 state is built from one of the two). Removing the whole SFT is a chain without it (CAVIA).
+
+Replacements: `mixer="mlp_pooled"` or `"mlp"` swaps every transformer block for a per-token MLP
+block (`TokenMLPBlock`: pre-norm, GELU, no attention) whose hidden width is chosen so that it has
+about the block's parameter count (`mlp_hidden`). The USFT's blocks see one token at a time; the
+MSFT's see each token with the mean of every modality's tokens (`"mlp_pooled"`, the only place
+where modalities meet) or nothing else (`"mlp"`: no modality meets another, and tokens meet only
+through the statistics of the fusion's GroupNorm, as in every variant).
 """
 
 from __future__ import annotations
@@ -99,6 +106,61 @@ class Transformer(nn.Module):
     return x
 
 
+MIXERS = ("attention", "mlp_pooled", "mlp")
+
+
+def transformer_block_params(width: int, num_heads: int, head_dim: int, ff_width: int) -> int:
+  """Parameters of one `TransformerBlock`: 2 LayerNorms, bias-free qkv, the biased output and the
+  feed-forward (`4 D + 4 D I + D + D F + F + F D + D` with `I = heads x head_dim`, `F = ff`)."""
+  d, inner = width, num_heads * head_dim
+  return 4 * d + 3 * d * inner + inner * d + d + d * ff_width + ff_width + ff_width * d + d
+
+
+def mlp_hidden(width: int, d_in: int, target: int) -> int:
+  """The hidden width `H` of a `TokenMLPBlock` (`2 d_in + d_in H + H + H D + D` parameters)
+  nearest `target` parameters (at least 1)."""
+  return max(1, round((target - 2 * d_in - width) / (d_in + 1 + width)))
+
+
+class TokenMLPBlock(nn.Module):
+  """Pre-norm per-token GELU MLP, `[B, T, D]` -> `[B, T, D]`, with no attention. `pooled`: every
+  token also reads the mean over the sequence's tokens (`[x, mean_t x]`, one LayerNorm)."""
+
+  width: int
+  hidden: int
+  pooled: bool = False
+  residual: bool = False
+  exact_gelu: bool = False
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    y = x
+    if self.pooled:
+      y = jnp.concatenate([x, jnp.broadcast_to(x.mean(-2, keepdims=True), x.shape)], axis=-1)
+    y = nn.LayerNorm(epsilon=LN_EPS, name="ln")(y)
+    y = nn.gelu(layers.MLP(self.hidden, 1, name="mlp_in")(y), approximate=not self.exact_gelu)
+    y = layers.TorchDense(self.width, name="mlp_out")(y)
+    return x + y if self.residual else y
+
+
+class TokenMLP(nn.Module):
+  """`depth` `TokenMLPBlock`s (the transformer's per-token replacement)."""
+
+  width: int
+  hidden: int
+  depth: int = 1
+  pooled: bool = False
+  residual: bool = False
+  exact_gelu: bool = False
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    for i in range(self.depth):
+      x = TokenMLPBlock(self.width, self.hidden, self.pooled, self.residual, self.exact_gelu,
+                        name=f"block_{i}")(x)
+    return x
+
+
 class Fuser(nn.Module):
   """Fuses the available states into the update: GroupNorm -> MLP -> LN -> Linear(hidden)."""
 
@@ -123,7 +185,7 @@ def sft(*, width: int = 192, usft_depth: int = 1, msft_depth: int = 1, num_heads
         head_dim: int = 64, mlp_depth: int = 2, residual: bool = False,
         out_init_scale: float = 1.0, exact_gelu: bool = False, use_usft: bool = True,
         use_msft: bool = True, use_fuser: bool = True, use_grad: bool = True,
-        use_latent: bool = True) -> UpdateRule:
+        use_latent: bool = True, mixer: str = "attention") -> UpdateRule:
   """MIA's State Fusion Transformers as an update-rule piece.
 
   It maps the incoming updates `g_m` (the gradient, usually already scaled by a learning rate and
@@ -141,6 +203,9 @@ def sft(*, width: int = 192, usft_depth: int = 1, msft_depth: int = 1, num_heads
       `torch.nn.GELU()`; False (the default, MIA_SPEC) uses flax's tanh approximation.
     use_usft, use_msft, use_fuser, use_grad, use_latent: the ablation switches (False removes the
       USFT, the MSFT, the fusion MLP, the gradient or the latent from the state).
+    mixer: "attention" (the SFTs), or their blocks replaced by per-token MLPs of about the same
+      parameter count: "mlp_pooled" (modalities meet only through the MSFT's pooled summary) or
+      "mlp" (no interaction); see the module docstring.
 
   Parameters: `{"encoder": {name: ...}, "usft": {name: ...}, "msft": ..., "fuser": {name: ...}}`
   (`usft` / `msft` only when used).
@@ -152,9 +217,19 @@ def sft(*, width: int = 192, usft_depth: int = 1, msft_depth: int = 1, num_heads
                       ("msft_depth", msft_depth)):
     if int(value) < 1:
       raise ValueError(f"sft(): {what} must be >= 1, got {value}.")
+  if mixer not in MIXERS:
+    raise ValueError(f"sft(): unknown mixer {mixer!r}; allowed: {', '.join(MIXERS)}.")
   encoder = StateEncoder(width, mlp_depth, use_grad=use_grad, use_latent=use_latent)
-  usft = Transformer(width, usft_depth, num_heads, head_dim, width, residual, exact_gelu)
-  msft = Transformer(width, msft_depth, num_heads, head_dim, width, residual, exact_gelu)
+  if mixer == "attention":
+    usft = Transformer(width, usft_depth, num_heads, head_dim, width, residual, exact_gelu)
+    msft = Transformer(width, msft_depth, num_heads, head_dim, width, residual, exact_gelu)
+  else:
+    block = transformer_block_params(width, num_heads, head_dim, width)
+    pooled = mixer == "mlp_pooled"
+    usft = TokenMLP(width, mlp_hidden(width, width, block), usft_depth, False, residual,
+                    exact_gelu)
+    msft = TokenMLP(width, mlp_hidden(width, 2 * width if pooled else width, block), msft_depth,
+                    pooled, residual, exact_gelu)
   num_states = 1 + use_usft + use_msft
   fuser = lambda out_dim: Fuser(width, out_dim, mlp_depth, use_mlp=use_fuser,
                                 out_scale=out_init_scale)
