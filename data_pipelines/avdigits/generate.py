@@ -72,6 +72,7 @@ def generate_signals(
     seed: int,
     split: str = "train",
     modalities: Sequence[str] = MODALITIES,
+    sample_rate: int = speech.SAMPLE_RATE,
 ) -> dict[str, dict[str, np.ndarray]]:
   """Generates paired audio-visual digit signals.
 
@@ -80,6 +81,7 @@ def generate_signals(
     seed: seed of the pairing and speech streams.
     split: which images to draw from, "train" or "test".
     modalities: which of `MODALITIES` to return, in this order.
+    sample_rate: of the waveforms in Hz (their length is always `speech.LENGTH` samples).
 
   Returns:
     `{name: {"y": float32 [S, N, 1], "amplitude": float32 [S] (ones), "label": int64 [S]}}`
@@ -114,6 +116,7 @@ def generate_signals(
       out[name] = {"y": y, "amplitude": ones, "label": image_labels[image_index].copy(),
                    "image_index": image_index}
     else:
-      wav = speech.synthesise(labels, np.random.default_rng(speech_stream))
+      wav = speech.synthesise(labels, np.random.default_rng(speech_stream),
+                              sample_rate=sample_rate)
       out[name] = {"y": wav[..., None], "amplitude": ones, "label": labels.copy()}
   return out
