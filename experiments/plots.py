@@ -128,6 +128,11 @@ def plot_support_curves(study: Study, results: Mapping[str, Mapping[int, Mapping
           ax.fill_between(x, np.nanmin(values, 0), np.nanmax(values, 0), color=colors[arm],
                           alpha=0.18, lw=0)
       ax.set_xscale("log")
+      xs = sorted({float(v) for line in ax.lines for v in line.get_xdata()})
+      if xs:  # ticks at the ratios evaluated, as plain numbers
+        from matplotlib import ticker
+        ax.set_xticks(xs, [f"{v:g}" for v in xs], fontsize=7, rotation=45 if len(xs) > 4 else 0)
+        ax.xaxis.set_minor_formatter(ticker.NullFormatter())
       if measure.endswith("_mse") and ax.lines:
         _log_axis(ax)
       ax.set_title(f"{mod}", fontsize=10)
