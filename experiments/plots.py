@@ -54,11 +54,11 @@ def _legend(fig) -> None:
     fig.legend(list(handles.values()), list(handles), loc="outside right upper", fontsize=9)
 
 
-def plot_trajectories(study: Study, results: Mapping[str, Mapping[int, Mapping]], path: str,
-                      measures: Sequence[str] | None = None) -> str:
-  """Error after each inner step 0..K per arm: one panel per (measure, modality), the mean over
-  seeds as a line and the min-max over seeds as a band; MSE on a log axis. Writes `path`."""
-  measures = list(measures or study.measures)
+def _arm_panels(study: Study, results: Mapping[str, Mapping[int, Mapping]], path: str,
+                measures: Sequence[str], curve, xlabel: str, x_axis, title: str) -> str:
+  """One panel per (measure, modality) with a line per arm (the mean over seeds) and the min-max
+  over seeds as a band; MSE on a log axis. `curve(results_by_seed, measure, modality, K)` gives
+  `(x [n], values [num_seeds, n])` (NaN: missing); `x_axis(ax)` formats the x axis."""
   arms = [a for a in study.arms if a in results]
   info = arm_info(results)
   mods = report_modalities(info, study.reference)
@@ -71,53 +71,7 @@ def plot_trajectories(study: Study, results: Mapping[str, Mapping[int, Mapping]]
       for arm in arms:
         if mod != "avg" and mod not in info[arm]["modalities"]:
           continue
-        traj = trajectory(results[arm], measure, mod, info[arm]["K"])
-        if np.all(np.isnan(traj)):
-          continue
-        x = np.arange(traj.shape[1])
-        mean = np.nanmean(traj, 0)
-        ax.plot(x, mean, marker="o", ms=3, color=colors[arm],
-                lw=2.2 if arm == study.reference else 1.3, label=arm)
-        if traj.shape[0] > 1:
-          ax.fill_between(x, np.nanmin(traj, 0), np.nanmax(traj, 0), color=colors[arm],
-                          alpha=0.18, lw=0)
-      if measure.endswith("_mse"):
-        _log_axis(ax)
-      ax.set_title(f"{mod}", fontsize=10)
-      ax.set_xlabel("inner step")
-      if c == 0:
-        ax.set_ylabel(LABELS[measure])
-      ax.xaxis.get_major_locator().set_params(integer=True)
-  _legend(fig)
-  n = max(len(r) for r in results.values())
-  fig.suptitle(f"{study.name}: error vs inner step (line: mean over {n} seed(s); band: min–max)",
-               fontsize=11)
-  fig.savefig(path, dpi=110)
-  return path
-
-
-def plot_support_curves(study: Study, results: Mapping[str, Mapping[int, Mapping]], path: str,
-                        measures: Sequence[str] | None = None) -> str | None:
-  """Error after K steps against the fixed support ratio (log x): one panel per (measure,
-  modality), the mean over seeds as a line and the min-max over seeds as a band. Arms (and runs)
-  without fixed-ratio keys are left out. Writes `path`; None (nothing written) when no run has
-  such keys."""
-  measures = list(measures or study.measures)
-  arms = [a for a in study.arms if a in results]
-  info = arm_info(results)
-  mods = report_modalities(info, study.reference)
-  if not any(support_curve(results[a], measures[0], m)[2] for a in arms for m in mods):
-    return None
-  colors = _colors(arms)
-  fig = _figure(3.2 * len(mods) + 1.5, 2.6 * len(measures))
-  axes = fig.subplots(len(measures), len(mods), squeeze=False)
-  for r, measure in enumerate(measures):
-    for c, mod in enumerate(mods):
-      ax = axes[r][c]
-      for arm in arms:
-        if mod != "avg" and mod not in info[arm]["modalities"]:
-          continue
-        x, values, _ = support_curve(results[arm], measure, mod)
+        x, values = curve(results[arm], measure, mod, info[arm]["K"])
         have = ~np.all(np.isnan(values), axis=0) if values.size else np.zeros(0, bool)
         if not have.any():
           continue
@@ -127,24 +81,55 @@ def plot_support_curves(study: Study, results: Mapping[str, Mapping[int, Mapping
         if values.shape[0] > 1:
           ax.fill_between(x, np.nanmin(values, 0), np.nanmax(values, 0), color=colors[arm],
                           alpha=0.18, lw=0)
-      ax.set_xscale("log")
-      xs = sorted({float(v) for line in ax.lines for v in line.get_xdata()})
-      if xs:  # ticks at the ratios evaluated, as plain numbers
-        from matplotlib import ticker
-        ax.set_xticks(xs, [f"{v:g}" for v in xs], fontsize=7, rotation=45 if len(xs) > 4 else 0)
-        ax.xaxis.set_minor_formatter(ticker.NullFormatter())
+      x_axis(ax)
       if measure.endswith("_mse") and ax.lines:
         _log_axis(ax)
       ax.set_title(f"{mod}", fontsize=10)
-      ax.set_xlabel("support ratio")
+      ax.set_xlabel(xlabel)
       if c == 0:
         ax.set_ylabel(LABELS[measure])
   _legend(fig)
   n = max(len(r) for r in results.values())
-  fig.suptitle(f"{study.name}: error after K steps vs support ratio (line: mean over {n} "
-               "seed(s); band: min–max)", fontsize=11)
+  fig.suptitle(f"{study.name}: {title} (line: mean over {n} seed(s); band: min–max)",
+               fontsize=11)
   fig.savefig(path, dpi=110)
   return path
+
+
+def plot_trajectories(study: Study, results: Mapping[str, Mapping[int, Mapping]], path: str,
+                      measures: Sequence[str] | None = None) -> str:
+  """Error after each inner step 0..K per arm: one panel per (measure, modality), the mean over
+  seeds as a line and the min-max over seeds as a band; MSE on a log axis. Writes `path`."""
+  def curve(by_seed, measure, mod, k):
+    traj = trajectory(by_seed, measure, mod, k)
+    return np.arange(traj.shape[1]), traj
+  integer_ticks = lambda ax: ax.xaxis.get_major_locator().set_params(integer=True)
+  return _arm_panels(study, results, path, list(measures or study.measures), curve,
+                     "inner step", integer_ticks, "error vs inner step")
+
+
+def plot_support_curves(study: Study, results: Mapping[str, Mapping[int, Mapping]], path: str,
+                        measures: Sequence[str] | None = None) -> str | None:
+  """Error after K steps against the fixed support ratio (log x): one panel per (measure,
+  modality), the mean over seeds as a line and the min-max over seeds as a band. Arms (and runs)
+  without fixed-ratio keys are left out. Writes `path`; None (nothing written) when no run has
+  such keys."""
+  measures = list(measures or study.measures)
+  mods = report_modalities(arm_info(results), study.reference)
+  if not any(support_curve(results[a], measures[0], m)[2] for a in results for m in mods):
+    return None
+
+  def ratio_axis(ax):
+    from matplotlib import ticker
+    ax.set_xscale("log")
+    xs = sorted({float(v) for line in ax.lines for v in line.get_xdata()})
+    if xs:  # ticks at the ratios evaluated, as plain numbers
+      ax.set_xticks(xs, [f"{v:g}" for v in xs], fontsize=7, rotation=45 if len(xs) > 4 else 0)
+      ax.xaxis.set_minor_formatter(ticker.NullFormatter())
+
+  return _arm_panels(study, results, path, measures,
+                     lambda by_seed, measure, mod, _: support_curve(by_seed, measure, mod)[:2],
+                     "support ratio", ratio_axis, "error after K steps vs support ratio")
 
 
 def _normalise(values: np.ndarray, lo: float, hi: float) -> np.ndarray:
