@@ -66,3 +66,13 @@ def test_presets_set_sizes():
 def test_bad_arguments_name_the_bad_value(arg, match):
   with pytest.raises(ValueError, match=match):
     build.learner_from_config(synthetic.get_config(arg))
+
+
+def test_a_preset_may_set_inner_steps_and_the_argument_wins():
+  from experiments.configs import common
+  spec = common.standard_args("a+b")
+  make = lambda arg: common.benchmark_config(arg, spec, benchmark="synthetic",
+                                             presets={"cpu": {"inner_steps": 5}})
+  assert make("cpu").inner_steps == 5
+  assert make("inner_steps=2,cpu").inner_steps == 2
+  assert make("smoke").inner_steps == 3  # base_config's

@@ -15,9 +15,9 @@ all three from one declaration, `BENCHMARK = common.Benchmark(...)`, whose field
 benchmark's differences (`ARGS, get_config, studies = BENCHMARK.exports()`).
 
 The standard arguments (`standard_args`): `method` (one of `mia_jax.rules.METHODS`), `ablation`
-(MIA only, a key of `mia_jax.rules.ABLATIONS`), `inner_steps`, `modalities` (a `+`-joined subset
-of the benchmark's), `seed`, `first_order`, `remat`, `batch_size` and `num_train_steps` (left
-out: the preset's), `variant` (`released`, the default: the released implementation's training
+(MIA only, a key of `mia_jax.rules.ABLATIONS`), `inner_steps` (K; left out: the preset's, else
+3), `modalities` (a `+`-joined subset of the benchmark's), `seed`, `first_order`, `remat`,
+`batch_size` and `num_train_steps` (left out: the preset's), `variant` (`released`, the default: the released implementation's training
 where it differs from MIA_SPEC, `RELEASED_VS_SPEC`; or `spec`), and a bare preset name: `smoke`
 (seconds, for tests), `cpu` (minutes on a 2-core CPU) or `full` (the paper's settings, the
 default).
@@ -87,16 +87,16 @@ OFFLINE_SMOKE = {**IMAGE_SMOKE, "data.builder_config": "small"}
 
 
 # Arguments whose default is "unset" (None: keep the preset's value); given, they are typed so.
-UNSET_TYPES = {"batch_size": int, "num_train_steps": int}
+UNSET_TYPES = {"batch_size": int, "num_train_steps": int, "inner_steps": int}
 
 
 def standard_args(modalities: str, **own: Any) -> dict[str, Any]:
   """The argument spec of a benchmark: the standard arguments (see above) plus its `own`.
 
-  `batch_size` and `num_train_steps` are unset (None) unless given: the preset's value then
-  stands. A given value, 0 included, is the value (and is validated as such).
+  `batch_size`, `num_train_steps` and `inner_steps` are unset (None) unless given: the preset's
+  value (or the default's) then stands. A given value, 0 included, is the value (and is validated as such).
   """
-  return dict(method="mia", ablation="none", inner_steps=3, modalities=modalities, seed=0,
+  return dict(method="mia", ablation="none", inner_steps=None, modalities=modalities, seed=0,
               first_order=False, remat=False, batch_size=None, num_train_steps=None, preset="full",
               variant="released", **own)
 
@@ -252,7 +252,8 @@ def benchmark_config(arg: str | None, args_spec: Mapping[str, Any], *, benchmark
     presets: `{"cpu" | "smoke": {dotted field: value}}`, set over the defaults.
     own: `own(config, args)` for the benchmark's own arguments, before the preset is applied.
 
-  The arguments `batch_size` and `num_train_steps` (when given) win over the preset, and a
+  The arguments `batch_size`, `num_train_steps` and `inner_steps` (when given) win over the
+  preset, and a
   `data_dir` argument sets `config.data.data_dir`.
   """
   args = parse_arg(arg, args_spec)
@@ -262,7 +263,7 @@ def benchmark_config(arg: str | None, args_spec: Mapping[str, Any], *, benchmark
   if args.get("variant") == "spec":
     set_fields(c, {k: spec for k, (_, spec) in RELEASED_VS_SPEC.items()})
   c.benchmark = benchmark
-  for key in ("method", "modalities", "seed", "inner_steps", "first_order", "remat", "preset"):
+  for key in ("method", "modalities", "seed", "first_order", "remat", "preset"):
     c[key] = args[key]
   c.rule.ablation = args["ablation"]
   if dataset:
