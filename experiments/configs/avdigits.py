@@ -22,7 +22,11 @@ image settings (MIA_SPEC sections 3-5) for both modalities; support ratios: rgb 
 wav in [0.25, 1]. The `cpu` preset gives the image smooth Fourier features (sigma 1; 30 is far
 above the 28x28 grid's Nyquist frequency) and the outer loop 1e-3; the waveform keeps sigma 30
 (2,000 grid points). After 300 steps, alone: rgb generalization MSE 0.0044 (per-image mean:
-0.105); wav 0.057 at lr 1e-3 (silence: 0.067).
+0.105); wav 0.057 at lr 1e-3 (silence: 0.067). At 4 kHz the speech is too close to the
+Nyquist frequency for a quarter of the samples to predict the rest (linear interpolation: 1.8x
+below silence); `--config.data.builder_config=8khz` synthesises the words at 8 kHz into the same
+2,000 samples, where rank 64 and K = 5 reach 2.94x after 300 steps (docs/results.md, "Audio
+probe"). The `cpu` preset keeps the 4 kHz audio until that probe is finished.
 """
 
 from data_pipelines import benchmarks
