@@ -63,12 +63,9 @@ def evaluate(learner: MetaLearner, state: TrainState, source, episodes, batch_si
   accs: dict[str, evaluation.Accumulator] = {}
   metrics: dict[str, float] = {}
   for label, ep in passes.items():
-    same = None if label == "meta_test" else distinct[counts(ep)]
-    if same is not None and same != label:
-      accs[label] = accs[same]
-    else:
-      accs[label] = _accumulate(learner, state, eval_step, source, ep, n, batch_size, mesh,
-                                closed_bins, bar)
+    first = label if label == "meta_test" else distinct[counts(ep)]
+    accs[label] = accs[first] if first != label else _accumulate(
+        learner, state, eval_step, source, ep, n, batch_size, mesh, closed_bins, bar)
     if label == "meta_test":
       metrics.update(accs[label].summarize())
     else:

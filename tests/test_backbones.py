@@ -133,7 +133,8 @@ def test_functa_backbone_with_every_method_and_ablation(method, ablation):
   # Zero by construction at initialisation: ALFA's hidden layer (its output layer starts at zero
   # weights, so ALFA starts as CAVIA) and, with latent_only, the gradient scaler (the SFT never
   # reads the gradient it scales).
-  exempt = lambda path: (method == "alfa" and "dense_0" in path) or (
+  exempt = lambda path: ("alfa" in (method, ablation.removeprefix("rule_"))
+                         and "dense_0" in path) or (
       ablation == "latent_only" and path[0] == "scale")
   rule_norms = traverse_util.flatten_dict(norms["rule"])
   assert bool(rule_norms) == (method != "cavia" and ablation != "no_sft")  # a fixed rate: none
