@@ -236,7 +236,7 @@ def format_markdown(study: Study, results: Mapping[str, Mapping[int, Mapping]],
       rows.append(row + cells(arm, mod, f"step{k}"))
     lines += [f"### {mod}", ""] + _table(header, rows) + [""]
 
-  lines += _support_tables(study, results, arms, mods, cells, measure_columns)
+  lines += _support_tables(study, results, arms, mods, info, cells, measure_columns)
   if not bins:
     return "\n".join(lines).rstrip() + "\n"
   lines += ["## Per support-ratio bin (after K steps)", ""]
@@ -304,7 +304,7 @@ def support_curve(results_by_seed: Mapping[int, Mapping], measure: str, modality
   return np.asarray(x), values, kept
 
 
-def _support_tables(study, results, arms, mods, cells, measure_columns) -> list[str]:
+def _support_tables(study, results, arms, mods, info, cells, measure_columns) -> list[str]:
   """The "At fixed support ratios" section of `format_markdown` (none without such keys)."""
   if not any(support_curve(results[a], study.measures[0], m)[2] for a in arms for m in mods):
     return []
@@ -319,7 +319,7 @@ def _support_tables(study, results, arms, mods, cells, measure_columns) -> list[
   for mod in mods:
     rows = []
     for arm in arms:
-      if mod != "avg" and mod not in info_modalities(results[arm]):
+      if mod != "avg" and mod not in info[arm]["modalities"]:
         continue
       x, _, kept = support_curve(results[arm], study.measures[0], mod)
       for r, at in zip(x, kept):
@@ -330,11 +330,6 @@ def _support_tables(study, results, arms, mods, cells, measure_columns) -> list[
       lines += [f"### {mod}", ""] + _table(["support ratio", "arm"] + measure_columns,
                                            [r for _, r in rows]) + [""]
   return lines
-
-
-def info_modalities(results_by_seed: Mapping[int, Mapping]) -> list[str]:
-  """An arm's modalities (`arm_info`'s)."""
-  return arm_info({"arm": results_by_seed})["arm"]["modalities"]
 
 
 def trajectory(results_by_seed: Mapping[int, Mapping], measure: str, modality: str,

@@ -260,7 +260,7 @@ def prepare(config, workdir: str, data: Mapping[str, Mapping] | None = None) -> 
   episodes = None
   if config.eval.episodes_path:
     episodes = sampling.load_episodes(config.eval.episodes_path, learner.specs,
-                                      sampling.parse_fixed_ratios(config.eval.fixed_ratios))
+                                      sampling.parse_fixed_ratios(config.eval.get("fixed_ratios", "")))
     have = next(iter(episodes.values()))["idx"].shape[0]
     if have < num_test:
       raise ValueError(f"Episode file {config.eval.episodes_path!r} has {have} signals; the test "

@@ -34,11 +34,6 @@ class AvDigitsConfig(tfds_loading.SizeConfig):
   sample_rate: int = speech.SAMPLE_RATE
 
 
-def vars_of(config: tfds_loading.SizeConfig) -> dict:
-  return dict(name=config.name, description=config.description, num_train=config.num_train,
-              num_test=config.num_test)
-
-
 class AvDigits(tfds_loading.GeneratedBuilder):
   """Paired digit images and spoken digits."""
 
@@ -50,7 +45,10 @@ Audio-visual digits: scikit-learn's 8x8 handwritten digits upsampled to 28x28 in
 2000 samples at 4 kHz in [-1, 1]). The MIA audio-visual benchmark that needs no download.
 """
   BUILDER_CONFIGS = [
-      *[AvDigitsConfig(**vars_of(c)) for c in tfds_loading.size_configs(2000, 500)],
+      AvDigitsConfig(name="default", description="2000 train / 500 test signals.",
+                     num_train=2000, num_test=500),
+      AvDigitsConfig(name="small", description="64 train / 32 test signals, for tests.",
+                     num_train=64, num_test=32),
       AvDigitsConfig(name="8khz", description="2000 train / 500 test signals, audio at 8 kHz "
                      "(2000 samples: 0.25 s).", num_train=2000, num_test=500, sample_rate=8000),
       AvDigitsConfig(name="8khz_small", description="64 train / 32 test signals, audio at 8 kHz, "
