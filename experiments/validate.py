@@ -16,6 +16,7 @@ import math
 import os
 import re
 import sys
+import tempfile
 
 from absl import app, flags, logging
 
@@ -121,7 +122,7 @@ def validate_config(config) -> None:
 
 def check_writable_dir(path: str, flag_name: str, need_write: bool = True) -> None:
   """Raises a ValueError naming `--flag_name` unless `path` is (or can be made) a writable
-  directory. Creates nothing. `need_write=False`: an existing directory need only be readable
+  directory. Leaves nothing behind (it makes and removes an empty directory to be sure). `need_write=False`: an existing directory need only be readable
   (e.g. a prepared dataset); one that does not exist yet must still be creatable."""
   if not path:
     raise ValueError(f"--{flag_name} must be a directory, got {path!r}.")
@@ -138,7 +139,13 @@ def check_writable_dir(path: str, flag_name: str, need_write: bool = True) -> No
   elif not os.access(existing, os.W_OK | os.X_OK):
     problem = f"no write permission in {existing}"
   else:
-    return
+    # os.access trusts permission bits; root "may write" /proc, where nothing can be created.
+    # So try: an empty directory made and removed at once.
+    try:
+      os.rmdir(tempfile.mkdtemp(dir=existing, prefix=".mia_jax_check_"))
+      return
+    except OSError as e:
+      problem = f"cannot create a directory in {existing} ({e.strerror})"
   raise ValueError(f"--{flag_name} {path} is not {'writable' if need_write else 'usable'}: "
                    f"{problem}.")
 

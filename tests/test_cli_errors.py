@@ -3,6 +3,7 @@ the config checks in-process, and message extraction. The broad bad-input sweep 
 programs is `tests/test_reliability.py`.
 """
 
+import os
 import subprocess
 import sys
 
@@ -27,6 +28,24 @@ def test_unwritable_workdir(tmp_path):
   assert proc.returncode == 2, proc.stderr[-3000:]
   assert proc.stderr.strip().splitlines() == [
       f"error: --workdir {blocker / 'sub'} is not writable: {blocker} is not a directory."]
+
+
+def test_a_directory_nothing_can_be_made_in_is_refused(tmp_path, monkeypatch):
+  # Permission bits can say "writable" where nothing can be made (root on /proc): the check
+  # tries, names the flag and the OS's reason, and leaves nothing behind where it can make one.
+  validate.check_writable_dir(str(tmp_path / "a" / "b"), "workdir")
+  assert list(tmp_path.iterdir()) == []
+  if os.geteuid() == 0 and os.path.isdir("/proc/self"):
+    with pytest.raises(ValueError, match=r"--config.data.data_dir /proc/nope/x is not usable: "
+                       r"cannot create a directory in /proc \("):
+      validate.check_writable_dir("/proc/nope/x", "config.data.data_dir", need_write=False)
+  def refuse(**kwargs):
+    raise FileNotFoundError(2, "No such file or directory")
+  monkeypatch.setattr(validate.tempfile, "mkdtemp", refuse)
+  with pytest.raises(ValueError) as info:
+    validate.check_writable_dir(str(tmp_path / "w"), "workdir")
+  assert str(info.value) == (f"--workdir {tmp_path / 'w'} is not writable: cannot create a "
+                             f"directory in {tmp_path} (No such file or directory).")
 
 
 def test_debug_shows_the_traceback(tmp_path):
