@@ -76,3 +76,25 @@ def test_a_preset_may_set_inner_steps_and_the_argument_wins():
   assert make("cpu").inner_steps == 5
   assert make("inner_steps=2,cpu").inner_steps == 2
   assert make("smoke").inner_steps == 3  # base_config's
+
+
+def test_the_avdigits_study_before_the_audio_probe_is_still_reproducible():
+  # The avdigits `cpu` preset changed with the audio probe; its archived modality-replacement
+  # study is the preset's config with CPU_BEFORE_PROBE over it, and docs/results.md gives those
+  # overrides in the study's command.
+  import json
+  import pathlib
+  from experiments import workdir
+  from experiments.configs import avdigits, common
+  root = pathlib.Path(__file__).resolve().parents[1]
+  archived = json.loads((root / "docs/results/avdigits_modality_replacement/multimodal/seed0/"
+                         "config.json").read_text())
+  config = avdigits.get_config("cpu,variant=spec")
+  assert workdir.config_differences(archived, json.loads(config.to_json()))  # the preset moved
+  common.set_fields(config, avdigits.CPU_BEFORE_PROBE)
+  assert workdir.config_differences(archived, json.loads(config.to_json())) == []
+  docs = (root / "docs/results.md").read_text()
+  for key, value in avdigits.CPU_BEFORE_PROBE.items():
+    flag = (f"inner_steps={value}," if key == "inner_steps" else f"--config.{key}={value:g} "
+            if isinstance(value, float) else f"--config.{key}={value} ")
+    assert flag in docs, flag
