@@ -44,14 +44,14 @@ def _log_axis(ax) -> None:
 
 
 def _legend(fig) -> None:
-  """One figure legend of every panel's labelled artists (each label once), right of the panels;
-  none when no panel has a label."""
+  """One figure legend of every panel's labelled artists (each label once), right of the panels
+  and centred on them (clear of the title); none when no panel has a label."""
   handles: dict[str, Any] = {}
   for ax in fig.axes:
     for h, label in zip(*ax.get_legend_handles_labels()):
       handles.setdefault(label, h)
   if handles:
-    fig.legend(list(handles.values()), list(handles), loc="outside right upper", fontsize=9)
+    fig.legend(list(handles.values()), list(handles), loc="outside right center", fontsize=9)
 
 
 def _arm_panels(study: Study, results: Mapping[str, Mapping[int, Mapping]], path: str,
