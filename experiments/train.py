@@ -220,6 +220,7 @@ class Prepared:
   mesh: Any
   num_test: int
   episodes: Mapping[str, Any] | None  # from config.eval.episodes_path; None: drawn
+  fixed_ratios: tuple[float, ...]  # config.eval.fixed_ratios, parsed
 
 
 def prepare(config, workdir: str, data: Mapping[str, Mapping] | None = None) -> Prepared:
@@ -257,16 +258,17 @@ def prepare(config, workdir: str, data: Mapping[str, Mapping] | None = None) -> 
   num_test = len(test_source)
   if config.data.num_test_signals:
     num_test = min(num_test, config.data.num_test_signals)
+  fixed_ratios = sampling.parse_fixed_ratios(config.eval.get("fixed_ratios", ""))
   episodes = None
   if config.eval.episodes_path:
-    episodes = sampling.load_episodes(config.eval.episodes_path, learner.specs,
-                                      sampling.parse_fixed_ratios(config.eval.get("fixed_ratios", "")))
+    episodes = sampling.load_episodes(config.eval.episodes_path, learner.specs, fixed_ratios)
     have = next(iter(episodes.values()))["idx"].shape[0]
     if have < num_test:
       raise ValueError(f"Episode file {config.eval.episodes_path!r} has {have} signals; the test "
                        f"set has {num_test}.")
     episodes = sampling.slice_episode(episodes, 0, num_test)
-  return Prepared(config, workdir, learner, train_source, test_source, mesh, num_test, episodes)
+  return Prepared(config, workdir, learner, train_source, test_source, mesh, num_test, episodes,
+                  fixed_ratios)
 
 
 def train_and_evaluate(config, workdir: str, data: Mapping[str, Mapping] | None = None) -> dict:
@@ -285,8 +287,7 @@ def train_prepared(run: Prepared) -> dict:
   train_source, test_source, num_test = run.train_source, run.test_source, run.num_test
   primary = distributed.is_primary()  # process 0 writes the files; every process checkpoints
   distributed.barrier("prepared")  # every process has checked the workdir before it changes
-  episodes = run.episodes
-  fixed_ratios = sampling.parse_fixed_ratios(config.eval.get("fixed_ratios", ""))
+  episodes, fixed_ratios = run.episodes, run.fixed_ratios
   if episodes is None:  # the same on every process (drawn from the episode seed)
     episodes = sampling.make_eval_episodes(config.eval.episode_seed, learner.specs, num_test)
   if primary:

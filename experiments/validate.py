@@ -122,8 +122,9 @@ def validate_config(config) -> None:
 
 def check_writable_dir(path: str, flag_name: str, need_write: bool = True) -> None:
   """Raises a ValueError naming `--flag_name` unless `path` is (or can be made) a writable
-  directory. Leaves nothing behind (it makes and removes an empty directory to be sure). `need_write=False`: an existing directory need only be readable
-  (e.g. a prepared dataset); one that does not exist yet must still be creatable."""
+  directory. Leaves nothing behind (to be sure, it makes and removes an empty directory).
+  `need_write=False`: an existing directory need only be readable (e.g. a prepared dataset); one
+  that does not exist yet must still be creatable."""
   if not path:
     raise ValueError(f"--{flag_name} must be a directory, got {path!r}.")
   existing = os.path.abspath(path)

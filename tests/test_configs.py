@@ -95,6 +95,8 @@ def test_the_avdigits_study_before_the_audio_probe_is_still_reproducible():
   assert workdir.config_differences(archived, json.loads(config.to_json())) == []
   docs = (root / "docs/results.md").read_text()
   for key, value in avdigits.CPU_BEFORE_PROBE.items():
-    flag = (f"inner_steps={value}," if key == "inner_steps" else f"--config.{key}={value:g} "
-            if isinstance(value, float) else f"--config.{key}={value} ")
+    if key == "inner_steps":  # a config argument, not a field flag
+      flag = f"inner_steps={value},"
+    else:
+      flag = f"--config.{key}={value:g} " if isinstance(value, float) else f"--config.{key}={value} "
     assert flag in docs, flag

@@ -17,10 +17,10 @@ benchmark's differences (`ARGS, get_config, studies = BENCHMARK.exports()`).
 The standard arguments (`standard_args`): `method` (one of `mia_jax.rules.METHODS`), `ablation`
 (MIA only, a key of `mia_jax.rules.ABLATIONS`), `inner_steps` (K; left out: the preset's, else
 3), `modalities` (a `+`-joined subset of the benchmark's), `seed`, `first_order`, `remat`,
-`batch_size` and `num_train_steps` (left out: the preset's), `variant` (`released`, the default: the released implementation's training
-where it differs from MIA_SPEC, `RELEASED_VS_SPEC`; or `spec`), and a bare preset name: `smoke`
-(seconds, for tests), `cpu` (minutes on a 2-core CPU) or `full` (the paper's settings, the
-default).
+`batch_size` and `num_train_steps` (left out: the preset's), `variant` (`released`, the default:
+the released implementation's training where it differs from MIA_SPEC, `RELEASED_VS_SPEC`; or
+`spec`), and a bare preset name: `smoke` (seconds, for tests), `cpu` (minutes on a 2-core CPU)
+or `full` (the paper's settings, the default).
 """
 
 from __future__ import annotations
@@ -94,7 +94,8 @@ def standard_args(modalities: str, **own: Any) -> dict[str, Any]:
   """The argument spec of a benchmark: the standard arguments (see above) plus its `own`.
 
   `batch_size`, `num_train_steps` and `inner_steps` are unset (None) unless given: the preset's
-  value (or the default's) then stands. A given value, 0 included, is the value (and is validated as such).
+  value (or the default's) then stands. A given value, 0 included, is the value (and is
+  validated as such).
   """
   return dict(method="mia", ablation="none", inner_steps=None, modalities=modalities, seed=0,
               first_order=False, remat=False, batch_size=None, num_train_steps=None, preset="full",
@@ -253,8 +254,7 @@ def benchmark_config(arg: str | None, args_spec: Mapping[str, Any], *, benchmark
     own: `own(config, args)` for the benchmark's own arguments, before the preset is applied.
 
   The arguments `batch_size`, `num_train_steps` and `inner_steps` (when given) win over the
-  preset, and a
-  `data_dir` argument sets `config.data.data_dir`.
+  preset, and a `data_dir` argument sets `config.data.data_dir`.
   """
   args = parse_arg(arg, args_spec)
   if args.get("variant", "released") not in VARIANTS:
