@@ -168,7 +168,8 @@ def test_avmnist_errors_name_the_files(tmp_path):
   with pytest.raises(FileNotFoundError) as error:
     load_avmnist(data_dir, "train")
   message = str(error.value)
-  assert "AV-MNIST sources not found" in message
+  assert message.splitlines()[0] == (f"AV-MNIST sources not found: MNIST and FSDD neither "
+                                     f"prepared in {data_dir} nor in {root}")
   assert "train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte" in message
   assert f"there is no {root}/recordings/ folder with wav files" in message
   assert f"{root}/recordings/<digit>_<speaker>_<index>.wav" in message

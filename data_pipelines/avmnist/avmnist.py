@@ -334,8 +334,10 @@ def find_sources(data_dir: str, manual_dir: str) -> Sources:
     if fsdd is None:
       problems.append(f"FSDD: {why_not_fsdd}, and there is no {manual_dir}/recordings/ folder "
                       "with wav files")
-  if problems:
-    raise FileNotFoundError("AV-MNIST sources not found:\n  " + "\n  ".join(problems)
+  if problems:  # the first line is the summary a command line prints; the rest is for --debug
+    missing = " and ".join(p.split(":")[0] for p in problems)
+    raise FileNotFoundError(f"AV-MNIST sources not found: {missing} neither prepared in "
+                            f"{data_dir} nor in {manual_dir}\n  " + "\n  ".join(problems)
                             + "\n" + instructions(manual_dir, data_dir))
   return Sources(mnist=mnist, fsdd=fsdd)
 
