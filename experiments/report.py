@@ -145,14 +145,15 @@ def arm_info(results: Mapping[str, Mapping[int, Mapping]]) -> dict[str, dict]:
 
 def report_modalities(info: Mapping[str, Mapping], reference: str) -> list[str]:
   """The modalities to report: every arm's (reference order first), plus `avg` when all arms have
-  the same modalities (otherwise an average over different sets is not comparable)."""
+  the same modalities (otherwise an average over different sets is not comparable) and there is
+  more than one (the average of one modality would repeat it)."""
   order = [reference] + [a for a in info if a != reference]
   mods: list[str] = []
   for arm in order:
     if arm in info:
       mods += [m for m in info[arm]["modalities"] if m not in mods]
   sets = {frozenset(i["modalities"]) for i in info.values()}
-  return mods + (["avg"] if len(sets) == 1 else [])
+  return mods + (["avg"] if len(sets) == 1 and len(mods) > 1 else [])
 
 
 def _bins(stats: Mapping[str, Mapping[str, Stat]], modality: str) -> list[str]:

@@ -81,3 +81,15 @@ def test_reconstruction_plot_handles_images_and_waveforms(tmp_path):
                  "rgb_alone": {"rgb": entry(rgb)}}
   path = plots.plot_reconstructions(predictions, str(tmp_path / "r.png"), reference="all")
   assert is_png(path)
+
+
+def test_avg_is_reported_only_for_a_shared_set_of_several_modalities():
+  def info(*sets):
+    return {f"arm{i}": {"modalities": list(s)} for i, s in enumerate(sets)}
+  assert report.report_modalities(info(["rgb", "wav"], ["rgb", "wav"]), "arm0") == [
+      "rgb", "wav", "avg"]
+  # One modality: its average would repeat its own panel.
+  assert report.report_modalities(info(["wav"], ["wav"]), "arm0") == ["wav"]
+  # Different sets (modality replacement): an average over different sets is not comparable.
+  assert report.report_modalities(info(["rgb"], ["rgb", "wav"], ["wav"]), "arm1") == [
+      "rgb", "wav"]
