@@ -12,6 +12,7 @@ Matplotlib only (no JAX computation); every figure is a bare `Figure`, so it dra
 
 from __future__ import annotations
 
+import math
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -34,13 +35,21 @@ def _colors(arms: Sequence[str]) -> dict[str, Any]:
 
 
 def _log_axis(ax) -> None:
-  """A log y axis with plain numbers; minor ticks labelled when it spans under a decade."""
+  """A log y axis with plain numbers. Minor ticks are labelled where the axis is short: all of them
+  when it spans under 3x, only 2, 3 and 5 times a power of ten under 30x (more would overlap)."""
   from matplotlib import ticker
   ax.set_yscale("log")
   lo, hi = ax.get_ylim()
+  span = hi / max(lo, 1e-30)
   plain = ticker.FuncFormatter(lambda v, _: f"{v:.3g}")
+
+  def some(v, _):
+    mantissa = round(v / 10 ** math.floor(math.log10(v) + 1e-9))
+    return f"{v:.3g}" if mantissa in (2, 3, 5) else ""
+
   ax.yaxis.set_major_formatter(plain)
-  ax.yaxis.set_minor_formatter(plain if hi / max(lo, 1e-30) < 10 else ticker.NullFormatter())
+  ax.yaxis.set_minor_formatter(plain if span < 3 else ticker.FuncFormatter(some) if span < 30
+                               else ticker.NullFormatter())
 
 
 def _legend(fig) -> None:
@@ -124,7 +133,7 @@ def plot_support_curves(study: Study, results: Mapping[str, Mapping[int, Mapping
     ax.set_xscale("log")
     xs = sorted({float(v) for line in ax.lines for v in line.get_xdata()})
     if xs:  # ticks at the ratios evaluated, as plain numbers
-      ax.set_xticks(xs, [f"{v:g}" for v in xs], fontsize=7, rotation=45 if len(xs) > 4 else 0)
+      ax.set_xticks(xs, [f"{v:.2g}" for v in xs], fontsize=7, rotation=45 if len(xs) > 4 else 0)
       ax.xaxis.set_minor_formatter(ticker.NullFormatter())
 
   return _arm_panels(study, results, path, measures,
