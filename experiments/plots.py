@@ -41,16 +41,14 @@ def _log_axis(ax) -> None:
   ax.set_yscale("log")
   lo, hi = ax.get_ylim()
   span = hi / max(lo, 1e-30)
-  plain = ticker.FuncFormatter(lambda v, _: f"{v:.3g}")
+  labelled = None if span < 3 else (2, 3, 5) if span < 30 else ()  # None: every minor tick
 
-  def some(v, _):
+  def minor(v, _):
     mantissa = round(v / 10 ** math.floor(math.log10(v) + 1e-9))
-    return f"{v:.3g}" if mantissa in (2, 3, 5) else ""
+    return f"{v:.3g}" if labelled is None or mantissa in labelled else ""
 
-  ax.yaxis.set_major_formatter(plain)
-  ax.yaxis.set_minor_formatter(plain if span < 3 else ticker.FuncFormatter(some) if span < 30
-                               else ticker.NullFormatter())
-
+  ax.yaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:.3g}"))
+  ax.yaxis.set_minor_formatter(ticker.FuncFormatter(minor))
 
 def _legend(fig) -> None:
   """One figure legend of every panel's labelled artists (each label once), right of the panels
