@@ -101,6 +101,22 @@ def aggregate(results: Mapping[str, Mapping[int, Mapping]]) -> dict[str, dict[st
   return out
 
 
+def paired_means(arm: Mapping[int, Mapping], ref: Mapping[int, Mapping], key: str
+                 ) -> tuple[float, float] | None:
+  """The means of `key` for an arm and its reference over the seeds both have (None if none).
+
+  An arm run with fewer seeds than the reference (`--other_seeds`) is compared with the
+  reference on its own seeds: against the reference's mean over all its seeds, one unlucky
+  reference seed would shift every such comparison.
+  """
+  seeds = [s for s in sorted(arm) if key in arm[s]["metrics"]
+           and s in ref and key in ref[s]["metrics"]]
+  if not seeds:
+    return None
+  return (float(np.mean([arm[s]["metrics"][key] for s in seeds])),
+          float(np.mean([ref[s]["metrics"][key] for s in seeds])))
+
+
 def relative_change(value: float, reference: float, measure: str) -> float:
   """The change of `value` against `reference`: `(value - ref) / ref` for errors (a fraction),
   `value - ref` in dB for PSNRs."""
@@ -201,15 +217,21 @@ def format_markdown(study: Study, results: Mapping[str, Mapping[int, Mapping]],
             f"- seeds: {', '.join(map(str, seeds))}; meta-steps per run: "
             f"{', '.join(map(str, steps))}",
             f"- values: mean ± std (ddof=1) over seeds; Δ: change of the mean against `{ref}` "
-            "((arm − ref) / ref for MSE, difference in dB for PSNR)"]
+            "over the seeds both have ((arm − ref) / ref for MSE, difference in dB for PSNR)"]
+  fewer = [a for a in arms if a != ref and set(info[a]["seeds"]) < set(info[ref]["seeds"])]
+  if fewer:
+    lines.append(f"- paired by seed: {', '.join(f'`{a}`' for a in fewer)} "
+                 f"{'has' if len(fewer) == 1 else 'have'} fewer seeds than `{ref}`, so "
+                 f"{'its' if len(fewer) == 1 else 'their'} Δ is against `{ref}`'s mean over "
+                 f"the same seeds, not the `{ref}` row's mean")
   lines += [f"- {n}" for n in notes]
   mods = report_modalities(info, ref)
 
   def change(arm, key, measure):
-    a, r = stats[arm].get(key), stats[ref].get(key)
-    if arm == ref or a is None or r is None:
+    if arm == ref:
       return None
-    return relative_change(a.mean, r.mean, measure)
+    means = paired_means(results[arm], results[ref], key)
+    return None if means is None else relative_change(*means, measure)
 
   def cells(arm, mod, suffix):
     """Mean ± std and the change against the reference, for every measure of the study."""

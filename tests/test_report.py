@@ -93,3 +93,25 @@ def test_avg_is_reported_only_for_a_shared_set_of_several_modalities():
   # Different sets (modality replacement): an average over different sets is not comparable.
   assert report.report_modalities(info(["rgb"], ["rgb", "wav"], ["wav"]), "arm1") == [
       "rgb", "wav"]
+
+
+def test_an_arm_with_fewer_seeds_is_compared_on_the_reference_seeds_it_has(tmp_path):
+  w = str(tmp_path)
+  for s, v in enumerate([1.0, 4.0, 1.0]):   # the reference: one bad seed, mean 2
+    _fake_results(w, "base", s, {"generalization_mse": v})
+  _fake_results(w, "other", 0, {"generalization_mse": 1.1})   # seed 0 only (--other_seeds=1)
+  _fake_results(w, "full", 0, {"generalization_mse": 2.0})
+  _fake_results(w, "full", 1, {"generalization_mse": 2.0})
+  _fake_results(w, "full", 2, {"generalization_mse": 5.0})
+  study = studies.Study("toy", {"base": {}, "other": {"a": 1}, "full": {"a": 2}},
+                        reference="base", measures=("generalization_mse",))
+  results = report.load_results(w, study, [0, 1, 2])
+  assert report.paired_means(results["other"], results["base"],
+                             "generalization_mse/sine/step1") == pytest.approx((1.1, 1.0))
+  md = report.format_markdown(study, results)
+  sine = md.split("### sine")[1].split("###")[0]
+  # +10% against the reference's seed 0, not -45% against its 3-seed mean.
+  assert "| other | 1 | 1 | 1.1 ± – | +10.0% |" in sine
+  # The same seeds: against the reference row's mean, as before (3 against 2).
+  assert "| full | 3 | 1 | 3 ± 1.7 | +50.0% |" in sine
+  assert "- paired by seed: `other` has fewer seeds than `base`" in md
