@@ -50,6 +50,7 @@ def _log_axis(ax) -> None:
   ax.yaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:.3g}"))
   ax.yaxis.set_minor_formatter(ticker.FuncFormatter(minor))
 
+
 def _legend(fig) -> None:
   """One figure legend of every panel's labelled artists (each label once), right of the panels
   and centred on them (clear of the title); none when no panel has a label."""
