@@ -7,6 +7,9 @@
 * `reconstructions.png` (`plot_reconstructions`): a few meta-test signals, their supports and
   every arm's prediction after K steps (`experiments.predict.predict_run`).
 
+In the first two, an arm run with fewer seeds than the reference (`--other_seeds`) is drawn
+beside the reference's mean over its seeds, as a dashed line (`panel_lines`).
+
 Matplotlib only (no JAX computation); every figure is a bare `Figure`, so it draws whatever pyplot's backend.
 """
 
@@ -62,33 +65,71 @@ def _legend(fig) -> None:
     fig.legend(list(handles.values()), list(handles), loc="outside right center", fontsize=9)
 
 
+def panel_lines(study: Study, results: Mapping[str, Mapping[int, Mapping]], measure: str,
+                mod: str, curve) -> list[dict[str, Any]]:
+  """What one (measure, modality) panel draws: a dict per line with `arm`, `label`, `x`, `mean`
+  (over seeds), `lo` / `hi` (min / max over seeds; None for one seed) and `paired` (True for a
+  dashed reference line).
+
+  An arm run with fewer seeds than the reference (`--other_seeds`) is compared with the
+  reference on its own seeds, as the report's Δ is (`report.paired_means`): the panel adds the
+  reference's mean over those seeds as a dashed line, labelled with them.
+  """
+  arms = [a for a in study.arms if a in results]
+  info = arm_info(results)
+  lines, subsets = [], []
+  for arm in arms:
+    if mod != "avg" and mod not in info[arm]["modalities"]:
+      continue
+    x, values = curve(results[arm], measure, mod, info[arm]["K"])
+    have = ~np.all(np.isnan(values), axis=0) if values.size else np.zeros(0, bool)
+    if not have.any():
+      continue
+    x, values = x[have], values[:, have]
+    lines.append({"arm": arm, "label": arm, "x": x, "mean": np.nanmean(values, 0),
+                  "lo": np.nanmin(values, 0) if values.shape[0] > 1 else None,
+                  "hi": np.nanmax(values, 0) if values.shape[0] > 1 else None, "paired": False})
+    ref_seeds = set(results.get(study.reference, {}))
+    seeds = tuple(sorted(set(results[arm]) & ref_seeds))
+    if arm != study.reference and seeds and set(seeds) < ref_seeds and seeds not in subsets:
+      subsets.append(seeds)
+  ref = next((l for l in lines if l["arm"] == study.reference), None)
+  for seeds in subsets if ref is not None else ():
+    by_seed = {s: results[study.reference][s] for s in seeds}
+    x, values = curve(by_seed, measure, mod, info[study.reference]["K"])
+    keep = np.isin(x, ref["x"])
+    shown = ", ".join(map(str, seeds))
+    lines.append({"arm": study.reference, "label": f"{study.reference} (seed {shown})",
+                  "x": x[keep], "mean": np.nanmean(values[:, keep], 0), "lo": None, "hi": None,
+                  "paired": True})
+  return lines
+
+
 def _arm_panels(study: Study, results: Mapping[str, Mapping[int, Mapping]], path: str,
                 measures: Sequence[str], curve, xlabel: str, x_axis, title: str) -> str:
   """One panel per (measure, modality) with a line per arm (the mean over seeds) and the min-max
   over seeds as a band; MSE on a log axis. `curve(results_by_seed, measure, modality, K)` gives
-  `(x [n], values [num_seeds, n])` (NaN: missing); `x_axis(ax)` formats the x axis."""
+  `(x [n], values [num_seeds, n])` (NaN: missing); `x_axis(ax)` formats the x axis. See
+  `panel_lines` for what each panel draws."""
   arms = [a for a in study.arms if a in results]
-  info = arm_info(results)
-  mods = report_modalities(info, study.reference)
+  mods = report_modalities(arm_info(results), study.reference)
   colors = _colors(arms)
   fig = _figure(3.2 * len(mods) + 1.5, 2.6 * len(measures))
   axes = fig.subplots(len(measures), len(mods), squeeze=False)
+  paired = False
   for r, measure in enumerate(measures):
     for c, mod in enumerate(mods):
       ax = axes[r][c]
-      for arm in arms:
-        if mod != "avg" and mod not in info[arm]["modalities"]:
+      for line in panel_lines(study, results, measure, mod, curve):
+        color = colors[line["arm"]]
+        if line["paired"]:
+          paired = True
+          ax.plot(line["x"], line["mean"], ls="--", lw=1.1, color=color, label=line["label"])
           continue
-        x, values = curve(results[arm], measure, mod, info[arm]["K"])
-        have = ~np.all(np.isnan(values), axis=0) if values.size else np.zeros(0, bool)
-        if not have.any():
-          continue
-        x, values = x[have], values[:, have]
-        ax.plot(x, np.nanmean(values, 0), marker="o", ms=3, color=colors[arm],
-                lw=2.2 if arm == study.reference else 1.3, label=arm)
-        if values.shape[0] > 1:
-          ax.fill_between(x, np.nanmin(values, 0), np.nanmax(values, 0), color=colors[arm],
-                          alpha=0.18, lw=0)
+        ax.plot(line["x"], line["mean"], marker="o", ms=3, color=color,
+                lw=2.2 if line["arm"] == study.reference else 1.3, label=line["label"])
+        if line["lo"] is not None:
+          ax.fill_between(line["x"], line["lo"], line["hi"], color=color, alpha=0.18, lw=0)
       x_axis(ax)
       if measure.endswith("_mse") and ax.lines:
         _log_axis(ax)
@@ -98,7 +139,8 @@ def _arm_panels(study: Study, results: Mapping[str, Mapping[int, Mapping]], path
         ax.set_ylabel(LABELS[measure])
   _legend(fig)
   n = max(len(r) for r in results.values())
-  fig.suptitle(f"{study.name}: {title} (line: mean over {n} seed(s); band: min–max)",
+  fig.suptitle(f"{study.name}: {title} (line: mean over {n} seed(s); band: min–max"
+               + ("; dashed: the reference on a sparser arm's seeds" if paired else "") + ")",
                fontsize=11)
   fig.savefig(path, dpi=110)
   return path

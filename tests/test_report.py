@@ -115,3 +115,20 @@ def test_an_arm_with_fewer_seeds_is_compared_on_the_reference_seeds_it_has(tmp_p
   # The same seeds: against the reference row's mean, as before (3 against 2).
   assert "| full | 3 | 1 | 3 ± 1.7 | +50.0% |" in sine
   assert "- paired by seed: `other` has fewer seeds than `base`" in md
+
+  # The figures pair the same way: the sparse arm's panel adds the reference on its seed 0.
+  curve = lambda by_seed, measure, mod, k: (np.arange(k + 1),
+                                            report.trajectory(by_seed, measure, mod, k))
+  lines = plots.panel_lines(study, results, "generalization_mse", "sine", curve)
+  by_label = {l["label"]: l for l in lines}
+  assert list(by_label) == ["base", "other", "full", "base (seed 0)"]
+  np.testing.assert_allclose(by_label["base"]["mean"], [4.0, 2.0])       # steps 0, 1: 2x, 1x
+  np.testing.assert_allclose(by_label["base"]["hi"], [8.0, 4.0])
+  np.testing.assert_allclose(by_label["base (seed 0)"]["mean"], [2.0, 1.0])
+  assert by_label["base (seed 0)"]["paired"] and not by_label["full"]["paired"]
+  assert by_label["other"]["lo"] is None                                  # one seed: no band
+  dense = {a: results[a] for a in ("base", "full")}
+  assert not any(l["paired"] for l in plots.panel_lines(study, dense, "generalization_mse",
+                                                        "sine", curve))
+  path = str(tmp_path / "t.png")
+  assert plots.plot_trajectories(study, results, path) == path and is_png(path)
