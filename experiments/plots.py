@@ -139,9 +139,9 @@ def _arm_panels(study: Study, results: Mapping[str, Mapping[int, Mapping]], path
         ax.set_ylabel(LABELS[measure])
   _legend(fig)
   n = max(len(r) for r in results.values())
-  fig.suptitle(f"{study.name}: {title} (line: mean over {n} seed(s); band: min–max"
+  fig.suptitle(f"{study.name}: {title}\n(line: mean over {n} seed(s); band: min–max"
                + ("; dashed: the reference on a sparser arm's seeds" if paired else "") + ")",
-               fontsize=11)
+               fontsize=10)
   fig.savefig(path, dpi=110)
   return path
 
