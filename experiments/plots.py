@@ -20,8 +20,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from experiments.report import (LABELS, arm_info, report_modalities, support_curve,
-                                trajectory)
+from experiments.report import (LABELS, arm_info, report_modalities, sparser_arms,
+                                support_curve, trajectory)
 from experiments.studies import Study
 
 
@@ -77,6 +77,7 @@ def panel_lines(study: Study, results: Mapping[str, Mapping[int, Mapping]], meas
   """
   arms = [a for a in study.arms if a in results]
   info = arm_info(results)
+  sparse = sparser_arms(results, study.reference)
   lines, subsets = [], []
   for arm in arms:
     if mod != "avg" and mod not in info[arm]["modalities"]:
@@ -89,10 +90,8 @@ def panel_lines(study: Study, results: Mapping[str, Mapping[int, Mapping]], meas
     lines.append({"arm": arm, "label": arm, "x": x, "mean": np.nanmean(values, 0),
                   "lo": np.nanmin(values, 0) if values.shape[0] > 1 else None,
                   "hi": np.nanmax(values, 0) if values.shape[0] > 1 else None, "paired": False})
-    ref_seeds = set(results.get(study.reference, {}))
-    seeds = tuple(sorted(set(results[arm]) & ref_seeds))
-    if arm != study.reference and seeds and set(seeds) < ref_seeds and seeds not in subsets:
-      subsets.append(seeds)
+    if arm in sparse and sparse[arm] not in subsets:
+      subsets.append(sparse[arm])
   ref = next((l for l in lines if l["arm"] == study.reference), None)
   for seeds in subsets if ref is not None else ():
     by_seed = {s: results[study.reference][s] for s in seeds}

@@ -117,6 +117,20 @@ def paired_means(arm: Mapping[int, Mapping], ref: Mapping[int, Mapping], key: st
           float(np.mean([ref[s]["metrics"][key] for s in seeds])))
 
 
+def sparser_arms(results: Mapping[str, Mapping[int, Mapping]], reference: str
+                 ) -> dict[str, tuple[int, ...]]:
+  """The arms compared with the reference on only some of its seeds (`--other_seeds`):
+  `{arm: the seeds both have}`, for every arm whose seeds shared with the reference are a
+  strict, non-empty subset of the reference's (the seeds `paired_means` averages over)."""
+  ref_seeds = set(results.get(reference, {}))
+  out = {}
+  for arm, by_seed in results.items():
+    shared = tuple(sorted(set(by_seed) & ref_seeds))
+    if arm != reference and shared and set(shared) < ref_seeds:
+      out[arm] = shared
+  return out
+
+
 def relative_change(value: float, reference: float, measure: str) -> float:
   """The change of `value` against `reference`: `(value - ref) / ref` for errors (a fraction),
   `value - ref` in dB for PSNRs."""
@@ -218,7 +232,7 @@ def format_markdown(study: Study, results: Mapping[str, Mapping[int, Mapping]],
             f"{', '.join(map(str, steps))}",
             f"- values: mean ± std (ddof=1) over seeds; Δ: change of the mean against `{ref}` "
             "over the seeds both have ((arm − ref) / ref for MSE, difference in dB for PSNR)"]
-  fewer = [a for a in arms if a != ref and set(info[a]["seeds"]) < set(info[ref]["seeds"])]
+  fewer = [a for a in arms if a in sparser_arms(results, ref)]
   if fewer:
     lines.append(f"- paired by seed: {', '.join(f'`{a}`' for a in fewer)} "
                  f"{'has' if len(fewer) == 1 else 'have'} fewer seeds than `{ref}`, so "
