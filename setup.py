@@ -60,6 +60,8 @@ setup(
     ],
     # Installed top-level packages: mia_jax (the library), data_pipelines, experiments.
     packages=find_packages(include=["mia_jax*", "experiments*", "data_pipelines*"]),
+    # PEP 561: the library ships its inline type annotations (mia_jax/py.typed).
+    package_data={"mia_jax": ["py.typed"]},
     install_requires=LIBRARY,
     extras_require={
         "data": DATA,
