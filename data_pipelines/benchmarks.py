@@ -2,7 +2,7 @@
 
 Each benchmark has its modality names, grids, support-ratio ranges and evaluation bins, and a spec
 factory `NAME_spec(modality) -> mia_jax.ModalitySpec`; `BENCHMARKS` maps a benchmark name to
-both, and `benchmark_specs("synthetic", "sine+tanh")` gives the specs of a subset (MIA_SPEC
+both, and `benchmark_specs("synthetic", "sine+tanh")` gives the specs of a subset (docs/method.md
 sections 1-2). The library (`mia_jax`) knows no benchmark: it takes specs.
 """
 
@@ -30,7 +30,7 @@ def synthetic_spec(name: str, num_points: int = SYNTHETIC_NUM_POINTS) -> Modalit
       ratio_bins=((0.01, 0.02), (0.02, 0.05), (0.05, 0.1)), fourier_sigma=0.0)
 
 
-# Image-like benchmarks (MIA_SPEC sections 1-2). Their images are in [0, 1] (output bias 0.5)
+# Image-like benchmarks (docs/method.md sections 1-2). Their images are in [0, 1] (output bias 0.5)
 # and use random Fourier features: the specs leave `fourier_sigma` unset, so the model config's
 # `model.ff_sigma` applies, and every image/audio config sets it to IMAGE_FOURIER_SIGMA (30) with
 # `model.ff_dim = IMAGE_FF_DIM` (128). A config left at the base default `ff_sigma = 0` would get a

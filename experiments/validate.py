@@ -72,7 +72,7 @@ FIELDS = (
      "one of " + ", ".join(sampling.SUPPORT_COUNTS)),
     ("compute_dtype", lambda v: v in meta_step.COMPUTE_DTYPES,
      "one of " + ", ".join(meta_step.COMPUTE_DTYPES)),
-    ("rule.scaler_lr_multiplier", _number_above(0), "a finite number > 0 (1: MIA_SPEC's rate)"),
+    ("rule.scaler_lr_multiplier", _number_above(0), "a finite number > 0 (1: the paper's rate)"),
     ("data.source", lambda v: v in DATA_SOURCES, "one of " + ", ".join(DATA_SOURCES)),
 )
 

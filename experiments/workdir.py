@@ -30,8 +30,9 @@ RESTART_TOLERANT_FIELDS = ("num_train_steps", "log_every_steps", "checkpoint_eve
                            "eval.batch_size", "tensorboard", "log_reconstructions")
 RUN_FILES = ("metrics.jsonl", "results.json")
 # Fields added after runs were stored, with the value a config without them computed with (the
-# MIA_SPEC variants of `configs.common.RELEASED_VS_SPEC`): a stored config that lacks one is
-# compared with this value, so an earlier run is not mistaken for one with the new defaults.
+# paper's values in `configs.common.RELEASED_VS_SPEC`, docs/method.md section 9): a stored config
+# that lacks one is compared with this value, so an earlier run is not mistaken for one with the
+# new defaults.
 ADDED_FIELDS = {k: spec for k, (_, spec) in RELEASED_VS_SPEC.items()}
 
 

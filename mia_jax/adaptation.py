@@ -1,4 +1,4 @@
-"""The inner loop (MIA_SPEC section 4): K update-rule steps on the latents, as one `lax.scan`.
+"""The inner loop (docs/method.md section 4): K update-rule steps on the latents, as one `lax.scan`.
 
     z^0 = meta-learned initial latents
     for k in 0..K-1:   g = dL_support(z^k)/dz ;  (u, z) = rule.apply(params, g, z^k) ;  z^{k+1} = z - u

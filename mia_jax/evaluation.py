@@ -1,4 +1,4 @@
-"""Evaluation (MIA_SPEC section 6): generalization, memorization and full errors, and PSNR.
+"""Evaluation (docs/method.md section 7): generalization, memorization and full errors, and PSNR.
 
 `eval_step` (in `meta_step.py`) returns per-signal errors after every inner step; this module
 accumulates them over the meta-test episodes on the host and reduces them to the flat metrics of

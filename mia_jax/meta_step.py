@@ -1,11 +1,12 @@
-"""The outer loop (MIA_SPEC section 5): meta-loss, `train_step`, `eval_step`, data parallelism.
+"""The outer loop (docs/method.md section 6): meta-loss, `train_step`, `eval_step`, data
+parallelism.
 
 Meta-parameters form one tree, `{"inr": ..., "rule": ..., "log_var": {name: []}}`, trained by one
 optax optimiser (Adam, lr 1e-4 by default); a rule piece may scale its parameters' updates
 (`UpdateRule.outer_lr`, e.g. MIA's gradient scaler). The outer loss is the query MSE on the full
 grid after K inner steps per modality, weighted by a learned uncertainty `v_m`:
 
-    loss = sum_m  L_m / (2 exp(v_m)) + v_m / 2                        (MIA_SPEC)
+    loss = sum_m  L_m / (2 exp(v_m)) + v_m / 2                        (the paper's)
     loss = sum_m  (sg(L0_m) + L_m) / (2 exp(v_m)) + v_m                (initial_loss=True)
 
 where `L0_m` is the query MSE before adaptation, without its gradient (`sg`): the released code
@@ -63,8 +64,9 @@ class MetaConfig:
   # as they were (as optax.apply_if_finite); the step counter still advances. Counted in the
   # step's metrics as `nonfinite` (1.0 for a skipped step).
   skip_nonfinite: bool = False
-  # How a training support's size is drawn (`sampling.SUPPORT_COUNTS`): "floor" (MIA_SPEC,
-  # floor(R * N)) or "closed" (the released code's: uniform integers, both ends included).
+  # How a training support's size is drawn (`sampling.SUPPORT_COUNTS`, docs/method.md section 2):
+  # "floor" (the paper's, floor(R * N)) or "closed" (the released code's: uniform integers, both
+  # ends included).
   support_counts: str = "floor"
   # The detached query loss before adaptation enters the uncertainty weighting (released code).
   initial_loss: bool = False

@@ -44,7 +44,7 @@ BACKBONES = ("composer", "functa")
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
-  """The built-in backbones' hyper-parameters (MIA_SPEC section 3), by name for the configs.
+  """The built-in backbones' hyper-parameters (docs/method.md section 3), by name for the configs.
 
   Attributes:
     backbone: "composer" (low-rank modulated MLP) or "functa" (shift-modulated SIREN).

@@ -1,8 +1,8 @@
-"""Support/query sampling (MIA_SPEC section 2) and fixed meta-test episodes.
+"""Support/query sampling (docs/method.md section 2) and fixed meta-test episodes.
 
 Every modality of every signal gets its own support set: a ratio `R = Rmin + Beta(Ma, Mb) *
 (Rmax - Rmin)` is drawn and `floor(R * N)` grid points (at least one) are chosen uniformly without
-replacement (`counts="floor"`, MIA_SPEC). With `counts="closed"` (the released code's training
+replacement (`counts="floor"`, the paper's). With `counts="closed"` (the released code's training
 supports) the count itself is drawn, `lo + floor(Beta(Ma, Mb) * (hi - lo + 1))` on the integers
 `lo = ceil(Rmin N) .. hi = floor(Rmax N)`, both ends included (uniform for Beta(1, 1): on the
 synthetic functions `U * 19 + 2`, {2, ..., 20}), and `R = count / N`. The query set is the full

@@ -1,8 +1,8 @@
 """The science fingerprint: what a small fixed training run computes, stored and compared tightly.
 
-Every method (and MIA's MIA_SPEC variant) is meta-trained for `STEPS` steps on a few synthetic
-signals with the `smoke` model (hidden 16, rank 4, SFT width 24), K = 3 inner steps, then
-evaluated on 16 meta-test signals. The loss of every step and the final errors after every inner
+Every method (and MIA with the paper's variant, `variant=spec`) is meta-trained for `STEPS`
+steps on a few synthetic signals with the `smoke` model (hidden 16, rank 4, SFT width 24), K = 3
+inner steps, then evaluated on 16 meta-test signals. The loss of every step and the final errors after every inner
 step are compared with `tests/data/science_fingerprint.json` (`tests/test_science_fingerprint.py`).
 
 What it covers: the synthetic generator, the shuffled loader, the config presets and the

@@ -1,5 +1,6 @@
-"""The switches between the released implementation's training and MIA_SPEC's
-(`experiments.configs.common.RELEASED_VS_SPEC`), each against a hand computation."""
+"""The switches between the released implementation's training and the paper's
+(`experiments.configs.common.RELEASED_VS_SPEC`, docs/method.md section 9), each against a hand
+computation."""
 
 import dataclasses
 import importlib

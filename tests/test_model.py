@@ -11,7 +11,7 @@ from tests.helpers import image_spec, wave_spec
 
 
 def _numpy_forward(p, fourier_b, coords, latent):
-  """Hand-written reference of MIA_SPEC section 3 (W = U V materialised)."""
+  """Hand-written reference of docs/method.md section 3 (W = U V materialised)."""
   if fourier_b is not None:
     proj = 2 * np.pi * coords @ fourier_b.T
     feats = np.concatenate([np.cos(proj), np.sin(proj)], -1)

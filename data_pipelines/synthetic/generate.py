@@ -1,6 +1,6 @@
 """Synthetic 1-D function signals: four aligned modalities per signal.
 
-Every signal draws shared parameters and each modality jitters them (MIA spec,
+Every signal draws shared parameters and each modality jitters them (docs/method.md,
 section 1)::
 
   a = exp(u1 - 0.5),  w = exp(u2 - 0.5),  b, c ~ U(-2, 2),  u ~ U(0, 1)

@@ -18,7 +18,7 @@ MIA's multimodal SFT within one compiled step.
       --study=modality_replacement --seeds=3 --other_seeds=1 --workdir=workdirs/avd_modrep
 
 Arguments: the standard ones (`experiments/configs/common.py`). Without a preset, the paper's
-image settings (MIA_SPEC sections 3-5) for both modalities; support ratios: rgb in [0.001, 1],
+image settings (docs/method.md sections 3-6) for both modalities; support ratios: rgb in [0.001, 1],
 wav in [0.25, 1]. The `cpu` preset is the audio probe's setting (docs/results.md, "Audio
 probe"): the words synthesised at 8 kHz into the same 2,000 samples (`data.builder_config=8khz`;
 at 4 kHz the speech is too close to the Nyquist frequency for a quarter of the samples to predict

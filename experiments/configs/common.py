@@ -18,9 +18,9 @@ The standard arguments (`standard_args`): `method` (one of `mia_jax.rules.METHOD
 (MIA only, a key of `mia_jax.rules.ABLATIONS`), `inner_steps` (K; left out: the preset's, else
 3), `modalities` (a `+`-joined subset of the benchmark's), `seed`, `first_order`, `remat`,
 `batch_size` and `num_train_steps` (left out: the preset's), `variant` (`released`, the default:
-the released implementation's training where it differs from MIA_SPEC, `RELEASED_VS_SPEC`; or
-`spec`), and a bare preset name: `smoke` (seconds, for tests), `cpu` (minutes on a 2-core CPU)
-or `full` (the paper's settings, the default).
+the released implementation's training where it differs from the paper, `RELEASED_VS_SPEC`,
+docs/method.md section 9; or `spec`), and a bare preset name: `smoke` (seconds, for tests), `cpu`
+(minutes on a 2-core CPU) or `full` (the paper's settings, the default).
 """
 
 from __future__ import annotations
@@ -36,9 +36,10 @@ from mia_jax.model import ModelConfig
 PRESETS = ("smoke", "cpu", "full")
 MEASURES = ("generalization_mse", "memorization_mse")
 
-# Where the released implementation's training differs from MIA_SPEC (docs/architecture.md,
-# "The released code's training"): {field: (released value, spec value)}. The released values
-# are the defaults; the argument `variant=spec` sets every field to the spec's value.
+# Where the released implementation's training differs from the paper (docs/method.md section 9;
+# docs/architecture.md, "The released code's training"): {field: (released value, spec value)}.
+# The released values are the defaults; the argument `variant=spec` sets every field to the
+# spec's value.
 RELEASED_VS_SPEC = {
     # Training support sizes: uniform integers {ceil(Rmin N)..floor(Rmax N)} (U*19+2 on the
     # synthetic functions, 2..20) against floor(R N) of a uniform ratio R (2..19).
@@ -58,11 +59,11 @@ VARIANTS = ("released", "spec")
 # The default fixed support ratios of the evaluation (`eval.fixed_ratios`).
 FIXED_RATIOS = "0.002,0.005,0.01,0.02,0.05,0.1,0.25,0.5,1"
 
-# The paper's settings for its image benchmarks (MIA_SPEC sections 3 and 5), used by every 2-D
-# and audio benchmark: composer rank 64 with 128 random Fourier features of sigma 30, batch 32,
-# and MIA's gradient scaler initialised at 1000 (`IMAGE_GRAD_SCALE`; the spec gives it for
-# CelebA). A config left at the base default `ff_sigma = 0` would get a plain linear encoder,
-# which cannot fit a 32x32 image.
+# The paper's settings for its image benchmarks (docs/method.md sections 3, 5 and 6), used by
+# every 2-D and audio benchmark: composer rank 64 with 128 random Fourier features of sigma 30,
+# batch 32, and MIA's gradient scaler initialised at 1000 (`IMAGE_GRAD_SCALE`; the released
+# code's CelebA runs use it). A config left at the base default `ff_sigma = 0` would get a plain
+# linear encoder, which cannot fit a 32x32 image.
 IMAGE = {"batch_size": 32, "model.rank": 64, "model.ff_sigma": 30.0, "model.ff_dim": 128,
          "eval.batch_size": 32}
 IMAGE_GRAD_SCALE = 1000.0
@@ -148,7 +149,7 @@ def typed_value(key: str, value, like):
 
 
 def base_config() -> ml_collections.ConfigDict:
-  """Defaults shared by all benchmarks (the paper's settings where the spec gives them)."""
+  """Defaults shared by all benchmarks (the paper's settings where it gives them)."""
   c = ml_collections.ConfigDict()
   c.benchmark = ""
   c.method = "mia"
@@ -297,9 +298,10 @@ def standard_studies(modalities: str, label: str, *, modality_text: str,
     training); headline arms mia and no_sft.
   * `methods`: MIA against every baseline, on the same backbone and meta-test episodes.
   * `fidelity`: MIA with the released code's training (`released`, the reference), with each of
-    its training differences from MIA_SPEC switched back (`spec_{field}`), and with all of them
-    (`spec`). `eval.closed_bins` changes only the evaluation, not what is trained, so it gets no
-    arm (a run's bins are re-evaluated both ways from its checkpoint instead).
+    its training differences from the paper (docs/method.md section 9) switched back
+    (`spec_{field}`), and with all of them (`spec`). `eval.closed_bins` changes only the
+    evaluation, not what is trained, so it gets no arm (a run's bins are re-evaluated both ways
+    from its checkpoint instead).
 
   Each study is `{"arms": {arm: overrides}, "reference", "measures", "description",
   "headline"?}`; see `experiments/studies.py`. `label` names the benchmark in the descriptions;
@@ -330,8 +332,8 @@ def standard_studies(modalities: str, label: str, *, modality_text: str,
       "fidelity": dict(
           description=(
               f"MIA on {label} with the released implementation's training (`released`) "
-              "against each of its differences from MIA_SPEC switched back (`spec_...`) and all "
-              "of them (`spec`): what each difference does."),
+              "against each of its differences from the paper (docs/method.md section 9) "
+              "switched back (`spec_...`) and all of them (`spec`): what each difference does."),
           arms={"released": dict(method="mia", ablation="none"),
                 **{f"spec_{k.rpartition('.')[2]}": {"method": "mia", "ablation": "none", k: spec}
                    for k, (_, spec) in RELEASED_VS_SPEC.items() if not k.startswith("eval.")},

@@ -1,4 +1,4 @@
-"""The composer INR backbone (MIA_SPEC section 3): a low-rank modulated MLP.
+"""The composer INR backbone (docs/method.md section 3): a low-rank modulated MLP.
 
 For one modality and one signal the network maps coordinates `x` `[P, d_in]` to values
 `[P, d_out]`:
@@ -48,9 +48,9 @@ class ComposerINR(nn.Module):
     ff_dim: number of Fourier features (cos and sin halves together).
     ff_sigma: std of the Fourier matrix; 0 means a plain linear encoder.
       materialize_lowrank: compute `W = U V` explicitly (reference path for tests/benchmarks).
-    latent_map: "none" (V is the latent, as MIA_SPEC section 3 and the released code's composer)
-      or "ln_linear" (V = Linear(LayerNorm(latent)), a meta-learned map; an option of ours, not
-      the released composer's).
+    latent_map: "none" (V is the latent, as in the paper, docs/method.md section 3, and the
+      released code's composer) or "ln_linear" (V = Linear(LayerNorm(latent)), a meta-learned
+      map; an option of ours, not the released composer's).
   """
 
   d_out: int

@@ -61,8 +61,8 @@ class RuleConfig:
     learn_lr: per-element learned rates (MetaSGD-style) instead of the fixed alpha.
     grad_scale: initial value of MIA's learned gradient scaler; 0 = none.
     scaler_lr_multiplier: multiplier of the scaler's outer learning rate (`gradient_scaler`'s
-      `outer_lr`); 1 is MIA_SPEC's, 2 the released code's effective rate (it steps the scaler
-      with two Adam optimisers).
+      `outer_lr`); 1 is the paper's, 2 the released code's effective rate (it steps the scaler
+      with two Adam optimisers; docs/method.md section 9).
     ablation: MIA only, a key of `ABLATIONS`.
     sft_width ... exact_gelu: `sft()` arguments (`width`, `usft_depth`, ...).
     alfa_depth: `alfa()`'s MLP depth.

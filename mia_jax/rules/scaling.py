@@ -22,7 +22,8 @@ def gradient_scaler(init_scale: float = 10.0, outer_lr: float = 1.0) -> UpdateRu
     init_scale: the initial `s_m` (> 0).
     outer_lr: multiplier of the outer learning rate of `log_s_m` (> 0): its meta-update is
       `outer_lr` times the optimiser's. The released code steps this parameter with two Adam
-      optimisers of the same rate, i.e. 2 (the experiments' default); MIA_SPEC's is 1.
+      optimisers of the same rate, i.e. 2 (the experiments' default); the paper's is 1
+      (docs/method.md section 9).
 
   Parameters: `{name: log_s_m}` (scalars).
   """

@@ -1,4 +1,4 @@
-"""MIA's update rule: State Fusion Transformers (MIA_SPEC section 4), the piece `sft()`.
+"""MIA's update rule: State Fusion Transformers (docs/method.md section 5.7), the piece `sft()`.
 
 For every modality m, the latent `z_m` is read as `T` tokens of width `W` (`mia_jax.tokens`; the
 composer's `[rank, hidden]` latent is `rank` tokens of width `hidden`). At each inner step:
@@ -200,7 +200,8 @@ def sft(*, width: int = 192, usft_depth: int = 1, msft_depth: int = 1, num_heads
     residual: residual connections in the transformer blocks (off, as the released code).
     out_init_scale: scale of the output layer's PyTorch-default init (0 = zeros).
     exact_gelu: the transformer blocks' GELU computed exactly (erf), as the released code's
-      `torch.nn.GELU()`; False (the default, MIA_SPEC) uses flax's tanh approximation.
+      `torch.nn.GELU()`; False (the default, the paper's; docs/method.md section 9) uses flax's
+      tanh approximation.
     use_usft, use_msft, use_fuser, use_grad, use_latent: the ablation switches (False removes the
       USFT, the MSFT, the fusion MLP, the gradient or the latent from the state).
     mixer: "attention" (the SFTs), or their blocks replaced by per-token MLPs of about the same
