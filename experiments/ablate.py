@@ -50,7 +50,7 @@ import os
 import time
 from typing import Any, Callable, Sequence
 
-from absl import app, flags, logging
+from absl import app, flags
 from ml_collections import config_flags
 
 from experiments import archive as archive_lib

@@ -318,7 +318,7 @@ def train_prepared(run: Prepared) -> dict:
   total = config.num_train_steps
   bar = tqdm(total=total, initial=start_step, desc=f"{config.method}", unit="step",
              disable=not primary, dynamic_ncols=True)
-  step, pending, t_last, s_last = start_step, None, time.time(), start_step
+  step, t_last, s_last = start_step, time.time(), start_step
   batches = _prefetch(loader, mesh)
   skip_nonfinite = config.get("skip_nonfinite", False)
   # Non-finite steps skipped (config.skip_nonfinite), on the devices like the metrics.

@@ -31,7 +31,6 @@ import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from mia_jax import adaptation, sampling
-from mia_jax.modalities import ModalitySpec
 from mia_jax.model import MultimodalINR
 from mia_jax.rules import UpdateRule
 

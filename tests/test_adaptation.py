@@ -148,7 +148,6 @@ def test_first_order_stops_the_gradient_through_the_inner_gradient():
     batch = jax.tree.map(lambda x: np.asarray(x, np.float64), random_batch(second.specs, 2))
     ep = episode(second, 2)
     model = second.model
-    spec = second.specs[0]
     idx, mask = ep["tanh"]["idx"], ep["tanh"]["mask"]
     coords = {"tanh": model.coords["tanh"][idx]}
     values = np.take_along_axis(batch["tanh"]["y"], np.asarray(idx)[..., None], axis=1)

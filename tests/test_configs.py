@@ -3,7 +3,6 @@ import pytest
 
 from experiments import build
 from experiments.configs import synthetic
-from mia_jax import meta_step
 from mia_jax import rules
 
 

@@ -2,7 +2,6 @@ import numpy as np
 import pytest
 
 from data_pipelines import benchmarks
-from mia_jax import modalities
 from mia_jax.modalities import ModalitySpec, group_modalities
 from tests.helpers import image_spec, wave_spec
 

@@ -23,7 +23,7 @@ from experiments import build
 from experiments.configs import avdigits as avdigits_config
 from experiments.configs import shapes as shapes_config
 from data_pipelines import benchmarks
-from mia_jax import adaptation, meta_step, modalities
+from mia_jax import adaptation
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -16,7 +16,7 @@ from experiments.configs import arrays as arrays_config
 from experiments.configs import synthetic as synthetic_config
 from data_pipelines import benchmarks
 from experiments import train
-from mia_jax import meta_step, modalities
+from mia_jax import modalities
 from mia_jax.modalities import specs_from_arrays
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

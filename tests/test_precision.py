@@ -11,7 +11,6 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from mia_jax import meta_step
 from tests.helpers import episode, random_batch, tiny_learner
 
 

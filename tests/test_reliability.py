@@ -132,7 +132,7 @@ CASES = {
                                 ["ratio_range='0.5'", "data.source='npz'"]),
     "data_dir_under_a_file": C("data", [SMOKE, "--config.data.data_dir={inputs}/file.txt/d"], 2,
                                ["--config.data.data_dir", "file.txt is not a directory"]),
-    "celeba_folder_missing": C("data", [f"--config=experiments/configs/celeba.py:smoke,"
+    "celeba_folder_missing": C("data", ["--config=experiments/configs/celeba.py:smoke,"
                                         "data_dir={inputs}/none"], 2,
                                ["celeba_trimodal is missing or empty"]),
     "npz_missing": C("data", [f"--config={ARRAYS}:train={{inputs}}/nope.npz,"
