@@ -393,6 +393,10 @@ def check_inputs(study: Study, builder: studies_lib.ConfigBuilder) -> None:
     except ValueError as e:
       raise ValueError(f"arm {r.arm!r}: {e}") from e
     run_status(r)
+  # The folders first: they are cheap to check, and reading the data may build a dataset.
+  for name in ("workdir", "archive", "compilation_cache"):
+    if FLAGS[name].value and FLAGS[name].value != "auto":
+      validate.check_writable_dir(FLAGS[name].value, name)
   from experiments import train  # pylint: disable=g-import-not-at-top  (jax, orbax: on use)
   checked = set()  # the data and episodes, read once per distinct data config (no training)
   for r in runs:
@@ -403,9 +407,6 @@ def check_inputs(study: Study, builder: studies_lib.ConfigBuilder) -> None:
         train.prepare(r.config, r.rundir)
       except ValueError as e:
         raise ValueError(f"arm {r.arm!r}: {e}") from e
-  for name in ("workdir", "archive", "compilation_cache"):
-    if FLAGS[name].value and FLAGS[name].value != "auto":
-      validate.check_writable_dir(FLAGS[name].value, name)
 
 
 def main(argv):
