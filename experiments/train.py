@@ -11,8 +11,9 @@ Meta-trains a `MetaLearner` on the configured benchmark, with
 
 The driver lives with the experiments, not in the library: it reads the experiment's config
 (`experiments/configs`), wires in `data_pipelines` and owns the workdir's files. The learner and
-sources are built by name in `experiments/build.py`; `restore_run` gives a finished run's learner
-and state back (for predictions, notebooks).
+sources are built by name in `experiments/build.py`; `experiments.loading.load_run(workdir)` gives
+a finished run's learner, state and config back from the workdir alone (`restore_run` from a
+config in hand).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from absl import logging
 from tqdm.auto import tqdm
 
 from data_pipelines import sources
-from experiments import build, distributed, validate
+from experiments import build, distributed, loading, validate
 from experiments import events as events_lib
 from experiments import workdir as workdir_lib
 from mia_jax import evaluation, meta_step, sampling
@@ -295,6 +296,7 @@ def train_prepared(run: Prepared) -> dict:
     with open(os.path.join(workdir, "config.json.tmp"), "w") as f:
       f.write(config.to_json(indent=2))
     os.replace(os.path.join(workdir, "config.json.tmp"), os.path.join(workdir, "config.json"))
+    loading.write_specs(workdir, learner.specs)  # load_run rebuilds the model from these
     if run.episodes is None:
       sampling.save_episodes(os.path.join(workdir, "episodes.npz"), episodes, learner.specs,
                              fixed_ratios)

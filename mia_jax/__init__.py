@@ -8,13 +8,16 @@ The library is pure functions over pytrees; see `docs/library.md` for recipes an
 * INR learners: `MultimodalINR` over any Flax backbone with a `latent_shape`, the built-in
   `ComposerINR` and `FunctaINR`, `ModelConfig` (the built-in backbones by name), `token_shape`;
 * update rules (`mia_jax.rules`): pieces combined with `chain`, and the methods built from them;
-* the inner loop `adapt`, the meta-learner `MetaLearner` (loss, `train_step`, `eval_step`),
+* the inner loop `adapt` (on grid supports of known signals) and `adapt_to_observations`
+  (on a few observed points anywhere, e.g. of a new signal), predictions anywhere with
+  `MultimodalINR.predict(..., coords=)`;
+* the meta-learner `MetaLearner` (loss, `train_step`, `eval_step`),
   `MetaConfig`, `TrainState`, and `meta_step`'s data-parallel jit helpers;
 * `sampling` (support sets, fixed meta-test episodes) and `evaluation` (the results' reducers).
 """
 
 from mia_jax import evaluation, meta_step, rules, sampling
-from mia_jax.adaptation import adapt
+from mia_jax.adaptation import adapt, adapt_to_observations
 from mia_jax.inr import ComposerINR, FunctaINR
 from mia_jax.meta_step import MetaConfig, MetaLearner, TrainState
 from mia_jax.modalities import ModalitySpec, group_modalities, specs_from_arrays
@@ -25,6 +28,6 @@ from mia_jax.tokens import token_shape
 __version__ = "0.4.0"
 
 __all__ = ["ComposerINR", "FunctaINR", "MetaConfig", "MetaLearner", "ModalitySpec", "ModelConfig",
-           "MultimodalINR", "TrainState", "UpdateRule", "adapt", "chain",
+           "MultimodalINR", "TrainState", "UpdateRule", "adapt", "adapt_to_observations", "chain",
            "evaluation", "group_modalities", "meta_step", "rules", "sampling", "specs_from_arrays",
            "token_shape"]

@@ -81,11 +81,29 @@ class ModalitySpec:
     """Static size of the support gather, floor(Rmax * N) (at least 1)."""
     return max(1, int(math.floor(self.ratio_range[1] * self.num_points + 1e-9)))
 
-  def coordinates(self) -> np.ndarray:
-    """Grid coordinates in [-1, 1] per axis, row-major. Returns float32 [N, d_in]."""
-    axes = [np.linspace(-1.0, 1.0, s, dtype=np.float32) for s in self.grid_shape]
+  def coordinates(self, grid_shape: Sequence[int] | None = None) -> np.ndarray:
+    """Grid coordinates in [-1, 1] per axis, row-major. Returns float32 `[N, d_in]`.
+
+    `grid_shape`: another grid over the same domain (default: the modality's own), e.g.
+    `upsampled_shape(4)` to query the INR between the training grid's points.
+    """
+    shape = self.grid_shape if grid_shape is None else tuple(int(s) for s in grid_shape)
+    if len(shape) != self.d_in or any(s < 1 for s in shape):
+      raise ValueError(f"Modality {self.name!r}: grid_shape {shape} must have d_in={self.d_in} "
+                       "positive sizes.")
+    axes = [np.linspace(-1.0, 1.0, s, dtype=np.float32) for s in shape]
     mesh = np.meshgrid(*axes, indexing="ij")
     return np.stack([m.reshape(-1) for m in mesh], axis=-1).astype(np.float32)
+
+  def upsampled_shape(self, factor: int) -> tuple[int, ...]:
+    """The grid with `factor - 1` points between neighbours: `(n - 1) * factor + 1` per axis.
+
+    It holds the training grid's points (every `factor`-th point per axis), so a prediction on
+    it contains the on-grid prediction.
+    """
+    if isinstance(factor, bool) or not isinstance(factor, (int, np.integer)) or factor < 1:
+      raise ValueError(f"Upsampling factor must be an integer >= 1, got {factor!r}.")
+    return tuple((s - 1) * int(factor) + 1 for s in self.grid_shape)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -228,8 +228,10 @@ class MultimodalINR:
     Args:
       params, buffers: from `init`.
       latents: `{name: [B, T, W]}` tokens (or `[B, *latent_shape]`).
-      coords: `{name: [B, P, d_in]}` per-signal coordinates; None (or a missing name) means the
-        modality's full grid `[N, d_in]`, shared by all signals.
+      coords: `{name: [B, P, d_in]}` per-signal coordinates, anywhere (the grid spans [-1, 1]
+        per axis; `ModalitySpec.coordinates(grid_shape)` gives a finer grid); None (or a
+        missing name) means the modality's full grid `[N, d_in]`, shared by all signals.
+        Modalities may have different `P`.
 
     Returns:
       `{name: [B, P, d_out]}` predictions, output bias included.
@@ -252,8 +254,19 @@ class MultimodalINR:
       module = self.modules[g.names[0]]
       b = latents[g.names[0]].shape[0]
       z = jnp.stack([latents[n].reshape((b,) + self.latent_shapes[n]) for n in g.names])
-      c = None if coords is None else coords.get(g.names[0])
-      c = self.coords[g.names[0]] if c is None else jnp.stack([coords[n] for n in g.names])
+      given = [n for n in g.names if coords is not None and coords.get(n) is not None]
+      sizes = None
+      if not given:  # the grid, shared by all signals
+        c = self.coords[g.names[0]]
+      elif len(given) == len(g.names) and len({coords[n].shape for n in g.names}) == 1:
+        c = jnp.stack([coords[n] for n in g.names])
+      else:  # some on the grid or different point counts: pad to one [G, B, P, d_in]
+        per = {n: (jnp.asarray(coords[n]) if n in given else
+                   jnp.broadcast_to(self.coords[n], (b,) + self.coords[n].shape)) for n in g.names}
+        sizes = {n: per[n].shape[1] for n in g.names}
+        p_max = max(sizes.values())
+        c = jnp.stack([jnp.pad(per[n], [(0, 0), (0, p_max - sizes[n]), (0, 0)])
+                       for n in g.names])
       if low:
         c = c.astype(compute_dtype)
       if hasattr(module, "batched_apply"):
@@ -261,7 +274,8 @@ class MultimodalINR:
       else:
         pred = vmapped_apply(module, stacked[g.name], z, c)
       for i, n in enumerate(g.names):
-        out[n] = (pred[i].astype(jnp.float32) if low else pred[i]) + self._bias[n]
+        p = pred[i] if sizes is None else pred[i][:, :sizes[n]]
+        out[n] = (p.astype(jnp.float32) if low else p) + self._bias[n]
     return out
 
 
