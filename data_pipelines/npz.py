@@ -93,6 +93,15 @@ class GridSource(ArraySource):
       y, self._grid_shapes[name] = _flatten_grid(
           name, np.asarray(y), grid_ndims.get(name))
       self._has_amplitude[name] = amplitude is not None
+      if amplitude is not None:
+        amp = np.asarray(amplitude)
+        bad = (np.flatnonzero(~(np.isfinite(amp) & (amp > 0))) if amp.dtype.kind in "biuf"
+               else np.arange(amp.size))
+        if bad.size:
+          raise ValueError(
+              f"In {where}: {name}_amplitude must be finite numbers > 0 (errors are divided "
+              f"by amplitude^2); signals {bad[:5].tolist()} have "
+              f"{amp.ravel()[bad[:5]].tolist()}.")
       flat[name] = {"y": y, "amplitude": amplitude}
     try:
       super().__init__(flat)

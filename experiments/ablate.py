@@ -107,6 +107,10 @@ class Run:
   rundir: str
 
 
+class StudyUnfinished(Exception):
+  """Runs of the study are being trained by another runner (`train_runs` skipped them)."""
+
+
 @dataclasses.dataclass
 class StudyOutput:
   """What `run` produced.
@@ -167,16 +171,18 @@ def run_status(run: Run) -> str:
   """
   config_path = os.path.join(run.rundir, "config.json")
   if os.path.exists(config_path):
-    with open(config_path) as f:
-      old = json.load(f)
+    old = workdir_lib.read_json(config_path, "a study run's config",
+                                "delete that run's folder to retrain it.")
     diff = workdir_lib.config_differences(old, json.loads(run.config.to_json()))
     if diff:
       raise ValueError(f"{run.rundir} holds a run of another config ({'; '.join(diff[:5])}); use "
                        "a new --workdir, or delete that folder to rerun it.")
   results_path = os.path.join(run.rundir, "results.json")
   if os.path.exists(results_path):
-    with open(results_path) as f:
-      step = json.load(f).get("step")
+    results = workdir_lib.read_json(results_path, "a study run's results",
+                                    "delete that file to evaluate the run again from its "
+                                    "checkpoints (or its folder to retrain it).")
+    step = results.get("step") if isinstance(results, dict) else None
     if step == run.config.num_train_steps:
       return "finished"
     if step is not None and step > run.config.num_train_steps:
@@ -193,8 +199,11 @@ def _default_train_fn():
 
 def train_runs(runs: Sequence[Run], train_fn: Callable | None = None, parallel: int = 1,
                log: Callable[[str], None] = print,
-               on_done: Callable[[Run], None] | None = None) -> None:
+               on_done: Callable[[Run], None] | None = None) -> list[Run]:
   """Trains every run that is not finished (resuming partial ones), showing progress.
+
+  A run another process is training (its workdir locked, `workdir.WorkdirLock`) is skipped: two
+  runners started on one study folder split its runs between them.
 
   Args:
     runs: the study's runs (see `plan`).
@@ -203,14 +212,26 @@ def train_runs(runs: Sequence[Run], train_fn: Callable | None = None, parallel: 
     parallel: runs trained at once, each in a fresh process (1: in this process, in order).
     log: where progress lines go.
     on_done: called with each run once it is finished (also for runs finished earlier).
+
+  Returns:
+    The runs left to other processes (busy when this runner came to them).
   """
   train_fn = train_fn or _default_train_fn()
   on_done = on_done or (lambda r: None)
   total = len(runs)
-  todo = []
+  todo, busy = [], []
+
+  def skip(tag, r, why):
+    log(f"{tag}: {why}; skipped here (that process trains it)")
+    busy.append(r)
+
   for i, r in enumerate(runs, 1):
-    status = run_status(r)
     tag = f"[{i}/{total}] {r.arm} seed {r.seed}"
+    holder = workdir_lib.lock_holder(r.rundir)
+    if holder:
+      skip(tag, r, f"being trained by PID {holder.get('pid')}")
+      continue
+    status = run_status(r)
     if status == "finished":
       log(f"{tag}: finished earlier, reusing {os.path.join(r.rundir, 'results.json')}")
       on_done(r)
@@ -227,17 +248,26 @@ def train_runs(runs: Sequence[Run], train_fn: Callable | None = None, parallel: 
         log(f"{tag}: {'resuming' if status == 'resume' else 'training'} in {r.rundir}")
         futures[pool.submit(train_fn, r.config, r.rundir)] = (tag, r)
       for fut in concurrent.futures.as_completed(futures):
-        fut.result()
         tag, r = futures[fut]
+        try:
+          fut.result()
+        except workdir_lib.WorkdirBusy as e:
+          skip(tag, r, str(e).split(";")[0])
+          continue
         log(f"{tag}: done ({time.time() - start:.0f}s since start)")
         on_done(r)
-    return
+    return busy
   for tag, status, r in todo:
     log(f"{tag}: {'resuming' if status == 'resume' else 'training'} in {r.rundir}")
     start = time.time()
-    train_fn(r.config, r.rundir)
+    try:
+      train_fn(r.config, r.rundir)
+    except workdir_lib.WorkdirBusy as e:
+      skip(tag, r, str(e).split(";")[0])
+      continue
     log(f"{tag}: done in {time.time() - start:.0f}s")
     on_done(r)
+  return busy
 
 
 def enable_compilation_cache(path: str) -> str:
@@ -356,7 +386,13 @@ def run(study: Study, builder: studies_lib.ConfigBuilder, workdir: str,
       raise ValueError(f"archive must be another directory than the workdir, got {archive}.")
     archive_lib.restore_runs(runs, workdir, archive, run_status, log)
     on_done = lambda r: archive_lib.archive_run(r, workdir, archive)
-  train_runs(runs, train_fn, parallel, log, on_done)
+  busy = train_runs(runs, train_fn, parallel, log, on_done)
+  if busy:
+    raise StudyUnfinished(
+        f"{len(busy)} run(s) are being trained by another process "
+        f"({', '.join(f'{r.arm}/seed{r.seed}' for r in busy[:4])}{', ...' if len(busy) > 4 else ''}"
+        "); this runner's runs are done. The runner that finishes last writes the report; or "
+        "rerun this command once they are done.")
   out = write_report(study, runs, workdir, seeds, notes, num_reconstructions, log)
   out.files["study"] = os.path.join(workdir, "study.json")
   if archive:
@@ -376,6 +412,9 @@ def study_from_flags(builder: studies_lib.ConfigBuilder) -> Study:
     study = builder.study(FLAGS.study)
     if FLAGS.reference:
       study = dataclasses.replace(study, reference=FLAGS.reference)
+  if FLAGS.arms is not None and not [a for a in FLAGS.arms if a.strip()]:
+    raise ValueError(f"--arms is empty; name some of the study's arms ({', '.join(study.arms)}), "
+                     "or leave the flag out to run them all.")
   return study.with_measures(FLAGS.measures).select(FLAGS.arms)
 
 
@@ -400,7 +439,8 @@ def check_inputs(study: Study, builder: studies_lib.ConfigBuilder) -> None:
   from experiments import train  # pylint: disable=g-import-not-at-top  (jax, orbax: on use)
   checked = set()  # the data and episodes, read once per distinct data config (no training)
   for r in runs:
-    key = (r.config.data.to_json(), r.config.modalities, r.config.eval.episodes_path)
+    key = (r.config.data.to_json(), r.config.modalities, r.config.eval.episodes_path,
+           r.config.batch_size, r.config.eval.batch_size)
     if key not in checked:
       checked.add(key)
       try:
@@ -421,10 +461,14 @@ def main(argv):
   if cache == "auto":
     cache = os.path.join(FLAGS.workdir, "jax_cache")
   with validate.exit_on_error(1):
-    out = run(study, builder, FLAGS.workdir, FLAGS.seeds, FLAGS.steps or None,
-              other_seeds=FLAGS.other_seeds or None,
-              parallel=FLAGS.parallel, num_reconstructions=FLAGS.reconstructions,
-              compilation_cache=cache or None, archive=FLAGS.archive)
+    try:
+      out = run(study, builder, FLAGS.workdir, FLAGS.seeds, FLAGS.steps or None,
+                other_seeds=FLAGS.other_seeds or None,
+                parallel=FLAGS.parallel, num_reconstructions=FLAGS.reconstructions,
+                compilation_cache=cache or None, archive=FLAGS.archive)
+    except StudyUnfinished as e:  # another runner shares the folder: not an error
+      print(f"\n{e}")
+      return
   print(f"\n{out.markdown}")
   print("Wrote " + ", ".join(out.files[k] for k in sorted(out.files)))
 

@@ -114,6 +114,13 @@ def own_data_sources(config, data: Mapping[str, Mapping] | None = None):
     except ValueError as e:
       raise ValueError(f"In the {split} data {data_name(source)}: {e}") from None
   for name in train_source.modalities:
+    if train_source.has_amplitude[name] != test_source.has_amplitude[name]:
+      has, lacks = ((train_source, test_source) if train_source.has_amplitude[name]
+                    else (test_source, train_source))
+      raise ValueError(
+          f"Modality {name!r} has amplitudes ({name}_amplitude) in {data_name(has)} but not in "
+          f"{data_name(lacks)}; give them in both splits or in neither (they normalise the "
+          "errors, so both splits must be measured alike).")
     want, have = layouts[0][name], layouts[1][name]
     if have != want:
       raise ValueError(

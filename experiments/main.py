@@ -36,10 +36,19 @@ def main(argv):
                            FLAGS.heartbeat_timeout_seconds)
     validate.validate_config(FLAGS.config)
     validate.check_writable_dir(FLAGS.workdir, "workdir")
-    run = train.prepare(FLAGS.config, FLAGS.workdir)  # the data, model and episodes too
+    # One run per workdir: a second one exits here, naming the holder (process 0 holds it).
+    lock = train.workdir_lock(FLAGS.workdir).acquire()
+    try:
+      run = train.prepare(FLAGS.config, FLAGS.workdir)  # the data, model and episodes too
+    except BaseException:
+      lock.release()
+      raise
   logging.info("Config:\n%s", FLAGS.config)
-  with validate.exit_on_error(1):
-    train.train_prepared(run)
+  try:
+    with validate.exit_on_error(1):
+      train.train_prepared(run)
+  finally:
+    lock.release()
 
 
 if __name__ == "__main__":

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import json
 import math
 import os
 import re
@@ -25,6 +24,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from experiments import workdir as workdir_lib
 from experiments.studies import Study
 
 STEPS_SUFFIX = re.compile(r"^step(\d+)$")
@@ -43,8 +43,10 @@ def load_results(workdir: str, study: Study, seeds: Sequence[int]) -> dict[str, 
     for seed in seeds:
       path = os.path.join(study.run_dir(workdir, arm, seed), "results.json")
       if os.path.exists(path):
-        with open(path) as f:
-          out.setdefault(arm, {})[seed] = json.load(f)
+        out.setdefault(arm, {})[seed] = workdir_lib.read_json(
+            path, f"arm {arm!r} seed {seed}'s results",
+            "delete it to evaluate that run again from its checkpoints (or its folder to "
+            "retrain it).")
   return out
 
 

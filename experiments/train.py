@@ -256,7 +256,16 @@ def prepare(config, workdir: str, data: Mapping[str, Mapping] | None = None) -> 
   if not own_data:
     train_source = build.build_sources(config, "train")
     test_source = build.build_sources(config, "test")
+  if len(train_source) < config.batch_size:
+    fits = len(train_source) // n_dev * n_dev  # the batch is split evenly across the devices
+    advice = (f"lower --config.batch_size to at most {fits}" + (
+        f" (a multiple of the {n_dev} devices)" if n_dev > 1 else "") + ", or give more "
+        "training signals" if fits else f"give at least {n_dev} training signals")
+    raise ValueError(f"The training data hold {len(train_source)} signals, fewer than one batch "
+                     f"(batch_size={config.batch_size}); {advice}.")
   num_test = len(test_source)
+  if num_test == 0:
+    raise ValueError("The test data hold no signals; the run could not be evaluated.")
   if config.data.num_test_signals:
     num_test = min(num_test, config.data.num_test_signals)
   fixed_ratios = sampling.parse_fixed_ratios(config.eval.get("fixed_ratios", ""))
@@ -272,14 +281,26 @@ def prepare(config, workdir: str, data: Mapping[str, Mapping] | None = None) -> 
                   fixed_ratios)
 
 
+def workdir_lock(workdir: str):
+  """The workdir's lock (`workdir.WorkdirLock`) on process 0; a no-op on the other processes of
+  a multi-process run, which share process 0's workdir."""
+  if distributed.is_primary():
+    return workdir_lib.WorkdirLock(workdir)
+  return workdir_lib.NoLock()
+
+
 def train_and_evaluate(config, workdir: str, data: Mapping[str, Mapping] | None = None) -> dict:
   """Meta-trains, checkpoints, evaluates; returns the results dict also written to results.json.
 
   `data`: the user's arrays instead of files, `{"train": {name: [num_signals, *grid, d_out]},
   "test": {...}}` (see `build.build_sources`); as with `config.data.source="npz"`, the modalities
   are read from the train arrays (`build.own_data_specs`). `prepare` checks the inputs first.
+
+  Raises:
+    workdir.WorkdirBusy: another live process is training in `workdir`.
   """
-  return train_prepared(prepare(config, workdir, data))
+  with workdir_lock(workdir):
+    return train_prepared(prepare(config, workdir, data))
 
 
 def train_prepared(run: Prepared) -> dict:
@@ -311,7 +332,7 @@ def train_prepared(run: Prepared) -> dict:
   train_step = meta_step.make_train_step(learner, mesh)
   metrics_path = os.path.join(workdir, "metrics.jsonl")
   if primary:
-    workdir_lib.trim_metrics(metrics_path, start_step)  # each step once after a resume
+    workdir_lib.trim_metrics(metrics_path, start_step, log=logging.warning)  # each step once after a resume
 
   # This process's rows of every batch (all of them on one process).
   loader = sources.make_loader(train_source, config.batch_size, shuffle=True, seed=config.seed,

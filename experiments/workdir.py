@@ -70,11 +70,11 @@ def check_restart(config, workdir: str) -> None:
   are gone; returns quietly for a new workdir or a resumable run of this config."""
   path = os.path.join(workdir, "config.json")
   if os.path.isfile(path):
-    try:
-      with open(path) as f:
-        old = json.load(f)
-    except ValueError as e:
-      raise ValueError(f"{path} is not a readable config ({e}); use a new --workdir.") from None
+    old = read_json(path, "the run's config", "use a new --workdir, or restore the file (an "
+                    "archived run keeps a copy) to resume this run.")
+    if not isinstance(old, dict):
+      raise ValueError(f"{path} (the run's config) holds {type(old).__name__}, not a config; use "
+                       "a new --workdir.")
     diff = config_differences(old, json.loads(config.to_json()))
     if diff:
       raise ValueError(
@@ -91,14 +91,187 @@ def check_restart(config, workdir: str) -> None:
         "from step 0.")
 
 
-def trim_metrics(path: str, step: int) -> None:
-  """Drops the lines of `metrics.jsonl` logged after `step` (a resume logs them again)."""
+def read_json(path: str, what: str, remedy: str) -> Any:
+  """`json.load` of a workdir file, with one line naming the file, what it is and what to do
+  when it is not readable JSON (truncated by a kill, or edited by hand)."""
+  try:
+    with open(path) as f:
+      return json.load(f)
+  except ValueError as e:
+    raise ValueError(f"{path} ({what}) is not readable JSON ({e}); {remedy}") from None
+  except OSError as e:
+    raise ValueError(f"{path} ({what}) cannot be read ({e.strerror or e}); {remedy}") from None
+
+
+def _metrics_line(line: str) -> dict | None:
+  try:
+    row = json.loads(line)
+  except ValueError:
+    return None
+  return row if isinstance(row, dict) else None
+
+
+def trim_metrics(path: str, step: int, log=None) -> None:
+  """Drops the lines of `metrics.jsonl` logged after `step` (a resume logs them again), and
+  lines that are not JSON records (a line half-written when the run was killed), as a journal
+  is replayed; `log(message)` is told how many of those were dropped."""
   if not os.path.isfile(path):
     return
   with open(path) as f:
     lines = f.readlines()
-  keep = [l for l in lines if l.strip() and json.loads(l).get("step", 0) <= step]
-  if len(keep) != len(lines):
+  rows = [(line, _metrics_line(line)) for line in lines if line.strip()]
+  broken = sum(row is None for _, row in rows)
+  keep = [line if line.endswith("\n") else line + "\n" for line, row in rows
+          if row is not None and row.get("step", 0) <= step]
+  if broken and log:
+    log(f"{path}: dropped {broken} line(s) that are not JSON records (written when the run was "
+        "stopped); the steps after the checkpoint are logged again.")
+  if keep != lines:
     with open(path + ".tmp", "w") as f:
       f.writelines(keep)
     os.replace(path + ".tmp", path)
+
+
+# ------------------------------------------------------------------------------------------------
+# One run per workdir at a time.
+
+LOCK_FILE = "run.lock"
+
+
+class WorkdirBusy(ValueError):
+  """The workdir is locked by another live process (`WorkdirLock`)."""
+
+
+_HELD: dict[str, int] = {}  # lock paths this process holds -> nesting depth
+
+
+def _holder(path: str) -> dict | None:
+  """The lock file's `{"pid", "host", "started"}`, {} if unreadable, None if there is none."""
+  try:
+    with open(path) as f:
+      data = json.load(f)
+    return data if isinstance(data, dict) else {}
+  except FileNotFoundError:
+    return None
+  except (OSError, ValueError):
+    return {}
+
+
+def _alive(pid: Any) -> bool:
+  if not isinstance(pid, int) or pid <= 0:
+    return False
+  try:
+    os.kill(pid, 0)
+  except ProcessLookupError:
+    return False
+  except PermissionError:  # someone else's live process
+    return True
+  return True
+
+
+def lock_holder(workdir: str) -> dict | None:
+  """Who holds `workdir`'s lock: `{"pid", "host", "started"}` of a live holder (or of one on
+  another host, which cannot be checked), None when it is free or the holder is dead."""
+  import socket
+  info = _holder(os.path.join(workdir, LOCK_FILE))
+  if info is None:
+    return None
+  if info.get("host") == socket.gethostname() and not _alive(info.get("pid")):
+    return None
+  if not info:  # unreadable: being written this instant, or garbage; treat as held briefly
+    return {"pid": "?", "host": "?", "started": "?"}
+  return info
+
+
+class WorkdirLock:
+  """An exclusive lock on a workdir: `workdir/run.lock`, holding the PID and host.
+
+  Taken before anything else is written to the workdir and released on exit (a `with` block,
+  or `release`). A lock left by a process that died (killed, out of memory) on this host is
+  detected and taken over; one from another host cannot be checked and names its host, so the
+  user can delete it when sure. Re-entrant within a process (the driver's entry points nest).
+
+  Raises (on `acquire`):
+    WorkdirBusy: another live process holds the lock (the message names its PID).
+  """
+
+  def __init__(self, workdir: str):
+    self.workdir = workdir
+    self.path = os.path.abspath(os.path.join(workdir, LOCK_FILE))
+
+  def acquire(self) -> "WorkdirLock":
+    import socket
+    import time
+    if self.path in _HELD:
+      _HELD[self.path] += 1
+      return self
+    os.makedirs(self.workdir, exist_ok=True)
+    me = {"pid": os.getpid(), "host": socket.gethostname(),
+          "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+    for _ in range(20):
+      try:
+        fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+      except FileExistsError:
+        info = _holder(self.path)
+        if info is None:
+          continue  # released in between: try again
+        if info == {}:  # written this instant by another process, or garbage
+          time.sleep(0.05)
+          info = _holder(self.path)
+          if info == {}:
+            raise WorkdirBusy(
+                f"--workdir {self.workdir} has an unreadable lock file {self.path}; if no run "
+                "is using this workdir, delete that file and rerun.") from None
+          continue
+        if info.get("host") == me["host"] and not _alive(info.get("pid")):
+          try:  # stale: one taker renames it away, the others see it gone and retry
+            os.rename(self.path, f"{self.path}.stale.{os.getpid()}")
+            os.remove(f"{self.path}.stale.{os.getpid()}")
+          except FileNotFoundError:
+            pass
+          continue
+        where = "" if info.get("host") == me["host"] else f" on host {info.get('host')}"
+        raise WorkdirBusy(
+            f"--workdir {self.workdir} is in use by another run (PID {info.get('pid')}{where}, "
+            f"since {info.get('started')}); wait for it to finish or stop it. If that process is "
+            f"gone, delete {self.path} and rerun.") from None
+      with os.fdopen(fd, "w") as f:
+        json.dump(me, f)
+      _HELD[self.path] = 1
+      return self
+    raise WorkdirBusy(f"Could not take the lock {self.path}: it changed hands 20 times; is a "
+                      "crowd of runs starting on this workdir?")
+
+  def release(self) -> None:
+    depth = _HELD.get(self.path, 0)
+    if depth > 1:
+      _HELD[self.path] = depth - 1
+      return
+    _HELD.pop(self.path, None)
+    if depth and (_holder(self.path) or {}).get("pid") == os.getpid():
+      try:
+        os.remove(self.path)
+      except FileNotFoundError:
+        pass
+
+  def __enter__(self) -> "WorkdirLock":
+    return self.acquire()
+
+  def __exit__(self, *exc) -> None:
+    self.release()
+
+
+class NoLock:
+  """`WorkdirLock`'s interface, locking nothing (the other processes of a multi-process run)."""
+
+  def acquire(self) -> "NoLock":
+    return self
+
+  def release(self) -> None:
+    pass
+
+  def __enter__(self) -> "NoLock":
+    return self
+
+  def __exit__(self, *exc) -> None:
+    pass

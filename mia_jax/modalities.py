@@ -21,6 +21,7 @@ from typing import Any, Callable, Hashable, Sequence
 import numpy as np
 
 ERROR_NORMALISERS = ("none", "amplitude")
+RESERVED_NAMES = ("avg",)  # the mean over modalities in the results' keys
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,8 +55,11 @@ class ModalitySpec:
   fourier_sigma: float | None = None
 
   def __post_init__(self):
-    if not self.name or "/" in self.name:
-      raise ValueError(f"Modality name {self.name!r} must be non-empty and contain no '/'.")
+    if not isinstance(self.name, str) or not self.name.strip() or "/" in self.name:
+      raise ValueError(f"Modality name {self.name!r} must be a non-empty string without '/'.")
+    if self.name in RESERVED_NAMES:
+      raise ValueError(f"Modality name {self.name!r} is reserved (the results' "
+                       f"{'/'.join(RESERVED_NAMES)} keys); rename the modality.")
     object.__setattr__(self, "grid_shape", tuple(int(s) for s in self.grid_shape))
     if len(self.grid_shape) != self.d_in:
       raise ValueError(
@@ -229,9 +233,13 @@ def array_layout(name: str, array: np.ndarray) -> tuple[tuple[int, ...], int]:
   if not finite.all():
     raise ValueError(f"{what} holds {int(array.size - finite.sum())} NaN or infinite values; "
                      "all values must be finite.")
-  if array.ndim == 2:
-    return (array.shape[1],), 1
-  return tuple(array.shape[1:-1]), int(array.shape[-1])
+  grid = (array.shape[1],) if array.ndim == 2 else tuple(array.shape[1:-1])
+  if min(grid) < 2:
+    raise ValueError(f"{what}: its grid {grid} has an axis of length {min(grid)}; every grid "
+                     "axis needs at least 2 points (a coordinate axis from -1 to 1). A "
+                     "modality without a channel axis may need grid_ndims (e.g. "
+                     "--config.data.grid_ndims=NAME=2).")
+  return grid, 1 if array.ndim == 2 else int(array.shape[-1])
 
 
 def default_ratio_bins(ratio_range: tuple[float, float],

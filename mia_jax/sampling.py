@@ -254,6 +254,9 @@ def load_episodes(path: str | os.PathLike, specs: Sequence[ModalitySpec],
     if idx.ndim != 2 or idx.shape[1] != spec.max_support:
       raise ValueError(f"Episode file {os.fspath(path)!r}: {spec.name}/idx has shape {idx.shape}, "
                        f"expected [num_signals, {spec.max_support}].")
+    if idx.dtype.kind not in "iu":
+      raise ValueError(f"Episode file {os.fspath(path)!r}: {spec.name}/idx must hold integers "
+                       f"(grid point indices); it has dtype {idx.dtype}.")
     if idx.min() < 0 or idx.max() >= spec.num_points:
       raise ValueError(f"Episode file {os.fspath(path)!r}: {spec.name}/idx outside "
                        f"[0, {spec.num_points}).")
