@@ -11,8 +11,7 @@ from absl import flags
 import grain
 import numpy as np
 
-from data_pipelines.signals import Source
-from data_pipelines.signals import stack_signals
+from data_pipelines.signals import Source, stack_signals
 
 
 def dataset_size(source: Source) -> int:

@@ -26,10 +26,8 @@ from typing import Any, SupportsIndex
 import numpy as np
 import tensorflow_datasets as tfds
 
-from data_pipelines import benchmarks
-from data_pipelines import tfds_loading
-from data_pipelines.signals import read_chunks
-from data_pipelines.signals import Signal
+from data_pipelines import benchmarks, tfds_loading
+from data_pipelines.signals import Signal, read_chunks
 
 Record = Mapping[str, Any]
 

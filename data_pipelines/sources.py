@@ -13,21 +13,13 @@ its own module; this one gathers them for `from data_pipelines import sources`:
 * `synthetic.synthetic`: `load_synthetic`, the tfds `synthetic_functions` dataset.
 """
 
-from data_pipelines.batching import dataset_size
-from data_pipelines.batching import make_eval_loader
-from data_pipelines.batching import make_loader
-from data_pipelines.batching import num_batches
-from data_pipelines.npz import GridSource
-from data_pipelines.npz import NpzSource
-from data_pipelines.npz import save_npz
-from data_pipelines.signals import ArraySource
-from data_pipelines.signals import ModalitySubset
-from data_pipelines.signals import Signal
-from data_pipelines.signals import Source
-from data_pipelines.signals import to_memory
+from data_pipelines.batching import dataset_size, make_eval_loader, make_loader, num_batches
+from data_pipelines.npz import GridSource, NpzSource, save_npz
+from data_pipelines.signals import ArraySource, ModalitySubset, Signal, Source, to_memory
 from data_pipelines.synthetic.synthetic import load_synthetic
 
 __all__ = [
     "ArraySource", "GridSource", "ModalitySubset", "NpzSource", "Signal", "Source",
-    "dataset_size", "load_synthetic", "make_eval_loader", "make_loader", "num_batches", "save_npz", "to_memory",
+    "dataset_size", "load_synthetic", "make_eval_loader", "make_loader", "num_batches", "save_npz",
+    "to_memory",
 ]

@@ -20,9 +20,7 @@ from typing import Any
 import numpy as np
 import tensorflow_datasets as tfds
 
-from data_pipelines.signals import ArraySource
-from data_pipelines.signals import ModalitySubset
-from data_pipelines.signals import to_memory
+from data_pipelines.signals import ArraySource, ModalitySubset, to_memory
 from mia_jax.modalities import parse_modalities
 
 # The seed (or pairing seed) of each split of the datasets made or paired here.

@@ -54,9 +54,8 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from experiments import archive as archive_lib
-from experiments import plots, predict, report
+from experiments import plots, predict, report, validate
 from experiments import studies as studies_lib
-from experiments import validate
 from experiments import workdir as workdir_lib
 from experiments.studies import Study
 
@@ -88,7 +87,8 @@ def define_flags() -> None:
   flags.DEFINE_integer("parallel", 1, "Runs trained at once, each in its own process (for hosts "
                        "with cores or accelerator memory to spare).")
   flags.DEFINE_integer("reconstructions", 3, "Meta-test signals in reconstructions.png (0: none).")
-  flags.DEFINE_string("archive", None, "Also keep each finished run's results.json and config.json, "
+  flags.DEFINE_string("archive", None, "Also keep each finished run's results.json and "
+                      "config.json, "
                       "its episodes (once per content, in DIR/episodes/), and the reports, in "
                       "this directory (no checkpoints); "
                       "runs finished there are reused, not retrained.")

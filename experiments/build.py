@@ -15,8 +15,8 @@ from __future__ import annotations
 from typing import Mapping, Sequence
 
 from data_pipelines import benchmarks, registry, sources
-from mia_jax import rules
 from mia_jax import modalities as modalities_lib
+from mia_jax import rules
 from mia_jax.meta_step import MetaConfig, MetaLearner
 from mia_jax.model import ModelConfig, MultimodalINR
 

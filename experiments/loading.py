@@ -104,8 +104,8 @@ def read_config(workdir: str):
 
 def run_specs(config, workdir: str) -> tuple[Any, ...]:
   """The modalities of the run in `workdir`: `specs.json`, else rebuilt from the config."""
-  from experiments import build
   from data_pipelines import benchmarks
+  from experiments import build
   path = os.path.join(workdir, SPECS_FILE)
   if os.path.isfile(path):
     return read_specs(path)
@@ -143,6 +143,7 @@ def load_run(workdir: str, step: int | None = None) -> LoadedRun:
   """
   import jax
   import orbax.checkpoint as ocp
+
   from experiments import build
 
   workdir = os.fspath(workdir)

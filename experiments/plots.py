@@ -10,7 +10,8 @@
 In the first two, an arm run with fewer seeds than the reference (`--other_seeds`) is drawn
 beside the reference's mean over its seeds, as a dashed line (`panel_lines`).
 
-Matplotlib only (no JAX computation); every figure is a bare `Figure`, so it draws whatever pyplot's backend.
+Matplotlib only (no JAX computation); every figure is a bare `Figure`, so it draws whatever
+pyplot's backend.
 """
 
 from __future__ import annotations
@@ -20,8 +21,14 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from experiments.report import (LABELS, arm_info, report_modalities, sparser_arms,
-                                support_curve, trajectory)
+from experiments.report import (
+  LABELS,
+  arm_info,
+  report_modalities,
+  sparser_arms,
+  support_curve,
+  trajectory,
+)
 from experiments.studies import Study
 
 

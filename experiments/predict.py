@@ -42,6 +42,7 @@ def predict(learner, state, source, episodes, num_signals: int = 3) -> dict[str,
   """`predict_run`'s predictions from a learner and state in memory: the first `num_signals`
   signals of `source` adapted on the first supports of `episodes`."""
   import jax
+
   from mia_jax import adaptation, sampling
 
   n = min(num_signals, len(source), next(iter(episodes.values()))["idx"].shape[0])

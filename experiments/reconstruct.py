@@ -36,8 +36,8 @@ from __future__ import annotations
 import os
 from typing import Any, Mapping
 
-import numpy as np
 from absl import flags
+import numpy as np
 
 FLAGS = flags.FLAGS
 _DOMAIN_TOL = 1e-5  # coordinates within this of [-1, 1] are inside

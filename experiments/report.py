@@ -9,8 +9,8 @@ and writes
   error at each fixed support ratio (`eval.fixed_ratios`, keys `.../ratio{r}`), naming the runs
   that lack those keys (archived before fixed-ratio evaluation existed).
 
-Files and numbers only (no JAX computation): cheap to test and to call from a notebook. The figures are
-`experiments/plots.py`.
+Files and numbers only (no JAX computation): cheap to test and to call from a notebook. The
+figures are `experiments/plots.py`.
 """
 
 from __future__ import annotations
@@ -315,8 +315,8 @@ def support_curve(results_by_seed: Mapping[int, Mapping], measure: str, modality
 
   `x` is the support's actual ratio (count / N, from results.json's `fixed_supports`: a ratio
   outside the modality's range was clipped to it; for "avg", where every modality has the same)
-  or else the ratio asked for; ratios whose supports coincide after clipping are shown once. Values are NaN where a
-  run lacks the key; empty arrays when no run has fixed-ratio keys.
+  or else the ratio asked for; ratios whose supports coincide after clipping are shown once.
+  Values are NaN where a run lacks the key; empty arrays when no run has fixed-ratio keys.
   """
   seeds = sorted(results_by_seed)
   labels = sorted({at for s in seeds for k in results_by_seed[s]["metrics"]

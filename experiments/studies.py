@@ -14,8 +14,8 @@ the argument's dependent defaults follow), and otherwise a config *field*, possi
 
 This module also checks that a study's arms are comparable: that they share the meta-test data
 (`check_shared_test_set`) and were evaluated on the same supports (`check_paired`), and that a
-run directory holds the config asked for (`workdir.config_differences`). It reads files and numbers only
-(no JAX computation).
+run directory holds the config asked for (`workdir.config_differences`). It reads files and
+numbers only (no JAX computation).
 """
 from __future__ import annotations
 

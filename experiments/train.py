@@ -5,7 +5,8 @@ Meta-trains a `MetaLearner` on the configured benchmark, with
 * a progress bar (steps/s, loss), metrics as JSON lines in `workdir/metrics.jsonl`;
 * orbax checkpoints in `workdir/checkpoints`, and resume from the latest one after a kill
   (the data stream resumes at the same batch; support sampling is keyed by the step);
-* the fixed meta-test episodes in `workdir/episodes.npz` (or loaded from `config.eval.episodes_path`);
+* the fixed meta-test episodes in `workdir/episodes.npz` (or loaded from
+  `config.eval.episodes_path`);
 * at the end, evaluation on the meta-test set, `workdir/results.json`
   (`{"config": ..., "step": N, "metrics": {key: float}}`) and a printed table.
 
@@ -25,11 +26,11 @@ import os
 import time
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
+from absl import logging
 import jax
 import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
-from absl import logging
 from tqdm.auto import tqdm
 
 from data_pipelines import sources
@@ -332,7 +333,8 @@ def train_prepared(run: Prepared) -> dict:
   train_step = meta_step.make_train_step(learner, mesh)
   metrics_path = os.path.join(workdir, "metrics.jsonl")
   if primary:
-    workdir_lib.trim_metrics(metrics_path, start_step, log=logging.warning)  # each step once after a resume
+    # each step once after a resume
+    workdir_lib.trim_metrics(metrics_path, start_step, log=logging.warning)
 
   # This process's rows of every batch (all of them on one process).
   loader = sources.make_loader(train_source, config.batch_size, shuffle=True, seed=config.seed,

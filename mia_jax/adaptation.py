@@ -1,7 +1,8 @@
 """The inner loop (docs/method.md section 4): K update-rule steps on the latents, as one `lax.scan`.
 
     z^0 = meta-learned initial latents
-    for k in 0..K-1:   g = dL_support(z^k)/dz ;  (u, z) = rule.apply(params, g, z^k) ;  z^{k+1} = z - u
+    for k in 0..K-1:
+      g = dL_support(z^k)/dz ;  (u, z) = rule.apply(params, g, z^k) ;  z^{k+1} = z - u
 
 Everything is batched: every modality and signal is adapted at once (same-signature modalities
 stacked and vmapped inside `MultimodalINR`), and the update rule sees all modalities together

@@ -81,7 +81,9 @@ class Accumulator:
     return int(sum(r.shape[0] for r in self._ratio[name]))
 
   def per_signal(self) -> dict:
-    """`{name: {"generalization"|"memorization"|"full": [K+1, n], "ratio": [n], "has_gen": [n]}}`."""
+    """
+    `{name: {"generalization"|"memorization"|"full": [K+1, n], "ratio": [n], "has_gen": [n]}}`.
+    """
     out = {}
     for spec in self.specs:
       d = {m: np.concatenate(v, axis=1) for m, v in self._errors[spec.name].items()}

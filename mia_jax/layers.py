@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Callable, Sequence
 
+from flax import linen as nn
 import jax
 import jax.numpy as jnp
-from flax import linen as nn
 
 # PyTorch's default Linear init, U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weights and biases, as in
 # the authors' implementation. Flax's lecun_normal (3x the variance) makes the inner loop with
@@ -32,7 +32,8 @@ class TorchDense(nn.Module):
                                                    "uniform") if self.kernel_scale else (
                                                        nn.initializers.zeros)
     return nn.Dense(self.features, kernel_init=kernel_init,
-                    bias_init=torch_bias_init(fan_in) if self.kernel_scale else nn.initializers.zeros,
+                    bias_init=(torch_bias_init(fan_in) if self.kernel_scale
+                               else nn.initializers.zeros),
                     name="linear")(x)
 
 

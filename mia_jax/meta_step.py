@@ -26,9 +26,10 @@ from typing import Any, Mapping, Sequence
 import flax
 import jax
 import jax.numpy as jnp
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
 import numpy as np
 import optax
-from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from mia_jax import adaptation, sampling
 from mia_jax.model import MultimodalINR
@@ -164,7 +165,7 @@ class MetaLearner:
       out["ratio"] = {n: episode[n]["ratio"] for n in self.names}
     return loss, out
 
-  # -- steps (pure; jit them with `make_train_step` / `make_eval_step`) ------------------------------
+  # -- steps (pure; jit them with `make_train_step` / `make_eval_step`) ----------------------------
 
   def train_step(self, state: TrainState, batch: Mapping) -> tuple[TrainState, dict]:
     """One meta-training step: sample supports on device, meta-gradient, Adam, projection."""
@@ -196,7 +197,7 @@ class MetaLearner:
     return {"errors": aux["errors"], "ratio": aux["ratio"]}
 
 
-# -- data parallelism --------------------------------------------------------------------------------
+# -- data parallelism ------------------------------------------------------------------------------
 
 def data_mesh(devices: Sequence[jax.Device] | None = None) -> Mesh:
   """A one-axis mesh named `data` over the given devices (default: all of them, of every process

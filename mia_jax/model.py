@@ -28,9 +28,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Callable, Mapping, Sequence
 
+from flax import linen as nn
 import jax
 import jax.numpy as jnp
-from flax import linen as nn
 
 from mia_jax import modalities as modalities_lib
 from mia_jax import tokens as tokens_lib

@@ -33,7 +33,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mia_jax.modalities import ModalitySpec, name_hash as _name_hash
+from mia_jax.modalities import ModalitySpec
+from mia_jax.modalities import name_hash as _name_hash
 
 Episode = dict[str, dict[str, jax.Array]]
 SUPPORT_COUNTS = ("floor", "closed")
@@ -182,8 +183,9 @@ def save_episodes(path: str | os.PathLike, episode: Episode,
   `idx` holds the support indices (row-major grid positions), of which the first `count` per
   signal are the support; other codebases can read this file to evaluate on identical episodes.
   With `fixed_ratios` (and the `specs` of the episode's modalities), also `{name}/fixed_ratio`
-  (the ratios asked for) and `{name}/fixed_count` (`fixed_support_count`): the fixed-ratio supports are the first `fixed_count[j]` entries of
-  every signal's `idx` (`fixed_ratio_episodes`).
+  (the ratios asked for) and `{name}/fixed_count` (`fixed_support_count`): the fixed-ratio
+  supports are the first `fixed_count[j]` entries of every signal's `idx`
+  (`fixed_ratio_episodes`).
   The file is compressed and `idx` is stored as uint16 where the grid has at most 65,536 points
   (int32 otherwise), about a third of the plain int32 size; `load_episodes` returns int32.
   """

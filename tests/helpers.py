@@ -3,8 +3,8 @@
 import jax
 import numpy as np
 
-from mia_jax import MetaConfig, MetaLearner, ModelConfig, ModalitySpec, MultimodalINR, rules
 from data_pipelines.benchmarks import synthetic_spec
+from mia_jax import MetaConfig, MetaLearner, ModalitySpec, ModelConfig, MultimodalINR, rules
 
 TINY = ModelConfig(hidden=16, num_layers=4, rank=4)
 

@@ -3,7 +3,8 @@
 Every method (and MIA with the paper's variant, `variant=spec`) is meta-trained for `STEPS`
 steps on a few synthetic signals with the `smoke` model (hidden 16, rank 4, SFT width 24), K = 3
 inner steps, then evaluated on 16 meta-test signals. The loss of every step and the final errors
-after every inner step are compared with `tests/data/science_fingerprint.json` (`tests/test_science_fingerprint.py`).
+after every inner step are compared with `tests/data/science_fingerprint.json`
+(`tests/test_science_fingerprint.py`).
 
 What it covers: the synthetic generator, the shuffled loader, the config presets and the
 by-name building of the learner, the initialisation (values, not only distributions), the

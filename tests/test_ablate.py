@@ -8,10 +8,17 @@ import sys
 import numpy as np
 import pytest
 
-from experiments import ablate, report, studies
-from experiments import train
-from tests.study_helpers import (CONFIG, NAMES, ROOT, fake_train, is_png, make_builder, read_csv,
-                                 run_calls)
+from experiments import ablate, report, studies, train
+from tests.study_helpers import (
+  CONFIG,
+  NAMES,
+  ROOT,
+  fake_train,
+  is_png,
+  make_builder,
+  read_csv,
+  run_calls,
+)
 
 
 @pytest.fixture(scope="module")

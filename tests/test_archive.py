@@ -6,7 +6,8 @@ import shutil
 import numpy as np
 import pytest
 
-from experiments import ablate, archive as archive_lib, studies
+from experiments import ablate, studies
+from experiments import archive as archive_lib
 from mia_jax import sampling
 from tests.study_helpers import fake_train, make_builder, run_calls
 

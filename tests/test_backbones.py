@@ -3,16 +3,24 @@ tokens, and the functa backbone under every method and ablation."""
 
 import dataclasses
 
+from flax import linen as nn
+from flax import traverse_util
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from flax import linen as nn
-from flax import traverse_util
 
-from mia_jax import (MetaConfig, MetaLearner, ModelConfig, MultimodalINR, adapt, meta_step, rules,
-                     token_shape)
 from data_pipelines.benchmarks import synthetic_spec
+from mia_jax import (
+  MetaConfig,
+  MetaLearner,
+  ModelConfig,
+  MultimodalINR,
+  adapt,
+  meta_step,
+  rules,
+  token_shape,
+)
 from tests.helpers import episode, random_batch
 
 

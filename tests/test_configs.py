@@ -39,6 +39,7 @@ def test_no_sft_ablation_is_cavia_with_mias_backbone():
 def test_config_defaults_are_the_librarys():
   """The model and rule sections are the library's dataclasses (defaults written once)."""
   import dataclasses
+
   from mia_jax import ModelConfig
   config = synthetic.get_config("")
   assert set(config.model) == {f.name for f in dataclasses.fields(ModelConfig)}
@@ -83,6 +84,7 @@ def test_the_avdigits_study_before_the_audio_probe_is_still_reproducible():
   # overrides in the study's command.
   import json
   import pathlib
+
   from experiments import workdir
   from experiments.configs import avdigits, common
   root = pathlib.Path(__file__).resolve().parents[1]
@@ -97,5 +99,6 @@ def test_the_avdigits_study_before_the_audio_probe_is_still_reproducible():
     if key == "inner_steps":  # a config argument, not a field flag
       flag = f"inner_steps={value},"
     else:
-      flag = f"--config.{key}={value:g} " if isinstance(value, float) else f"--config.{key}={value} "
+      flag = (f"--config.{key}={value:g} " if isinstance(value, float)
+              else f"--config.{key}={value} ")
     assert flag in docs, flag

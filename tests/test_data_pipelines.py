@@ -11,8 +11,7 @@ import numpy as np
 import pytest
 
 from data_pipelines import sources
-from data_pipelines.synthetic import generate
-from data_pipelines.synthetic import synthetic
+from data_pipelines.synthetic import generate, synthetic
 
 SMALL_TRAIN, SMALL_TEST = 64, 32
 

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from mia_jax import evaluation
 from data_pipelines.benchmarks import synthetic_spec
+from mia_jax import evaluation
 
 
 def test_summarize_by_hand():

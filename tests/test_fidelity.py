@@ -8,10 +8,10 @@ import json
 
 import jax
 import jax.numpy as jnp
+from jax.scipy.special import erf
 import numpy as np
 import optax
 import pytest
-from jax.scipy.special import erf
 
 from data_pipelines.benchmarks import synthetic_spec
 from experiments import workdir as workdir_lib
@@ -115,7 +115,7 @@ def test_scaler_update_is_multiplier_times_adams(multiplier):
     np.testing.assert_allclose(b - a, u, rtol=1e-3, atol=1e-8)
 
 
-# -- GELU -------------------------------------------------------------------------------------------
+# -- GELU ------------------------------------------------------------------------------------------
 
 def test_exact_gelu_is_the_erf_formula(monkeypatch):
   block = lambda exact: sft_lib.TransformerBlock(width=8, num_heads=2, head_dim=4, ff_width=8,
@@ -137,7 +137,7 @@ def test_exact_gelu_is_the_erf_formula(monkeypatch):
   assert seen == [False]
 
 
-# -- bins -------------------------------------------------------------------------------------------
+# -- bins ------------------------------------------------------------------------------------------
 
 def test_closed_bins_count_an_edge_ratio_in_both_bins():
   spec = dataclasses.replace(synthetic_spec("sine"),

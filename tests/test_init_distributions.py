@@ -33,7 +33,8 @@ def _torch(fan_in):
 # two of Flax's stds), ("const", value) or ("exact", array).
 RULES = [
     # The composer INR (docs/method.md section 3): PyTorch's default Linear init,
-    # U(+-1/sqrt(fan_in)), for kernels and biases; U [rank, hidden] with fan-in rank; the Fourier matrix N(0, sigma^2).
+    # U(+-1/sqrt(fan_in)), for kernels and biases; U [rank, hidden] with fan-in rank; the Fourier
+    # matrix N(0, sigma^2).
     (r"composer:inr/M/backbone/(encoder|hidden_\d+|output|latent_map)/kernel",
      lambda x, s, c: _torch(x.shape[0])),
     (r"composer:inr/M/backbone/(encoder|hidden_\d+|output|latent_map)/bias",

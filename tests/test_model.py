@@ -3,9 +3,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from data_pipelines.benchmarks import synthetic_spec
 from mia_jax import ModelConfig, MultimodalINR
 from mia_jax.inr import ComposerINR
-from data_pipelines.benchmarks import synthetic_spec
 from mia_jax.model import vmapped_apply
 from tests.helpers import image_spec, wave_spec
 

@@ -14,7 +14,7 @@ import jax
 import numpy as np
 import pytest
 
-from data_pipelines import registry
+from data_pipelines import benchmarks, registry
 from data_pipelines.avdigits import avdigits as avdigits_builder
 from data_pipelines.avdigits import generate as avd
 from data_pipelines.avdigits import speech
@@ -22,7 +22,6 @@ from data_pipelines.shapes import generate as shapes
 from experiments import build
 from experiments.configs import avdigits as avdigits_config
 from experiments.configs import shapes as shapes_config
-from data_pipelines import benchmarks
 from mia_jax import adaptation
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -10,12 +10,10 @@ import sys
 import numpy as np
 import pytest
 
-from data_pipelines import sources
-from experiments import build
+from data_pipelines import benchmarks, sources
+from experiments import build, train
 from experiments.configs import arrays as arrays_config
 from experiments.configs import synthetic as synthetic_config
-from data_pipelines import benchmarks
-from experiments import train
 from mia_jax import modalities
 from mia_jax.modalities import specs_from_arrays
 

@@ -11,17 +11,18 @@ import os
 import re
 
 import numpy as np
-import pytest
 from PIL import Image
+import pytest
 
 from data_pipelines import registry
-from data_pipelines.celeba import celeba
-from data_pipelines.celeba import load_celeba
-from tests.real_data_files import assert_same_signals
-from tests.real_data_files import block_image
-from tests.real_data_files import FACE_BASE
-from tests.real_data_files import manual_folder
-from tests.real_data_files import write_celeba
+from data_pipelines.celeba import celeba, load_celeba
+from tests.real_data_files import (
+  FACE_BASE,
+  assert_same_signals,
+  block_image,
+  manual_folder,
+  write_celeba,
+)
 
 
 def test_celeba_shapes_values_matching_and_skips(tmp_path):

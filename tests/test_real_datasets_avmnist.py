@@ -5,17 +5,14 @@ import io
 import os
 
 import numpy as np
-import pytest
 from PIL import Image
+import pytest
 from scipy.io import wavfile
 import tensorflow_datasets as tfds
 
-from data_pipelines import benchmarks
-from data_pipelines import registry
-from data_pipelines.avmnist import avmnist
-from data_pipelines.avmnist import load_avmnist
-from tests.real_data_files import assert_same_signals
-from tests.real_data_files import manual_folder
+from data_pipelines import benchmarks, registry
+from data_pipelines.avmnist import avmnist, load_avmnist
+from tests.real_data_files import assert_same_signals, manual_folder
 
 
 def _write_idx(path, array):

@@ -12,9 +12,7 @@ from experiments import build
 from experiments.configs import avmnist as avmnist_config
 from experiments.configs import celeba as celeba_config
 from experiments.configs import era5 as era5_config
-from tests.real_data_files import manual_folder
-from tests.real_data_files import write_celeba
-
+from tests.real_data_files import manual_folder, write_celeba
 
 _CONFIGS = {"celeba": celeba_config, "avmnist": avmnist_config, "era5": era5_config}
 

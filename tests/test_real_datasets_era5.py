@@ -7,11 +7,8 @@ import numpy as np
 import pytest
 
 from data_pipelines import registry
-from data_pipelines.era5 import era5
-from data_pipelines.era5 import load_era5
-from data_pipelines.era5 import normalisation
-from tests.real_data_files import assert_same_signals
-from tests.real_data_files import manual_folder
+from data_pipelines.era5 import era5, load_era5, normalisation
+from tests.real_data_files import assert_same_signals, manual_folder
 
 
 def _era5_arrays():

@@ -9,13 +9,13 @@ parameters are mapped onto the new name-keyed trees and the new code must give t
 
 import os
 
+from flax import traverse_util
 import jax
 import numpy as np
 import pytest
-from flax import traverse_util
 
-from mia_jax import MetaConfig, MetaLearner, MultimodalINR, rules
 from data_pipelines.benchmarks import synthetic_spec
+from mia_jax import MetaConfig, MetaLearner, MultimodalINR, rules
 from tests.helpers import TINY, wave_spec
 
 REF = np.load(os.path.join(os.path.dirname(__file__), "data", "before_issue15.npz"))

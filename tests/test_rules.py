@@ -1,15 +1,25 @@
 """Update-rule pieces and chains (`mia_jax.rules`): the methods by name and built by hand, mixtures,
 `chain`'s bookkeeping, argument checking and projection. MIA's SFT itself: `test_sft.py`."""
 
+from flax import traverse_util
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from flax import traverse_util
 
 from mia_jax import rules
-from mia_jax.rules import (METHODS, UpdateRule, alfa, chain, gap, gradient_scaler, identity,
-                           learned_learning_rate, learning_rate, sft)
+from mia_jax.rules import (
+  METHODS,
+  UpdateRule,
+  alfa,
+  chain,
+  gap,
+  gradient_scaler,
+  identity,
+  learned_learning_rate,
+  learning_rate,
+  sft,
+)
 
 NAMES = ("sine", "tanh", "wav")
 SHAPE = (4, 16)
@@ -42,7 +52,7 @@ def _paths(params):
   return list(traverse_util.flatten_dict(params, keep_empty_nodes=True))
 
 
-# -- CAVIA, MetaSGD, the gradient scaler and the rate's position --------------------------------------
+# -- CAVIA, MetaSGD, the gradient scaler and the rate's position -----------------------------------
 
 def test_cavia_update_is_lr_times_grad():
   rule = rules.from_config("cavia", {"inner_lr": 0.3})
@@ -113,7 +123,7 @@ def test_lr_position_places_the_rate_before_or_after_the_sft():
     assert not np.allclose(u_pre[n], u_post[n])
 
 
-# -- the methods by name equal the same chains built by hand --------------------------------------------
+# -- the methods by name equal the same chains built by hand ---------------------------------------
 
 _SFT_OFF = {"none": {}, "no_usft": dict(use_usft=False), "no_msft": dict(use_msft=False),
             "no_fuser": dict(use_fuser=False), "grad_only": dict(use_latent=False),
@@ -183,7 +193,7 @@ def test_method_by_name_equals_the_chain_built_by_hand(case):
   assert not np.allclose(want_u["sine"], g["sine"])
 
 
-# -- new mixtures -------------------------------------------------------------------------------------
+# -- new mixtures ----------------------------------------------------------------------------------
 
 def _assert_name_keyed(params, pieces):
   assert list(params) == list(pieces)
@@ -257,7 +267,7 @@ def test_sft_without_the_gradient_scaler(by):
     np.testing.assert_allclose(u_mia[n], u[n], rtol=1e-6, atol=1e-7)
 
 
-# -- identity, chain bookkeeping ---------------------------------------------------------------------
+# -- identity, chain bookkeeping -------------------------------------------------------------------
 
 def test_identity_passes_gradients_and_latents_through():
   rule = identity()
@@ -318,7 +328,7 @@ def test_chain_init_keys_pieces_by_position_and_modalities_by_name():
   assert not np.allclose(a, b)  # each modality its own initialisation
 
 
-# -- argument checking -------------------------------------------------------------------------------
+# -- argument checking -----------------------------------------------------------------------------
 
 @pytest.mark.parametrize("make", [
     lambda: learning_rate(rate=1.0), lambda: gradient_scaler(scale=10.0),
@@ -335,7 +345,8 @@ def test_pieces_reject_unknown_arguments(make):
     (lambda: learning_rate(0.0), r"learning_rate must be finite and > 0, got 0\.0"),
     (lambda: gradient_scaler(0), r"gradient_scaler init_scale must be finite and > 0, got 0\.0"),
     (lambda: gradient_scaler(-2.0), r"got -2\.0"),
-    (lambda: learned_learning_rate(0.0), r"learned_learning_rate init must be finite and > 0, got 0\.0"),
+    (lambda: learned_learning_rate(0.0),
+     r"learned_learning_rate init must be finite and > 0, got 0\.0"),
     (lambda: learned_learning_rate(1.0, clip=(2.0, 5.0)), r"clip \(2\.0, 5\.0\).*init \(1\.0\)"),
     (lambda: learned_learning_rate(6.0), r"clip \(0\.0, 5\.0\).*init \(6\.0\)"),
     (lambda: sft(width=0), r"width must be >= 1, got 0"),

@@ -2,8 +2,8 @@ import jax
 import numpy as np
 import pytest
 
-from mia_jax import sampling
 from data_pipelines.benchmarks import synthetic_spec
+from mia_jax import sampling
 from tests.helpers import image_spec
 
 

@@ -1,14 +1,21 @@
-"""MIA's State Fusion Transformers (the `sft()` piece and MIA's chains), the ablations, ALFA and GAP."""
+"""MIA's State Fusion Transformers (the `sft()` piece and MIA's chains), the ablations,
+ALFA and GAP."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from mia_jax import MetaConfig, MetaLearner, MultimodalINR, adaptation, rules, sampling
 from data_pipelines.benchmarks import synthetic_spec
-from mia_jax.rules import (ABLATIONS, chain, gradient_scaler, learned_learning_rate,
-                           learning_rate, sft)
+from mia_jax import MetaConfig, MetaLearner, MultimodalINR, adaptation, rules, sampling
+from mia_jax.rules import (
+  ABLATIONS,
+  chain,
+  gradient_scaler,
+  learned_learning_rate,
+  learning_rate,
+  sft,
+)
 from tests.helpers import TINY, image_spec, random_batch, wave_spec
 
 SHAPE = (4, 16)
@@ -221,7 +228,7 @@ def test_unknown_ablation_and_ablation_on_a_baseline():
     rules.from_config("cavia", {"ablation": "no_msft"})
 
 
-# -- ALFA and GAP -------------------------------------------------------------------------------------
+# -- ALFA and GAP ----------------------------------------------------------------------------------
 
 def test_alfa_starts_as_cavia_and_applies_decay():
   rule = rules.from_config("alfa", {"inner_lr": 0.5})

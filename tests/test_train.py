@@ -8,8 +8,8 @@ import sys
 import numpy as np
 import pytest
 
-from experiments.configs import synthetic
 from experiments import train
+from experiments.configs import synthetic
 from mia_jax import evaluation
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -54,7 +54,8 @@ def test_resume_continues_exactly(tmp_path, synthetic_data_dir):
   assert resumed["step"] == 6
   for key, value in straight["metrics"].items():
     assert resumed["metrics"][key] == pytest.approx(value, rel=1e-4, abs=1e-6), key
-  steps = [json.loads(l)["step"] for l in (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()]
+  steps = [json.loads(l)["step"]
+           for l in (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()]
   assert steps == [2, 3, 4, 6]
 
 

@@ -1,5 +1,4 @@
 """The offline audio-visual digits benchmark: scikit-learn digit images paired by class with
 synthesised spoken digits (generator and tfds builder)."""
 
-from data_pipelines.avdigits.generate import generate_signals
-from data_pipelines.avdigits.generate import MODALITIES
+from data_pipelines.avdigits.generate import MODALITIES, generate_signals

@@ -22,8 +22,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from data_pipelines import tfds_loading
-from data_pipelines.avdigits import generate
-from data_pipelines.avdigits import speech
+from data_pipelines.avdigits import generate, speech
 from data_pipelines.signals import Source
 
 

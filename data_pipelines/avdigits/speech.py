@@ -149,7 +149,8 @@ def _band_noise(noise: np.ndarray, band: tuple[float, float], sample_rate: int) 
   freqs = np.fft.rfftfreq(t, 1.0 / sample_rate)
   lo, hi = band
   ramp = 100.0
-  mask = (np.clip((freqs - lo + ramp) / ramp, 0.0, 1.0) * np.clip((hi - freqs) / ramp + 1.0, 0.0, 1.0))
+  mask = (np.clip((freqs - lo + ramp) / ramp, 0.0, 1.0)
+          * np.clip((hi - freqs) / ramp + 1.0, 0.0, 1.0))
   out = np.fft.irfft(np.fft.rfft(noise, axis=-1) * mask, n=t, axis=-1)
   return out / np.maximum(out.std(-1, keepdims=True), 1e-12)
 

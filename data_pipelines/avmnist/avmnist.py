@@ -42,10 +42,8 @@ from scipy import signal as scipy_signal
 from scipy.io import wavfile
 import tensorflow_datasets as tfds
 
-from data_pipelines import benchmarks
-from data_pipelines import manual
-from data_pipelines.benchmarks import WAV_LENGTH
-from data_pipelines.benchmarks import WAV_SAMPLE_RATE
+from data_pipelines import benchmarks, manual
+from data_pipelines.benchmarks import WAV_LENGTH, WAV_SAMPLE_RATE
 from data_pipelines.tfds_loading import SPLIT_SEEDS
 
 MODALITIES = benchmarks.AVMNIST_MODALITIES

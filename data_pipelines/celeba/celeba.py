@@ -41,8 +41,7 @@ import numpy as np
 from PIL import Image
 import tensorflow_datasets as tfds
 
-from data_pipelines import benchmarks
-from data_pipelines import manual
+from data_pipelines import benchmarks, manual
 
 MODALITIES = benchmarks.CELEBA_MODALITIES
 SPLITS = ("train", "test")

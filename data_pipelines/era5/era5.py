@@ -36,8 +36,7 @@ import os
 import numpy as np
 import tensorflow_datasets as tfds
 
-from data_pipelines import benchmarks
-from data_pipelines import manual
+from data_pipelines import benchmarks, manual
 
 MODALITIES = benchmarks.ERA5_MODALITIES
 SPLITS = ("train", "test")

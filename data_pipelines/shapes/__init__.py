@@ -1,4 +1,3 @@
 """The offline trimodal image benchmark: rendered 3-D shapes (generator and tfds builder)."""
 
-from data_pipelines.shapes.generate import generate_signals
-from data_pipelines.shapes.generate import MODALITIES
+from data_pipelines.shapes.generate import MODALITIES, generate_signals

@@ -1,7 +1,8 @@
 r"""Benchmark of one meta-training step: steps/s, compile time, memory, FLOPs, FLOP utilisation.
 
   python -m experiments.benchmarks.meta_step --config=experiments/configs/synthetic.py:method=mia
-  python -m experiments.benchmarks.meta_step --config=experiments/configs/synthetic.py --sweep=method
+  python -m experiments.benchmarks.meta_step --config=experiments/configs/synthetic.py \
+      --sweep=method
   python -m experiments.benchmarks.meta_step --config=experiments/configs/synthetic.py:method=mia \
       --sweep=inner_steps --json=/tmp/k.json
 
@@ -81,6 +82,7 @@ def random_batch(specs, batch_size: int) -> dict:
 def measure(config, steps: int, windows: int) -> dict:
   """Times the compiled train step of `config`."""
   import jax
+
   from data_pipelines.synthetic import generate
   from experiments import build
   from mia_jax import meta_step
@@ -143,7 +145,8 @@ def _flops(compiled) -> float:
 
 COLUMNS = [("benchmark", "{}"), ("modalities", "{}"), ("method", "{}"), ("ablation", "{}"),
            ("batch_size", "{}"), ("inner_steps", "{}"), ("remat", "{}"), ("first_order", "{}"),
-           ("compute_dtype", "{}"), ("platform", "{}"), ("device_kind", "{}"), ("devices", "{}"), ("processes", "{}"),
+           ("compute_dtype", "{}"), ("platform", "{}"), ("device_kind", "{}"), ("devices", "{}"),
+           ("processes", "{}"),
            ("steps_per_s", "{:.2f}"), ("ms_per_step", "{:.1f}"), ("compile_s", "{:.1f}"),
            ("peak_rss_mb", "{:.0f}"), ("gflops_per_step", "{:.2f}"), ("gflops_rolled", "{:.2f}"),
            ("achieved_gflops", "{:.1f}"),
@@ -169,8 +172,9 @@ def _config_arg() -> str:
 def _subprocess_row(config_arg: str, overrides: list[str], devices: int) -> dict:
   # The command line's own --config.X=Y flags hold for every point; the sweep's come after them.
   given = [a for a in sys.argv[1:] if a.startswith("--config.")]
-  cmd = [sys.executable, "-m", "experiments.benchmarks.meta_step", f"--config={config_arg}", "--single",
-         f"--steps={FLAGS.steps}", f"--windows={FLAGS.windows}", f"--devices={devices}"] + given + overrides
+  cmd = [sys.executable, "-m", "experiments.benchmarks.meta_step", f"--config={config_arg}",
+         "--single", f"--steps={FLAGS.steps}", f"--windows={FLAGS.windows}",
+         f"--devices={devices}"] + given + overrides
   env = dict(os.environ)
   if devices:
     env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") +

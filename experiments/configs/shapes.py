@@ -6,7 +6,8 @@ data dir (a few seconds); nothing is downloaded.
   # MIA sized for a 2-core CPU (about 18 minutes; one modality alone about 5):
   python -m experiments.main --config=experiments/configs/shapes.py:cpu --workdir=/tmp/shapes
   # rgb alone (the visual-only arm of the modality-replacement study), CAVIA; seconds, for tests:
-  python -m experiments.main --config=experiments/configs/shapes.py:method=cavia,modalities=rgb,cpu \
+  python -m experiments.main \
+      --config=experiments/configs/shapes.py:method=cavia,modalities=rgb,cpu \
       --workdir=/tmp/shapes_rgb
   python -m experiments.main --config=experiments/configs/shapes.py:smoke --workdir=/tmp/s_smoke
   # The modality-replacement study as run for docs/results.md (about 90 minutes here):

@@ -4,9 +4,8 @@ r"""Synthetic 1-D functions benchmark (sine, tanh, gaussian, relu): runs with no
   python -m experiments.main --config=experiments/configs/synthetic.py:cpu --workdir=/tmp/mia_cpu
   python -m experiments.main --config=experiments/configs/synthetic.py:ablation=no_msft,cpu \
       --workdir=/tmp/no_msft
-  python -m experiments.main \
-      --config=experiments/configs/synthetic.py:method=cavia,modalities=sine+tanh,inner_steps=5,cpu \
-      --workdir=/tmp/cavia
+  python -m experiments.main --workdir=/tmp/cavia \
+      --config=experiments/configs/synthetic.py:method=cavia,modalities=sine+tanh,inner_steps=5,cpu
   # The functa-style modulated SIREN instead of the composer; seconds, for tests:
   python -m experiments.main --config=experiments/configs/synthetic.py:backbone=functa,cpu \
       --workdir=/tmp/mia_functa

@@ -21,9 +21,9 @@ path for `[G]` stacked modalities and `[B]` signals (tested equal to the vmapped
 
 from __future__ import annotations
 
+from flax import linen as nn
 import jax
 import jax.numpy as jnp
-from flax import linen as nn
 
 from mia_jax.layers import torch_bias_init, torch_kernel_init
 
@@ -84,7 +84,8 @@ class ComposerINR(nn.Module):
       `[P, d_out]` predictions without the output bias.
     """
     if self.num_layers < 3:
-      raise ValueError(f"num_layers must be >= 3 (encoder, modulated, output), got {self.num_layers}.")
+      raise ValueError(
+          f"num_layers must be >= 3 (encoder, modulated, output), got {self.num_layers}.")
     if self.ff_sigma > 0:
       fourier = self.variable(
           "buffers", "fourier_B",

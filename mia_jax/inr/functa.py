@@ -26,9 +26,9 @@ module holds only meta-parameters (`params`) and no buffers.
 
 from __future__ import annotations
 
+from flax import linen as nn
 import jax
 import jax.numpy as jnp
-from flax import linen as nn
 
 
 def _symmetric_uniform(bound: float):

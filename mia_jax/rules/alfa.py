@@ -9,9 +9,9 @@ starts as CAVIA with learning rate `inner_lr`.
 
 from __future__ import annotations
 
+from flax import linen as nn
 import jax
 import jax.numpy as jnp
-from flax import linen as nn
 
 from mia_jax import layers
 from mia_jax.rules.base import UpdateRule, apply_per_modality, modality_key

@@ -96,7 +96,7 @@ def chain(*rules: UpdateRule) -> UpdateRule:
   return UpdateRule(init, apply, project, name="chain", outer_lr=outer_lr if scaled else None)
 
 
-# -- helpers for pieces ------------------------------------------------------------------------------
+# -- helpers for pieces ----------------------------------------------------------------------------
 
 def modality_key(rng: jax.Array, name: str) -> jax.Array:
   """A key for a modality's parameters that does not depend on which other modalities exist."""

@@ -32,9 +32,9 @@ through the statistics of the fusion's GroupNorm, as in every variant).
 
 from __future__ import annotations
 
+from flax import linen as nn
 import jax
 import jax.numpy as jnp
-from flax import linen as nn
 
 from mia_jax import layers
 from mia_jax.rules.base import UpdateRule, apply_per_modality, modality_key
