@@ -193,10 +193,16 @@ def _check_finite(loss: float, step: int, config, manager) -> None:
   last = manager.latest_step()
   kept = (f"the last good checkpoint, step {last}, is kept and a rerun resumes from it"
           if last is not None else "no checkpoint was saved")
+  if distributed.is_primary():
+    workdir_lib.mark_diverged(os.path.dirname(os.path.normpath(str(manager.directory))), step,
+                              last)
   raise FloatingPointError(
-      f"The loss or the parameters are not finite at step {step}; stopping ({kept}). Lower "
-      "learning_rate, set grad_clip, or set skip_nonfinite=True to skip such steps "
-      f"(now {config.get('skip_nonfinite', False)}).")
+      f"The loss or the parameters are not finite at step {step}; stopping ({kept}). Rerun the "
+      "same command with a lower --config.learning_rate, or with --config.skip_nonfinite=True "
+      f"(now {config.get('skip_nonfinite', False)}) to skip such steps: after a divergence "
+      "these two may change, and the rerun resumes from the last good checkpoint (the change "
+      f"is recorded in {workdir_lib.HISTORY_FILE}). A run with grad_clip needs a new --workdir "
+      "(clipping changes the optimiser's state).")
 
 
 def _prefetch(iterator: Iterable, mesh, size: int = 2) -> Iterator:
@@ -315,6 +321,10 @@ def train_prepared(run: Prepared) -> dict:
     episodes = sampling.make_eval_episodes(config.eval.episode_seed, learner.specs, num_test)
   if primary:
     os.makedirs(workdir, exist_ok=True)
+    changed = workdir_lib.record_restart(config, workdir)  # after a divergence: what changed
+    if changed:
+      logging.warning("Resuming after a divergence with %s (recorded in %s).",
+                      "; ".join(changed), workdir_lib.HISTORY_FILE)
     with open(os.path.join(workdir, "config.json.tmp"), "w") as f:
       f.write(config.to_json(indent=2))
     os.replace(os.path.join(workdir, "config.json.tmp"), os.path.join(workdir, "config.json"))

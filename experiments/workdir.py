@@ -29,6 +29,12 @@ RESTART_TOLERANT_FIELDS = ("num_train_steps", "log_every_steps", "checkpoint_eve
                            "keep_checkpoints", "data.data_dir", "eval.every_steps",
                            "eval.batch_size", "tensorboard", "log_reconstructions")
 RUN_FILES = ("metrics.jsonl", "results.json")
+# After a divergence (`DIVERGED_FILE` in the workdir), these may change too: the rerun resumes
+# from the last good checkpoint with them, and `HISTORY_FILE` records the change. (grad_clip
+# changes the optimiser's state, so a checkpoint without it cannot take it: a new workdir.)
+DIVERGENCE_FIELDS = ("learning_rate", "skip_nonfinite")
+DIVERGED_FILE = "diverged.json"
+HISTORY_FILE = "config_history.jsonl"
 # Fields added after runs were stored, with the value a config without them computed with (the
 # paper's values in `configs.common.RELEASED_VS_SPEC`, docs/method.md section 9): a stored config
 # that lacks one is compared with this value, so an earlier run is not mistaken for one with the
@@ -65,10 +71,27 @@ def has_checkpoint(workdir: str) -> bool:
   return os.path.isdir(folder) and any(n.isdigit() for n in os.listdir(folder))
 
 
-def check_restart(config, workdir: str) -> None:
+def trained_nothing(workdir: str) -> bool:
+  """Whether `workdir` holds only what a start that failed before its first checkpoint leaves
+  (config.json, specs.json, episodes.npz, an empty or partial metrics.jsonl): nothing to lose."""
+  return not has_checkpoint(workdir) and not os.path.isfile(os.path.join(workdir, "results.json"))
+
+
+def check_restart(config, workdir: str) -> list[str]:
   """Raises ValueError if `workdir` holds a run of another config, or a run whose checkpoints
-  are gone; returns quietly for a new workdir or a resumable run of this config."""
+  are gone; returns for a new workdir or a resumable run of this config.
+
+  A workdir where nothing was trained (`trained_nothing`: a start that failed, say on a batch too
+  large) takes any config: its files are replaced. After a divergence (`DIVERGED_FILE`), the
+  `DIVERGENCE_FIELDS` may change as well; their changes are returned (for `HISTORY_FILE`).
+  """
   path = os.path.join(workdir, "config.json")
+  changed: list[str] = []
+  metrics = os.path.join(workdir, "metrics.jsonl")
+  no_steps = not os.path.isfile(metrics) or os.path.getsize(metrics) == 0
+  if os.path.isfile(path) and trained_nothing(workdir) and (
+      no_steps or os.path.isdir(os.path.join(workdir, "checkpoints"))):
+    return changed  # a failed start: its config.json is replaced by this run's
   if os.path.isfile(path):
     old = read_json(path, "the run's config", "use a new --workdir, or restore the file (an "
                     "archived run keeps a copy) to resume this run.")
@@ -76,6 +99,9 @@ def check_restart(config, workdir: str) -> None:
       raise ValueError(f"{path} (the run's config) holds {type(old).__name__}, not a config; use "
                        "a new --workdir.")
     diff = config_differences(old, json.loads(config.to_json()))
+    if diff and os.path.isfile(os.path.join(workdir, DIVERGED_FILE)):
+      changed = [d for d in diff if d.split(":")[0] in DIVERGENCE_FIELDS]
+      diff = [d for d in diff if d not in changed]
     if diff:
       raise ValueError(
           f"--workdir {workdir} holds a run of another config ({'; '.join(diff[:6])}"
@@ -275,3 +301,32 @@ class NoLock:
 
   def __exit__(self, *exc) -> None:
     pass
+
+
+def mark_diverged(workdir: str, step: int, last_checkpoint: int | None) -> None:
+  """Records a divergence in `workdir` (`DIVERGED_FILE`): the rerun may change the
+  `DIVERGENCE_FIELDS` and resume from the last good checkpoint."""
+  with open(os.path.join(workdir, DIVERGED_FILE), "w") as f:
+    json.dump({"step": step, "last_checkpoint": last_checkpoint}, f)
+
+
+def record_restart(config, workdir: str) -> list[str]:
+  """On a rerun after a divergence: appends the changed `DIVERGENCE_FIELDS` to `HISTORY_FILE`
+  (`{"step": the checkpoint it resumes from, "diverged_at": step, "changed": [...]}`) and clears
+  the divergence mark. Call before the
+  new `config.json` is written. Returns the changes."""
+  marker = os.path.join(workdir, DIVERGED_FILE)
+  path = os.path.join(workdir, "config.json")
+  if not os.path.isfile(marker) or not os.path.isfile(path):
+    return []
+  old = read_json(path, "the run's config", "use a new --workdir.")
+  mark = read_json(marker, "the divergence mark", "delete it to resume as before.")
+  mark = mark if isinstance(mark, dict) else {}
+  changed = [d for d in config_differences(old, json.loads(config.to_json()))
+             if d.split(":")[0] in DIVERGENCE_FIELDS]
+  if changed:
+    with open(os.path.join(workdir, HISTORY_FILE), "a") as f:
+      f.write(json.dumps({"step": mark.get("last_checkpoint"), "diverged_at": mark.get("step"),
+                          "changed": changed}) + "\n")
+  os.remove(marker)
+  return changed

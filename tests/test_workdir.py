@@ -114,6 +114,41 @@ def test_diverging_run_keeps_last_good_checkpoint_and_resumes(tmp_path, syntheti
   saved = sorted(int(n) for n in os.listdir(os.path.join(w, "checkpoints")) if n.isdigit())
   assert saved == [2]
   monkeypatch.setattr(meta_step, "make_train_step", real)
-  out = train.train_and_evaluate(config, w)
+  assert os.path.isfile(os.path.join(w, workdir_lib.DIVERGED_FILE))
+  # The message's advice, followed: clipping needs a new workdir (refused here, nothing changed)...
+  clipped = _config(synthetic_data_dir, checkpoint_every_steps=2, log_every_steps=3, grad_clip=1.0)
+  with pytest.raises(ValueError, match="grad_clip: 0.0 != 1.0.*use a new --workdir"):
+    train.train_and_evaluate(clipped, w)
+  # ... and a lower learning rate resumes from the last good checkpoint, recorded.
+  lower = _config(synthetic_data_dir, checkpoint_every_steps=2, log_every_steps=3,
+                  learning_rate=config.learning_rate / 10)
+  out = train.train_and_evaluate(lower, w)
   assert out["step"] == 6 and np.isfinite(out["metrics"]["generalization_mse/avg/step3"])
   assert _steps(os.path.join(w, "metrics.jsonl")) == [3, 6]  # step 3 once, after the resume
+  history = [json.loads(line) for line in
+             open(os.path.join(w, workdir_lib.HISTORY_FILE)).read().splitlines()]
+  assert history == [{"step": 2, "diverged_at": 4,
+                      "changed": [f"learning_rate: {config.learning_rate} != "
+                                  f"{lower.learning_rate}"]}]
+  assert not os.path.exists(os.path.join(w, workdir_lib.DIVERGED_FILE))
+  assert json.load(open(os.path.join(w, "config.json")))["learning_rate"] == lower.learning_rate
+  # Without a divergence the learning rate is part of the config lock again.
+  with pytest.raises(ValueError, match="learning_rate"):
+    train.prepare(config, w)
+
+
+def test_a_failed_start_does_not_block_the_fix(tmp_path, synthetic_data_dir):
+  """A start that wrote its config but trained nothing (failed on its first step) takes the
+  corrected config on the next start."""
+  w = tmp_path / "w"
+  w.mkdir()
+  first = _config(synthetic_data_dir, batch_size=16)
+  (w / "config.json").write_text(first.to_json())
+  (w / "metrics.jsonl").write_text("")
+  (w / "checkpoints").mkdir()
+  fixed = _config(synthetic_data_dir, batch_size=4)
+  train.prepare(fixed, str(w))  # not "a run of another config"
+  # A run that has a checkpoint is still held to its config.
+  os.makedirs(w / "checkpoints" / "3")
+  with pytest.raises(ValueError, match="batch_size: 16 != 4"):
+    train.prepare(fixed, str(w))
