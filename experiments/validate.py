@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import math
 import os
@@ -129,6 +130,13 @@ def check_writable_dir(path: str, flag_name: str, need_write: bool = True) -> No
   that does not exist yet must still be creatable."""
   if not path:
     raise ValueError(f"--{flag_name} must be a directory, got {path!r}.")
+  link = os.path.abspath(path)
+  while link != os.path.dirname(link) and not os.path.lexists(link):
+    link = os.path.dirname(link)
+  if os.path.islink(link) and not os.path.exists(link):
+    raise ValueError(f"--{flag_name} {path}: {link} is a symbolic link to "
+                     f"{os.readlink(link)}, which does not exist; create the target, remove the "
+                     "link, or give another directory.")
   existing = os.path.abspath(path)
   while not os.path.exists(existing):
     existing = os.path.dirname(existing)
@@ -206,8 +214,44 @@ def exit_on_error(code: int):
     _fail(e, code, summary=True)
 
 
+def check_config_file(argv) -> None:
+  """A `--config=FILE[:args]` must name a Python config file defining `get_config`, checked
+  before the file is run (a README or a setup.py would fail in a confusing way, or run)."""
+  for i, a in enumerate(argv[1:], 1):
+    if a.startswith("--config="):
+      value = a.split("=", 1)[1]
+    elif a == "--config" and i + 1 < len(argv):
+      value = argv[i + 1]
+    else:
+      continue
+    path = value.split(":", 1)[0]
+    example = "experiments/configs/synthetic.py:cpu"
+    if not path.endswith(".py"):
+      raise ValueError(f"--config {value!r}: {path!r} is not a Python config file; give one of "
+                       f"experiments/configs/*.py with its arguments, e.g. {example}.")
+    if not os.path.isfile(path):
+      raise ValueError(f"--config {value!r}: the file {path!r} does not exist (configs are "
+                       f"experiments/configs/*.py, e.g. {example}).")
+    try:
+      with open(path) as f:
+        tree = ast.parse(f.read(), path)
+    except (SyntaxError, ValueError, OSError) as e:
+      raise ValueError(f"--config {value!r}: {path!r} is not a readable Python file "
+                       f"({type(e).__name__}: {e}).") from None
+    names = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
+    names |= {t.id for n in tree.body if isinstance(n, ast.Assign) for target in n.targets
+              for t in ast.walk(target) if isinstance(t, ast.Name)}
+    names |= {a.asname or a.name for n in tree.body if isinstance(n, ast.ImportFrom)
+              for a in n.names}
+    if "get_config" not in names:
+      raise ValueError(f"--config {value!r}: {path!r} defines no get_config(), so it is not a "
+                       f"config file; configs are experiments/configs/*.py, e.g. {example}.")
+
+
 def _parse_flags(argv):
   try:
+    if "config" in FLAGS:
+      check_config_file(argv)
     return FLAGS(argv)
   except Exception as e:  # pylint: disable=broad-except
     if any(re.fullmatch(r"--debug(=(true|1))?", a, re.IGNORECASE) for a in argv[1:]):

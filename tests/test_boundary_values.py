@@ -151,3 +151,29 @@ def test_corrupt_run_files_name_the_file_and_the_way_on(tmp_path):
   (rundir / "config.json").write_text("[1, 2")
   with pytest.raises(ValueError, match=r"config.json \(the run's config\) is not readable JSON"):
     workdir_lib.check_restart(config, str(rundir))
+
+
+@pytest.mark.parametrize("arg, match", [
+    ("--config=README.md", "is not a Python config file"),
+    ("--config=setup.py", r"defines no get_config\(\), so it is not a config file"),
+    ("--config=experiments/configs/nope.py:smoke", "does not exist"),
+])
+def test_a_config_that_is_not_a_config_file(arg, match):
+  """Checked before the file runs (a setup.py would parse the command line itself)."""
+  cwd = os.getcwd()
+  os.chdir(ROOT)
+  try:
+    with pytest.raises(ValueError, match=match):
+      validate.check_config_file(["main", arg, "--workdir=/tmp/x"])
+    validate.check_config_file(["main", "--config=experiments/configs/synthetic.py:cpu"])
+  finally:
+    os.chdir(cwd)
+
+
+def test_a_workdir_that_is_a_dangling_link(tmp_path):
+  link = tmp_path / "w"
+  os.symlink(tmp_path / "gone", link)
+  with pytest.raises(ValueError, match=r"is a symbolic link to .*gone, which does not exist"):
+    validate.check_writable_dir(str(link), "workdir")
+  (tmp_path / "gone").mkdir()  # following the advice: create the target
+  validate.check_writable_dir(str(link), "workdir")

@@ -91,7 +91,7 @@ CASES = {
     "misspelt_rule_field": C("config", [SMOKE, "--config.rule.sft_widht=3"], 2,
                              ["--config.rule.sft_widht", "'sft_width'"]),
     "missing_config_file": C("config", ["--config=experiments/configs/nope.py:smoke"], 2,
-                             ["nope.py", "No such file"]),
+                             ["nope.py", "does not exist"]),
     "unknown_backbone": C("config", [f"--config={SYN}:backbone=siren,smoke"], 2,
                           ["'siren'", "composer, functa"]),
     "unknown_ablation": C("config", [SMOKE, "--config.rule.ablation=foo"], 2,
