@@ -47,6 +47,7 @@ import dataclasses
 import json
 import multiprocessing
 import os
+import re
 import time
 from typing import Any, Callable, Sequence
 
@@ -86,6 +87,11 @@ def define_flags() -> None:
                       "arm).")
   flags.DEFINE_integer("parallel", 1, "Runs trained at once, each in its own process (for hosts "
                        "with cores or accelerator memory to spare).")
+  flags.DEFINE_string("shard", None, "I/N: train only shard I of N of the study's runs (run k "
+                      "goes to shard k % N), e.g. one per machine or SLURM array task; with a "
+                      "shared --archive, --report_only then writes the report.")
+  flags.DEFINE_bool("report_only", False, "Train nothing: write the report from the finished "
+                    "runs (in --workdir or restored from --archive).")
   flags.DEFINE_integer("reconstructions", 3, "Meta-test signals in reconstructions.png (0: none).")
   flags.DEFINE_string("archive", None, "Also keep each finished run's results.json and "
                       "config.json, "
@@ -334,6 +340,7 @@ def run(study: Study, builder: studies_lib.ConfigBuilder, workdir: str,
         other_seeds: int | None = None, train_fn: Callable | None = None, parallel: int = 1,
         num_reconstructions: int = 3,
         compilation_cache: str | None = None, archive: str | None = None,
+        shard: tuple[int, int] | None = None, report_only: bool = False,
         log: Callable[[str], None] = print) -> StudyOutput:
   """Runs every arm of `study` over every seed into `workdir`, then writes the reports.
 
@@ -353,11 +360,21 @@ def run(study: Study, builder: studies_lib.ConfigBuilder, workdir: str,
       setting alone).
     archive: a directory that keeps every finished run's small files and the reports (see the
       module docstring); runs finished there are restored, not retrained.
+    shard: `(i, n)`: train only the runs `k` of the plan with `k % n == i` (0 <= i < n), so n
+      machines, each with one shard, train every run once; with an `archive` they share, the
+      report is then written by `report_only`. Raises `StudyUnfinished` when runs of other
+      shards are missing at the end (not an error: the shard's own runs are done).
+    report_only: train nothing; write the report from the finished runs (in the workdir or
+      restored from the archive). Raises ValueError naming the runs that are not finished.
     log: where progress lines go.
 
   Returns:
     A `StudyOutput` (results, the report's markdown and the files written).
   """
+  if shard is not None:
+    i, n = shard
+    if not (isinstance(n, int) and isinstance(i, int) and n >= 1 and 0 <= i < n):
+      raise ValueError(f"shard {i}/{n} is not allowed; expected i/n with 0 <= i < n.")
   os.makedirs(workdir, exist_ok=True)
   if compilation_cache:
     enable_compilation_cache(compilation_cache)
@@ -386,7 +403,28 @@ def run(study: Study, builder: studies_lib.ConfigBuilder, workdir: str,
       raise ValueError(f"archive must be another directory than the workdir, got {archive}.")
     archive_lib.restore_runs(runs, workdir, archive, run_status, log)
     on_done = lambda r: archive_lib.archive_run(r, workdir, archive)
-  busy = train_runs(runs, train_fn, parallel, log, on_done)
+  if report_only:
+    unfinished = [f"{r.arm}/seed{r.seed}" for r in runs if run_status(r) != "finished"]
+    if unfinished:
+      raise ValueError(f"--report_only: {len(unfinished)} of {len(runs)} runs are not finished "
+                       f"({', '.join(unfinished[:6])}{', ...' if len(unfinished) > 6 else ''}); "
+                       "train them (their shards, or this command without --report_only) first.")
+    for r in runs:
+      if on_done:
+        on_done(r)
+    busy = []
+  elif shard is not None:
+    mine = [r for k, r in enumerate(runs) if k % shard[1] == shard[0]]
+    log(f"Shard {shard[0]}/{shard[1]}: {len(mine)} of the {len(runs)} runs")
+    busy = train_runs(mine, train_fn, parallel, log, on_done)
+    others = [r for r in runs if r not in mine and run_status(r) != "finished"]
+    if not busy and others:
+      raise StudyUnfinished(
+          f"Shard {shard[0]}/{shard[1]} is done ({len(mine)} runs); {len(others)} runs of other "
+          "shards are not finished here yet. When every shard is done, write the report with "
+          "the same command and --report_only (with the shared --archive).")
+  else:
+    busy = train_runs(runs, train_fn, parallel, log, on_done)
   if busy:
     raise StudyUnfinished(
         f"{len(busy)} run(s) are being trained by another process "
@@ -399,6 +437,17 @@ def run(study: Study, builder: studies_lib.ConfigBuilder, workdir: str,
     copied = archive_lib.archive_reports(workdir, archive)
     log(f"Archived {len(runs)} runs and {', '.join(copied)} in {archive}")
   return out
+
+
+def parse_shard(text: str | None) -> tuple[int, int] | None:
+  """`--shard=I/N` -> `(I, N)`; None for no flag. Raises ValueError naming the value."""
+  if text is None or text == "":
+    return None
+  m = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text)
+  if not m or int(m.group(2)) < 1 or int(m.group(1)) >= int(m.group(2)):
+    raise ValueError(f"--shard={text!r} is not allowed; expected I/N with 0 <= I < N, e.g. "
+                     "--shard=0/4 (SLURM: --shard=$SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT).")
+  return int(m.group(1)), int(m.group(2))
 
 
 def study_from_flags(builder: studies_lib.ConfigBuilder) -> Study:
@@ -421,6 +470,9 @@ def study_from_flags(builder: studies_lib.ConfigBuilder) -> Study:
 def check_inputs(study: Study, builder: studies_lib.ConfigBuilder) -> None:
   """Usage errors before anything is written or trained: the seeds, every planned run's config
   (an arm, a --grid value or --steps out of range), earlier runs in the workdir, the directories."""
+  parse_shard(FLAGS.shard)
+  if FLAGS.shard and FLAGS.report_only:
+    raise ValueError("Give --shard (train one shard) or --report_only (train nothing), not both.")
   if FLAGS.steps < 0:
     raise ValueError(f"--steps={FLAGS.steps} is not allowed; expected an integer >= 1 (0: the "
                      "preset's).")
@@ -465,7 +517,8 @@ def main(argv):
       out = run(study, builder, FLAGS.workdir, FLAGS.seeds, FLAGS.steps or None,
                 other_seeds=FLAGS.other_seeds or None,
                 parallel=FLAGS.parallel, num_reconstructions=FLAGS.reconstructions,
-                compilation_cache=cache or None, archive=FLAGS.archive)
+                compilation_cache=cache or None, archive=FLAGS.archive,
+                shard=parse_shard(FLAGS.shard), report_only=FLAGS.report_only)
     except StudyUnfinished as e:  # another runner shares the folder: not an error
       print(f"\n{e}")
       return

@@ -1,5 +1,6 @@
 """The ablation runner: both studies end to end (smoke), restart, planning, clear errors."""
 
+import contextlib
 import json
 import os
 import subprocess
@@ -233,3 +234,46 @@ def test_other_seeds_runs_fewer_seeds_for_non_headline_arms(tmp_path, synthetic_
   assert len(ablate.plan(study, builder, str(tmp_path), [0, 1], steps=2)) == 2 * len(study.arms)
   with pytest.raises(ValueError, match="headline arms \\['nope'\\]"):
     studies.Study(name="x", arms={"a": {}}, reference="a", headline=("nope",))
+
+
+def test_shards_train_every_run_once_and_report_only_equals_the_report(tmp_path,
+                                                                       synthetic_data_dir):
+  """Three machines (workdirs), one shard each, one shared archive; then the report alone."""
+  builder = make_builder(synthetic_data_dir)
+  study = studies.grid_study("method=cavia|mia;inner_steps=1|3")
+  archive = str(tmp_path / "archive")
+  trained = []
+
+  def counting(config, rundir):
+    trained.append((config.method, config.inner_steps, config.seed))
+    fake_train(config, rundir)
+
+  for i in range(3):
+    logs = []
+    with pytest.raises(ablate.StudyUnfinished, match=rf"Shard {i}/3 is done") if i < 2 else \
+        contextlib.nullcontext():
+      ablate.run(study, builder, str(tmp_path / f"machine{i}"), seeds=[0, 1], train_fn=counting,
+                 num_reconstructions=0, archive=archive, shard=(i, 3), log=logs.append)
+    assert any(f"Shard {i}/3" in line for line in logs)
+  # Every run of the study trained exactly once, across the shards.
+  assert len(trained) == 8 and len(set(trained)) == 8
+  assert {t[2] for t in trained} == {0, 1}
+  # The last shard found every run finished (restored from the archive) and wrote the report;
+  # --report_only elsewhere writes the same one from the archive, training nothing.
+  last = open(tmp_path / "machine2" / "results.md").read()
+  out = ablate.run(study, builder, str(tmp_path / "reporter"), seeds=[0, 1], train_fn=counting,
+                   num_reconstructions=0, archive=archive, report_only=True, log=lambda s: None)
+  assert len(trained) == 8
+  assert out.markdown == last
+  # A single runner's report of the same study is the same too.
+  single = ablate.run(study, builder, str(tmp_path / "single"), seeds=[0, 1],
+                      train_fn=fake_train, num_reconstructions=0, log=lambda s: None)
+  assert single.markdown == last
+  # Report-only with runs missing names them; a bad shard is refused.
+  with pytest.raises(ValueError, match=r"--report_only: 8 of 8 runs are not finished"):
+    ablate.run(study, builder, str(tmp_path / "empty"), seeds=[0, 1], report_only=True,
+               num_reconstructions=0, log=lambda s: None)
+  for bad in ("3/3", "1", "-1/2", "a/b", "0/0"):
+    with pytest.raises(ValueError, match="expected I/N with 0 <= I < N"):
+      ablate.parse_shard(bad)
+  assert ablate.parse_shard("2/5") == (2, 5)
