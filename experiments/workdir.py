@@ -231,6 +231,9 @@ class WorkdirLock:
     if self.path in _HELD:
       _HELD[self.path] += 1
       return self
+    # A workdir this lock creates is removed again on release if nothing else was written to
+    # it (a run refused by its checks leaves no folder behind).
+    self._created = not os.path.exists(self.workdir)
     os.makedirs(self.workdir, exist_ok=True)
     me = {"pid": os.getpid(), "host": socket.gethostname(),
           "started": time.strftime("%Y-%m-%d %H:%M:%S")}
@@ -279,6 +282,11 @@ class WorkdirLock:
         os.remove(self.path)
       except FileNotFoundError:
         pass
+      if getattr(self, "_created", False):
+        try:
+          os.rmdir(self.workdir)  # only if empty
+        except OSError:
+          pass
 
   def __enter__(self) -> "WorkdirLock":
     return self.acquire()

@@ -56,7 +56,8 @@ class ModalitySpec:
 
   def __post_init__(self):
     if not isinstance(self.name, str) or not self.name.strip() or "/" in self.name:
-      raise ValueError(f"Modality name {self.name!r} must be a non-empty string without '/'.")
+      raise ValueError(f"Modality name {self.name!r} must be a non-empty string and contain "
+                       "no '/'.")
     if self.name in RESERVED_NAMES:
       raise ValueError(f"Modality name {self.name!r} is reserved (the results' "
                        f"{'/'.join(RESERVED_NAMES)} keys); rename the modality.")

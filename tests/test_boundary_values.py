@@ -68,7 +68,7 @@ def test_grids_need_two_points_per_axis():
 
 
 @pytest.mark.parametrize("name, match", [
-    ("", "non-empty string"), ("  ", "non-empty string"), ("a/b", "without '/'"),
+    ("", "non-empty string"), ("  ", "non-empty string"), ("a/b", "contain no '/'"),
     ("avg", "reserved")])
 def test_reserved_and_empty_modality_names(name, match):
   with pytest.raises(ValueError, match=match):
@@ -148,6 +148,7 @@ def test_corrupt_run_files_name_the_file_and_the_way_on(tmp_path):
   assert ablate.run_status(run) == "new"
   # The driver's own check of a workdir's config.json.
   from experiments import workdir as workdir_lib
+  os.makedirs(rundir / "checkpoints" / "3")  # a run with a checkpoint (else: a failed start)
   (rundir / "config.json").write_text("[1, 2")
   with pytest.raises(ValueError, match=r"config.json \(the run's config\) is not readable JSON"):
     workdir_lib.check_restart(config, str(rundir))
