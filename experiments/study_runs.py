@@ -93,6 +93,16 @@ def train_runs(runs: Sequence[Run], train_fn: Callable | None = None, parallel: 
     log(f"{tag}: {why}; skipped here (that process trains it)")
     busy.append(r)
 
+  def settle(tag, r, wait, done_message):
+    """Waits for a run's training; a run another process holds is skipped, not an error."""
+    try:
+      wait()
+    except workdir_lib.WorkdirBusy as e:
+      skip(tag, r, str(e).split(";")[0])
+      return
+    log(f"{tag}: {done_message()}")
+    on_done(r)
+
   for i, r in enumerate(runs, 1):
     tag = f"[{i}/{total}] {r.arm} seed {r.seed}"
     holder = workdir_lib.lock_holder(r.rundir)
@@ -117,24 +127,13 @@ def train_runs(runs: Sequence[Run], train_fn: Callable | None = None, parallel: 
         futures[pool.submit(train_fn, r.config, r.rundir)] = (tag, r)
       for fut in concurrent.futures.as_completed(futures):
         tag, r = futures[fut]
-        try:
-          fut.result()
-        except workdir_lib.WorkdirBusy as e:
-          skip(tag, r, str(e).split(";")[0])
-          continue
-        log(f"{tag}: done ({time.time() - start:.0f}s since start)")
-        on_done(r)
+        settle(tag, r, fut.result, lambda: f"done ({time.time() - start:.0f}s since start)")
     return busy
   for tag, status, r in todo:
     log(f"{tag}: {'resuming' if status == 'resume' else 'training'} in {r.rundir}")
     start = time.time()
-    try:
-      train_fn(r.config, r.rundir)
-    except workdir_lib.WorkdirBusy as e:
-      skip(tag, r, str(e).split(";")[0])
-      continue
-    log(f"{tag}: done in {time.time() - start:.0f}s")
-    on_done(r)
+    settle(tag, r, lambda: train_fn(r.config, r.rundir),
+           lambda: f"done in {time.time() - start:.0f}s")
   return busy
 
 
