@@ -34,7 +34,7 @@ import orbax.checkpoint as ocp
 from tqdm.auto import tqdm
 
 from data_pipelines import sources
-from experiments import build, distributed, loading, validate
+from experiments import build, disk, distributed, loading, validate
 from experiments import events as events_lib
 from experiments import workdir as workdir_lib
 from mia_jax import evaluation, meta_step, sampling
@@ -338,6 +338,7 @@ def train_prepared(run: Prepared) -> dict:
   manager = checkpoint_manager(workdir, config)
   state = restore_or_init(manager, state)
   start_step = int(state.step)
+  state_bytes = sum(x.nbytes for x in jax.tree.leaves(state))
   if start_step:
     logging.info("Resumed from step %d in %s", start_step, workdir)
   train_step = meta_step.make_train_step(learner, mesh)
@@ -393,6 +394,8 @@ def train_prepared(run: Prepared) -> dict:
           # A non-finite state never reaches a checkpoint: the last good one stays the latest.
           _check_finite(float(_finite_params(state.params) * metrics["loss"]), step, config,
                         manager)
+          disk.check_free_space(str(manager.directory), manager.latest_step(),
+                                       state_bytes)  # a full disk: one line, resumable
           manager.save(step, args=ocp.args.StandardSave(state))
         if config.eval.every_steps and step % config.eval.every_steps == 0 and step < total:
           m, _ = evaluate(learner, state, test_source, episodes, config.eval.batch_size, mesh,
@@ -401,12 +404,14 @@ def train_prepared(run: Prepared) -> dict:
           metrics_file.write(json.dumps({"step": step, "eval/" + key: m[key]}) + "\n")
           if events:
             events.scalars(step, _headline(m, config.inner_steps), "eval/")
+  except Exception as e:  # a full disk (say, in an asynchronous save): one line
+    disk.raise_if_disk_full(e, workdir, manager.latest_step())
+    raise
   finally:
     if events:
       events.flush()
     bar.close()
-    manager.wait_until_finished()
-    manager.close()
+    disk.finish_saves(manager, workdir)  # waits for the last save; a full disk: one line
 
   metrics, _ = evaluate(learner, state, test_source, episodes, config.eval.batch_size, mesh,
                         progress=True, closed_bins=config.eval.get("closed_bins", False),

@@ -22,6 +22,7 @@ import tempfile
 from absl import app, flags, logging
 
 from data_pipelines import benchmarks, registry
+from experiments import disk
 from mia_jax import meta_step, rules, sampling
 from mia_jax.model import BACKBONES, ModelConfig
 
@@ -176,6 +177,9 @@ def _fail(error: BaseException, code: int, summary: bool = False):
   """Prints `error: <one line>` and exits. `summary`: the message's first line (an error raised
   by our code leads with its reason; more lines, e.g. a folder tree, are for --debug), except
   for a config file's failure (`one_line`)."""
+  if disk.is_disk_full(error) and not isinstance(error, disk.DiskFull):
+    where = FLAGS["workdir"].value if "workdir" in FLAGS else None
+    error = disk.DiskFull(disk.disk_full_message(where or "the output folder", -1))
   text = str(error)
   # ml_collections wraps a config file's failure in a traceback; its reason is the last line.
   if summary and not ("Traceback" in text or "config file" in text):
@@ -274,4 +278,7 @@ def run_cli(main) -> None:
   """`app.run(main)` with one-line flag errors (exit 2) and a `--debug` flag."""
   if "debug" not in FLAGS:
     flags.DEFINE_bool("debug", False, "Show an error's traceback instead of one line.")
+  # A full disk's error records (orbax logs each failed write with its traceback) are dropped:
+  # the one `error:` line names the path.
+  logging.get_absl_handler().addFilter(disk.QuietDiskFull())
   app.run(main, flags_parser=_parse_flags)
