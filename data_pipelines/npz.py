@@ -71,6 +71,10 @@ class GridSource(ArraySource):
       if name not in available:
         raise ValueError(
             f"Modality {name!r} is not in {where}, which has {available}.")
+    for name in available:
+      if not isinstance(name, str) or not name.strip():
+        raise ValueError(f"In {where}: the modality name {name!r} is blank; give every "
+                         "modality a name (e.g. 'img').")
     modalities = parse_modalities(modalities, available)  # at least one, none twice
     grid_ndims = dict(grid_ndims or {})
     unknown = sorted(set(grid_ndims) - set(modalities))
@@ -99,7 +103,8 @@ class GridSource(ArraySource):
                else np.arange(amp.size))
         if bad.size:
           raise ValueError(
-              f"In {where}: {name}_amplitude must be finite numbers > 0 (errors are divided "
+              f"In {where}: the amplitudes of modality {name!r} ({name}_amplitude) must be "
+              "finite numbers > 0 (errors are divided "
               f"by amplitude^2); signals {bad[:5].tolist()} have "
               f"{amp.ravel()[bad[:5]].tolist()}.")
       flat[name] = {"y": y, "amplitude": amplitude}

@@ -208,6 +208,9 @@ ARRAYS_RATIO_RANGE = (0.001, 1.0)  # the paper's range for its image benchmarks
 ARRAYS_NUM_RATIO_BINS = 4
 ARRAYS_OUTPUT_BIAS_DECIMALS = 2
 ARRAYS_ERROR_NORMALISER = "none"
+# The largest magnitude `array_layout` accepts: data this far outside [-1, 1] is unscaled, and
+# at about 1e19 its squared errors overflow float32.
+MAX_ABS_VALUE = 1e6
 
 
 def array_layout(name: str, array: np.ndarray) -> tuple[tuple[int, ...], int]:
@@ -218,7 +221,7 @@ def array_layout(name: str, array: np.ndarray) -> tuple[tuple[int, ...], int]:
 
   Raises:
     ValueError naming the modality and the shape: not numbers, fewer than two axes, an axis of
-    length 0, or NaN/infinite values.
+    length 0, NaN/infinite values, or values beyond `MAX_ABS_VALUE` in magnitude.
   """
   array = np.asarray(array)
   what = f"Modality {name!r}: array of shape {array.shape}"
@@ -234,6 +237,12 @@ def array_layout(name: str, array: np.ndarray) -> tuple[tuple[int, ...], int]:
   if not finite.all():
     raise ValueError(f"{what} holds {int(array.size - finite.sum())} NaN or infinite values; "
                      "all values must be finite.")
+  peak = float(np.max(np.abs(array.astype(np.float64))))
+  if peak > MAX_ABS_VALUE:
+    raise ValueError(f"{what} holds values up to {peak:.3g} in magnitude, beyond "
+                     f"{MAX_ABS_VALUE:g}; scale the data to about [-1, 1] or [0, 1] (the "
+                     "learning rates assume that range, and larger values overflow float32 "
+                     "squared errors or diverge).")
   grid = (array.shape[1],) if array.ndim == 2 else tuple(array.shape[1:-1])
   if min(grid) < 2:
     raise ValueError(f"{what}: its grid {grid} has an axis of length {min(grid)}; every grid "

@@ -43,7 +43,7 @@ def test_seeds_in_range(field, value, ok):
     ([1.0, np.inf, 1.0], "[inf]")])
 def test_amplitudes_must_be_finite_and_positive(amplitude, shown):
   y = np.zeros((3, 10), np.float32)
-  with pytest.raises(ValueError, match=r"sig_amplitude must be finite numbers > 0") as e:
+  with pytest.raises(ValueError, match=r"\(sig_amplitude\) must be finite numbers > 0") as e:
     sources.GridSource({"sig": {"y": y, "amplitude": np.array(amplitude)}})
   assert shown in str(e.value)
   sources.GridSource({"sig": {"y": y, "amplitude": np.array([1.0, 0.5, 2.0])}})  # fine
@@ -178,3 +178,20 @@ def test_a_workdir_that_is_a_dangling_link(tmp_path):
     validate.check_writable_dir(str(link), "workdir")
   (tmp_path / "gone").mkdir()  # following the advice: create the target
   validate.check_writable_dir(str(link), "workdir")
+
+
+def test_unscaled_values_and_blank_names_in_arrays_are_refused(tmp_path):
+  # Found by tests/test_properties.py: values of 1e30 trained into a "lower the learning rate"
+  # divergence, and a blank name gave "No modality given; allowed:  or a subset".
+  y = np.zeros((4, 5, 1), np.float32)
+  assert array_layout("sig", y + 1e6) == ((5,), 1)  # the limit itself is accepted
+  with pytest.raises(ValueError, match=r"'sig'.*values up to 1e\+30.*scale the data"):
+    array_layout("sig", y + 1e30)
+  with pytest.raises(ValueError, match=r"values up to -?2e\+06"):
+    array_layout("sig", y - 2e6)
+  config = arrays_config.get_config("smoke")
+  w = str(tmp_path / "w")
+  for name in ("", "  "):
+    with pytest.raises(ValueError, match=f"the modality name {name!r} is blank"):
+      train.prepare(config, w, data={"train": {name: y}, "test": {name: y}})
+  assert not os.path.exists(w)
