@@ -42,7 +42,8 @@ EXPERIMENTS = DATA + [
     "tensorboard>=2.16",  # its own event-file writer: no TensorFlow (experiments/events.py)
 ]
 TEST_TOOLS = ["pytest>=8", "pytest-xdist>=3.5", "nbclient>=0.10", "nbformat>=5.10",
-              "ipykernel>=6.29", "ruff>=0.6", "hypothesis>=6.100"]
+              "ipykernel>=6.29", "ruff>=0.6", "hypothesis>=6.100",
+              "mypy>=1.10"]
 
 setup(
     name="mia-jax",

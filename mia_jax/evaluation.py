@@ -52,10 +52,10 @@ class Accumulator:
     self.specs = tuple(specs)
     self.num_steps = num_steps
     self.closed_bins = closed_bins
-    self._errors = {s.name: {m: [] for m in ("generalization", "memorization", "full")}
-                    for s in self.specs}
-    self._ratio = {s.name: [] for s in self.specs}
-    self._has_gen = {s.name: [] for s in self.specs}
+    self._errors: dict[str, dict[str, list[np.ndarray]]] = {
+        s.name: {m: [] for m in ("generalization", "memorization", "full")} for s in self.specs}
+    self._ratio: dict[str, list[np.ndarray]] = {s.name: [] for s in self.specs}
+    self._has_gen: dict[str, list[np.ndarray]] = {s.name: [] for s in self.specs}
 
   def add(self, out: Mapping, episode: Mapping, valid: np.ndarray | None = None) -> None:
     """Adds one batch.

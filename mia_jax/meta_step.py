@@ -146,7 +146,7 @@ class MetaLearner:
         first_order=self.meta.first_order, remat=self.meta.remat, track=track,
         unroll=self.meta.scan_unroll, initial=self.meta.initial_loss,
         compute_dtype=jnp.dtype(self.meta.compute_dtype))
-    loss = 0.0
+    loss: Any = 0.0
     query_mse, support_loss = {}, {}
     for n in self.names:
       y = jnp.asarray(batch[n]["y"], jnp.float32)
@@ -159,7 +159,7 @@ class MetaLearner:
         loss = loss + term / (2.0 * jnp.exp(v)) + v / 2.0
       query_mse[n] = mse
       support_loss[n] = jnp.mean(aux["support_loss"][n], axis=-1)
-    out = {"query_mse": query_mse, "support_loss": support_loss}
+    out: dict[str, Any] = {"query_mse": query_mse, "support_loss": support_loss}
     if track:
       out["errors"] = {n: {m: aux["errors"][m][n] for m in aux["errors"]} for n in self.names}
       out["ratio"] = {n: episode[n]["ratio"] for n in self.names}
@@ -188,7 +188,9 @@ class MetaLearner:
       opt_state = jax.tree.map(keep, opt_state, state.opt_state)
     metrics = {"loss": loss, "grad_norm": grad_norm, "nonfinite": 1.0 - finite.astype(jnp.float32),
                "query_mse": aux["query_mse"], "support_loss": aux["support_loss"]}
-    return state.replace(step=state.step + 1, params=params, opt_state=opt_state), metrics
+    new = state.replace(  # type: ignore[attr-defined]  # flax.struct adds it
+        step=state.step + 1, params=params, opt_state=opt_state)
+    return new, metrics
 
   def eval_step(self, params: PyTree, buffers: PyTree, batch: Mapping,
                 episode: Mapping) -> dict:

@@ -26,7 +26,7 @@ stacked internally (`stack`) and evaluated in one vmapped (or batched) call.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence, cast
 
 from flax import linen as nn
 import jax
@@ -247,6 +247,7 @@ class MultimodalINR:
     coordinates cast on entry; mixed precision) and the predictions come back as float32.
     """
     low = is_lowered(compute_dtype)
+    coords = {} if coords is None else coords  # no query: every modality on its grid
     if low:
       stacked, latents = cast_floats((stacked, latents), compute_dtype)
     out = {}
@@ -254,7 +255,7 @@ class MultimodalINR:
       module = self.modules[g.names[0]]
       b = latents[g.names[0]].shape[0]
       z = jnp.stack([latents[n].reshape((b,) + self.latent_shapes[n]) for n in g.names])
-      given = [n for n in g.names if coords is not None and coords.get(n) is not None]
+      given = [n for n in g.names if coords.get(n) is not None]
       sizes = None
       if not given:  # the grid, shared by all signals
         c = self.coords[g.names[0]]
@@ -304,7 +305,8 @@ def vmapped_apply(module: nn.Module, variables: PyTree, latents: jax.Array,
     `[G, B, P, d_out]`.
   """
   if coords.ndim == 2:
-    one = lambda v, z: module.apply(v, coords, z)
-    return jax.vmap(jax.vmap(one, in_axes=(None, 0)))(variables, latents)
-  one = lambda v, c, z: module.apply(v, c, z)
-  return jax.vmap(jax.vmap(one, in_axes=(None, 0, 0)))(variables, coords, latents)
+    shared = lambda v, z: module.apply(v, coords, z)
+    return cast(jax.Array, jax.vmap(jax.vmap(shared, in_axes=(None, 0)))(variables, latents))
+  per_signal = lambda v, c, z: module.apply(v, c, z)
+  return cast(jax.Array,
+              jax.vmap(jax.vmap(per_signal, in_axes=(None, 0, 0)))(variables, coords, latents))

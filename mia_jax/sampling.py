@@ -36,7 +36,8 @@ import numpy as np
 from mia_jax.modalities import ModalitySpec
 from mia_jax.modalities import name_hash as _name_hash
 
-Episode = dict[str, dict[str, jax.Array]]
+# {modality: {"idx", "mask", "ratio": [B, ...]}}: jax arrays inside a step, numpy on the host.
+Episode = dict[str, dict[str, jax.Array | np.ndarray]]
 SUPPORT_COUNTS = ("floor", "closed")
 
 
@@ -110,7 +111,7 @@ def make_eval_episodes(seed: int, specs: Sequence[ModalitySpec], num_signals: in
   its benchmark's modalities is NOT used: each modality is keyed by its name, so that a subset of
   modalities sees exactly the supports it would see in the full set (paired comparisons).
   """
-  out = {}
+  out: Episode = {}
   for spec in specs:
     key = jax.random.fold_in(jax.random.PRNGKey(seed), _name_hash(spec.name))
     ep = jax.jit(sample_modality_support, static_argnums=(1, 2))(key, spec, num_signals)
@@ -159,9 +160,9 @@ def fixed_ratio_episodes(episode: Mapping[str, Mapping[str, np.ndarray]],
   """`{ratio_label(r): episode}`: every signal's support cut to `fixed_support_count(spec, r)`
   points, the first ones of the meta-test `episode`'s `idx` (nested across ratios; see the module
   docstring). The `ratio` entry is the support's actual ratio, count / N."""
-  out = {}
+  out: dict[str, Episode] = {}
   for r in ratios:
-    ep = {}
+    ep: Episode = {}
     for spec in specs:
       idx = np.asarray(episode[spec.name]["idx"])
       count = fixed_support_count(spec, r)
@@ -233,7 +234,7 @@ def write_episode_arrays(path: str | os.PathLike, arrays: Mapping[str, np.ndarra
       value = value.astype(np.uint16 if fits else np.int32)
     out[key] = value
   with open(path, "wb") as f:
-    np.savez_compressed(f, **out)
+    np.savez_compressed(f, **out)  # type: ignore[arg-type]  # numpy's stub: allow_pickle
 
 
 def load_episodes(path: str | os.PathLike, specs: Sequence[ModalitySpec],

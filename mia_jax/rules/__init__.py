@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-from typing import Any, Mapping
+from typing import Any, Mapping, cast
 
 from mia_jax.rules.alfa import alfa
 from mia_jax.rules.base import UpdateRule, chain, identity
@@ -144,8 +144,9 @@ def from_config(method: str, fields: Mapping[str, Any] | RuleConfig | None = Non
                      "must be False (method=metasgd learns per-element rates).")
   if method == "mia" and ablation == "no_sft":
     return cavia(c.inner_lr)
-  if method == "mia" and isinstance(ABLATIONS[ablation], str):  # the SFT replaced by a module
-    return from_config(ABLATIONS[ablation], dataclasses.replace(
+  replacement = ABLATIONS[ablation]
+  if method == "mia" and isinstance(replacement, str):  # the SFT replaced by a module
+    return from_config(replacement, dataclasses.replace(
         c, ablation="none", grad_scale=1.0 if c.grad_scale else 0.0))
   scale = [gradient_scaler(c.grad_scale, c.scaler_lr_multiplier)] if c.grad_scale else []
   if method == "alfa":
@@ -153,7 +154,7 @@ def from_config(method: str, fields: Mapping[str, Any] | RuleConfig | None = Non
   learn = c.learn_lr or method == "metasgd"
   lr = learned_learning_rate(c.inner_lr) if learn else learning_rate(c.inner_lr)
   core = {"cavia": [], "metasgd": [], "gap": [gap()],
-          "mia": [sft(**c.sft_args(), **(ABLATIONS[ablation] or {}))]}[method]
+          "mia": [sft(**c.sft_args(), **cast(dict, ABLATIONS[ablation] or {}))]}[method]
   pieces = [*scale, lr, *core] if c.lr_position == "pre" else [*scale, *core, lr]
   return chain(*pieces)
 

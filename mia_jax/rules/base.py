@@ -117,7 +117,7 @@ def tree_stack(trees: Sequence[PyTree]) -> PyTree:
 
 
 def init_per_modality(module, rng: jax.Array, token_shapes: TokenShapes,
-                      example_args: Callable[[tuple[int, int]], Sequence[jax.Array]]) -> dict:
+                      example_args: Callable[[tuple[int, ...]], Sequence[jax.Array]]) -> dict:
   """`{name: module params}`, each initialised from `modality_key(rng, name)`."""
   return {name: module.init(modality_key(rng, name), *example_args(tuple(shape)))["params"]
           for name, shape in token_shapes.items()}

@@ -221,6 +221,8 @@ def sft(*, width: int = 192, usft_depth: int = 1, msft_depth: int = 1, num_heads
   if mixer not in MIXERS:
     raise ValueError(f"sft(): unknown mixer {mixer!r}; allowed: {', '.join(MIXERS)}.")
   encoder = StateEncoder(width, mlp_depth, use_grad=use_grad, use_latent=use_latent)
+  usft: nn.Module
+  msft: nn.Module
   if mixer == "attention":
     usft = Transformer(width, usft_depth, num_heads, head_dim, width, residual, exact_gelu)
     msft = Transformer(width, msft_depth, num_heads, head_dim, width, residual, exact_gelu)
