@@ -143,7 +143,7 @@ def trim_metrics(path: str, step: int, log=None) -> None:
   is replayed; `log(message)` is told how many of those were dropped."""
   if not os.path.isfile(path):
     return
-  with open(path) as f:
+  with open(path, encoding="utf-8", errors="replace") as f:  # bytes of a torn write: dropped
     lines = f.readlines()
   rows = [(line, _metrics_line(line)) for line in lines if line.strip()]
   broken = sum(row is None for _, row in rows)
@@ -162,6 +162,28 @@ def trim_metrics(path: str, step: int, log=None) -> None:
 # One run per workdir at a time.
 
 LOCK_FILE = "run.lock"
+
+
+# What a run keeps in its workdir, and whether each is a file or a folder.
+RUN_ENTRIES = {"config.json": "file", "specs.json": "file", "metrics.jsonl": "file",
+               "results.json": "file", "episodes.npz": "file", LOCK_FILE: "file",
+               DIVERGED_FILE: "file", HISTORY_FILE: "file", "checkpoints": "folder"}
+
+
+def check_entries(workdir: str) -> None:
+  """Raises ValueError naming the first of `RUN_ENTRIES` in `workdir` that is of the wrong kind
+  (a folder where the run keeps a file, a file or dangling link where it keeps a folder)."""
+  for name, kind in RUN_ENTRIES.items():
+    path = os.path.join(workdir, name)
+    if not os.path.lexists(path):
+      continue
+    if os.path.isdir(path) if kind == "folder" else os.path.isfile(path):
+      continue
+    what = ("a dangling link" if not os.path.exists(path) else
+            "a folder" if os.path.isdir(path) else "a file" if os.path.isfile(path)
+            else "not a regular file")
+    raise ValueError(f"--workdir {workdir}: {name} is {what}, where a run keeps a {kind}; move it "
+                     "out of the workdir (or use a new --workdir) and rerun.")
 
 
 class WorkdirBusy(ValueError):
@@ -231,6 +253,7 @@ class WorkdirLock:
     if self.path in _HELD:
       _HELD[self.path] += 1
       return self
+    check_entries(self.workdir)  # a folder where a file belongs (or the reverse): one line
     # A workdir this lock creates is removed again on release if nothing else was written to
     # it (a run refused by its checks leaves no folder behind).
     self._created = not os.path.exists(self.workdir)

@@ -152,3 +152,28 @@ def test_a_failed_start_does_not_block_the_fix(tmp_path, synthetic_data_dir):
   os.makedirs(w / "checkpoints" / "3")
   with pytest.raises(ValueError, match="batch_size: 16 != 4"):
     train.prepare(fixed, str(w))
+
+
+@pytest.mark.parametrize("name, make", [
+    ("metrics.jsonl", "folder"), ("run.lock", "folder"), ("checkpoints", "file"),
+    ("results.json", "folder")])
+def test_an_entry_of_the_wrong_kind_is_named_before_anything_is_written(tmp_path, name, make):
+  w = tmp_path / "w"
+  w.mkdir()
+  (w / name).mkdir() if make == "folder" else (w / name).write_text("x")
+  with pytest.raises(ValueError, match=f"{name} is a {make}, where a run keeps a"):
+    workdir_lib.WorkdirLock(str(w)).acquire()
+  assert sorted(os.listdir(w)) == [name]
+
+
+def test_following_the_advice_for_a_wrong_entry_and_torn_metrics(tmp_path, synthetic_data_dir):
+  w = str(tmp_path / "w")
+  train.train_and_evaluate(_config(synthetic_data_dir), w)
+  with open(os.path.join(w, "metrics.jsonl"), "ab") as f:
+    f.write(bytes(range(128, 256)))  # a torn, non-UTF-8 tail (found by a sweep: a bare
+  os.makedirs(os.path.join(w, "run.lock"))  # UnicodeDecodeError); and a folder named run.lock
+  with pytest.raises(ValueError, match="move it out of the workdir"):
+    train.train_and_evaluate(_config(synthetic_data_dir, num_train_steps=8), w)
+  os.rename(os.path.join(w, "run.lock"), str(tmp_path / "moved"))  # the advice, followed
+  out = train.train_and_evaluate(_config(synthetic_data_dir, num_train_steps=8), w)
+  assert out["step"] == 8 and _steps(os.path.join(w, "metrics.jsonl")) == [2, 4, 6, 8]
