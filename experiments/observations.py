@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from typing import Any, Mapping
+import zipfile
 
 import numpy as np
 
@@ -54,6 +55,9 @@ def read_npz(path: str) -> dict[str, np.ndarray]:
     raise ValueError("Give --observations=FILE.npz (or --encode).")
   if not os.path.isfile(path):
     raise FileNotFoundError(f"Observations file {path!r} does not exist.")
+  if not zipfile.is_zipfile(path):  # np.load would read it as a pickle and advise unpickling
+    raise ValueError(f"{path!r} is not an .npz file (an .npz is a zip of .npy arrays, as "
+                     "np.savez or experiments.observations.save_observations write it).")
   try:
     with np.load(path, allow_pickle=False) as data:
       return {k: np.asarray(data[k]) for k in data.files}

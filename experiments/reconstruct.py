@@ -310,6 +310,11 @@ def main(argv) -> None:
     out_dir = os.path.dirname(os.path.abspath(FLAGS.output))
     if not os.path.isdir(out_dir):
       raise FileNotFoundError(f"--output {FLAGS.output!r}: the folder {out_dir} does not exist.")
+    if os.path.isdir(FLAGS.output):
+      raise ValueError(f"--output {FLAGS.output!r} is a folder; give a file in it, e.g. "
+                       f"--output={os.path.join(FLAGS.output, 'reconstruction.npz')}.")
+    if not os.access(out_dir, os.W_OK):
+      raise ValueError(f"--output {FLAGS.output!r}: the folder {out_dir} is not writable.")
     learner, state, config = load_run(FLAGS.workdir, FLAGS.step)
     if FLAGS.encode:
       arrays = dataset_observations(config, learner, FLAGS.encode, FLAGS.support, FLAGS.seed,

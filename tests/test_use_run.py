@@ -364,11 +364,15 @@ def test_reconstruct_command_errors(mia_run, tmp_path):
       ([f"--workdir={workdir}", f"--observations={tmp_path / 'missing.npz'}"],
        "does not exist"),
       ([f"--workdir={workdir}", "--encode=test", "--support=2"], "a ratio in (0, 1]"),
+      ([f"--workdir={workdir}", "--encode=test", f"--output={tmp_path}"],  # found by a sweep:
+       "is a folder; give a file in it"),  # it failed after the work, with a bare Errno 21
+      ([f"--workdir={workdir}", f"--observations={os.path.join(ROOT, 'README.md')}"],
+       "is not an .npz file"),  # it advised unpickling the file
   ]
   for args, message in cases:
-    proc = subprocess.run([sys.executable, "-m", "experiments.reconstruct", *args,
-                           f"--output={tmp_path / 'o.npz'}"], cwd=ROOT, capture_output=True,
-                          text=True, timeout=300)
+    proc = subprocess.run([sys.executable, "-m", "experiments.reconstruct",
+                           f"--output={tmp_path / 'o.npz'}", *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2, (args, proc.stderr[-2000:])
     lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
     assert len(lines) == 1 and message in lines[0], (args, proc.stderr[-2000:])
