@@ -175,7 +175,7 @@ class NpzSource(GridSource):
     try:
       with np.load(path, allow_pickle=False) as npz:
         arrays = {key: npz[key] for key in npz.files}
-    except Exception as e:  # pylint: disable=broad-except  (not an .npz, truncated, pickled)
+    except Exception as e:  # not an .npz, truncated, pickled
       raise ValueError(f"Could not read .npz file {path!r}: {e}") from None
     available = [key for key in arrays if not _is_amplitude_key(key, arrays)]
     if not available:

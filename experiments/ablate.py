@@ -356,7 +356,7 @@ def check_inputs(study: Study, builder: studies_lib.ConfigBuilder) -> None:
   for name in ("workdir", "archive", "compilation_cache"):
     if FLAGS[name].value and FLAGS[name].value != "auto":
       validate.check_writable_dir(FLAGS[name].value, name)
-  from experiments import train  # pylint: disable=g-import-not-at-top  (jax, orbax: on use)
+  from experiments import train  # imported on use: jax, orbax
   checked = set()  # the data and episodes, read once per distinct data config (no training)
   for r in runs:
     key = (r.config.data.to_json(), r.config.modalities, r.config.eval.episodes_path,

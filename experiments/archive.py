@@ -93,7 +93,7 @@ def _restore_episodes(src: str, rundir: str, archive: str) -> None:
                      "archive; restore that file, or delete the run's folder to retrain it.")
   try:
     ok = episodes_digest(shared) == digest
-  except Exception:  # pylint: disable=broad-except  (unreadable: reported as corrupt below)
+  except Exception:  # unreadable: reported as corrupt below
     ok = False
   if not ok:
     raise ValueError(f"{shared} is corrupt: its arrays do not match the digest in {ref}; restore "

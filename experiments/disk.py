@@ -112,7 +112,7 @@ def finish_saves(manager, workdir: str) -> None:
   try:
     manager.wait_until_finished()
     manager.close()
-  except Exception as e:  # pylint: disable=broad-except
+  except Exception as e:
     raise_if_disk_full(e, workdir, manager.latest_step())
     raise
 
@@ -122,7 +122,7 @@ class QuietDiskFull:
   asynchronous write with its traceback: hundreds of lines); the run's own `error:` line says it.
   """
 
-  def filter(self, record) -> bool:  # pylint: disable=missing-function-docstring
+  def filter(self, record) -> bool:
     if record.levelno < 40:  # logging.ERROR
       return True
     text = record.getMessage()

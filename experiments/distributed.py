@@ -94,5 +94,5 @@ def is_primary() -> bool:
 def barrier(name: str) -> None:
   """Waits until every process has reached `barrier(name)` (nothing on one process)."""
   if jax.process_count() > 1:
-    from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+    from jax.experimental import multihost_utils
     multihost_utils.sync_global_devices(name)

@@ -31,7 +31,7 @@ class EventWriter:
   """Scalars and PNG images as TensorBoard events in `logdir`."""
 
   def __init__(self, logdir: str):
-    # pylint: disable=g-import-not-at-top  (tensorboard: only when a run logs events)
+    # imported on use: tensorboard, only when a run logs events
     from tensorboard.compat.proto import event_pb2, summary_pb2
     from tensorboard.summary.writer.event_file_writer import EventFileWriter
     self._event, self._summary = event_pb2.Event, summary_pb2.Summary

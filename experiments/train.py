@@ -158,7 +158,7 @@ def _headline(metrics: Mapping[str, float], k: int) -> dict[str, float]:
 def _reconstructions(run: Prepared, state: TrainState, episodes, num_signals: int,
                      name: str) -> str:
   """Draws `num_signals` meta-test reconstructions to `workdir/reconstructions.png`."""
-  from experiments import plots, predict  # pylint: disable=g-import-not-at-top  (matplotlib)
+  from experiments import plots, predict  # imported on use: matplotlib
   preds = predict.predict(run.learner, state, run.test_source, episodes, num_signals)
   return plots.plot_reconstructions(
       {name: preds}, os.path.join(run.workdir, "reconstructions.png"), reference=name,

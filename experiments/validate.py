@@ -193,7 +193,7 @@ def _fail(error: BaseException, code: int, summary: bool = False):
     # runtime's shutdown barrier for processes that may be gone.
     print(f"error: process {jax.process_index()} of {jax.process_count()}: {line}",
           file=sys.stderr, flush=True)
-    os._exit(code)  # pylint: disable=protected-access
+    os._exit(code)
   print(f"error: {line}", file=sys.stderr)
   sys.exit(code)
 
@@ -212,7 +212,7 @@ def exit_on_error(code: int):
   """Turns an exception into `error: <one line>` on stderr and exit `code` (not with --debug)."""
   try:
     yield
-  except Exception as e:  # pylint: disable=broad-except
+  except Exception as e:
     if FLAGS.debug:
       raise
     _fail(e, code, summary=True)
@@ -257,7 +257,7 @@ def _parse_flags(argv):
     if "config" in FLAGS:
       check_config_file(argv)
     return FLAGS(argv)
-  except Exception as e:  # pylint: disable=broad-except
+  except Exception as e:
     if any(re.fullmatch(r"--debug(=(true|1))?", a, re.IGNORECASE) for a in argv[1:]):
       raise
     if isinstance(e, (KeyError, AttributeError)):  # ml_collections: an unknown `--config.x.y`

@@ -176,7 +176,7 @@ def test_tfds_builds_and_reads_without_tensorflow(data_dir):
 
 
 def test_tfds_reads_through_tfds_data_source(data_dir):
-  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  import tensorflow_datasets as tfds
   raw = tfds.data_source("synthetic_functions/small", data_dir=data_dir,
                          split="test", download=False)
   expected = generate.generate_signals(SMALL_TEST, 1)

@@ -40,7 +40,7 @@ def test_loader_batch_shapes(synthetic_data_dir):
 
 def test_loader_casts_raw_floats_to_float32(synthetic_data_dir):
   # A raw tfds source gives scalar features as Python floats.
-  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  import tensorflow_datasets as tfds
   raw = tfds.data_source("synthetic_functions/small", data_dir=synthetic_data_dir,
                          split="train", download=False)
   batch = next(iter(sources.make_loader(raw, 4, shuffle=False)))

@@ -41,7 +41,7 @@ def test_npz_round_trip_2d_and_1d(tmp_path):
     assert element["wave"]["amplitude"].dtype == np.float32
   np.testing.assert_array_equal(source[-1]["wave"]["y"], source[4]["wave"]["y"])
   with pytest.raises(IndexError):
-    source[5]  # pylint: disable=pointless-statement
+    source[5]
 
 
 def test_npz_round_trip_of_generated_signals(tmp_path):

@@ -287,7 +287,7 @@ def open_prepared(data_dir: str, name: str) -> tuple[tfds.core.DatasetBuilder | 
     return None, f"no prepared tfds {name} in {data_dir}"
   try:
     builder = tfds.builder_from_directory(folder)
-  except Exception as error:  # pylint: disable=broad-except
+  except Exception as error:
     # e.g. spoken_digit's Audio feature imports TensorFlow.
     return None, f"tfds {name} in {folder} cannot be read here ({type(error).__name__}: {error})"
   formats = {builder.info.file_format, *getattr(builder.info, "alternative_file_formats", ())}

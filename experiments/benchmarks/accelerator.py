@@ -114,7 +114,7 @@ def write_section(doc: str, section: str) -> None:
 
 def main(argv):
   del argv
-  import jax  # pylint: disable=g-import-not-at-top
+  import jax
   device = jax.devices()[0]
   if device.platform == "cpu" and not FLAGS.allow_cpu:
     raise app.UsageError("No GPU or TPU here (JAX finds only CPU devices); the figures would be "
