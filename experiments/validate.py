@@ -23,7 +23,7 @@ from absl import app, flags, logging
 
 from data_pipelines import benchmarks, registry
 from experiments import disk
-from mia_jax import meta_step, rules, sampling
+from mia_jax import meta_step, optim, rules, sampling
 from mia_jax.model import BACKBONES, ModelConfig
 
 FLAGS = flags.FLAGS
@@ -52,6 +52,8 @@ FIELDS = (
      "an integer in [0, 2^32)"),
     ("learning_rate", _number_above(0), "a finite number > 0"),
     ("grad_clip", _number_above(0, strict=False), "a finite number >= 0 (0: no clipping)"),
+    ("lr_schedule", lambda v: v in optim.LR_SCHEDULES, "one of " + ", ".join(optim.LR_SCHEDULES)),
+    ("warmup_steps", _int_at_least(0), "an integer >= 0"),
     ("log_every_steps", _int_at_least(1), "an integer >= 1"),
     ("log_reconstructions", _int_at_least(0), "an integer >= 0 (0: no figure)"),
     ("checkpoint_every_steps", _int_at_least(1), "an integer >= 1"),
@@ -115,6 +117,10 @@ def validate_config(config) -> None:
     value = _get(config, field)
     if not ok(value):
       raise ValueError(f"config.{field}={value!r} is not allowed; expected {allowed}.")
+  if config.lr_schedule == "warmup_cosine" and config.warmup_steps >= config.num_train_steps:
+    raise ValueError(f"config.warmup_steps={config.warmup_steps} must be below "
+                     f"config.num_train_steps={config.num_train_steps} with "
+                     "lr_schedule='warmup_cosine' (the cosine decays to 0 at the last step).")
   # The method, the ablation (and that only MIA has ablations), lr_position, the rule fields.
   rules.from_config(config.method, config.rule.to_dict())
   sampling.parse_fixed_ratios(config.eval.get("fixed_ratios", ""))  # numbers in (0, 1]

@@ -12,11 +12,12 @@ The library is pure functions over pytrees; see `docs/library.md` for recipes an
   (on a few observed points anywhere, e.g. of a new signal), predictions anywhere with
   `MultimodalINR.predict(..., coords=)`;
 * the meta-learner `MetaLearner` (loss, `train_step`, `eval_step`),
-  `MetaConfig`, `TrainState`, and `meta_step`'s data-parallel jit helpers;
+  `MetaConfig`, `TrainState`, and `meta_step`'s data-parallel jit helpers; its outer optimiser is
+  any optax transformation (`optim`: the default Adam, schedules, the method's wrappers);
 * `sampling` (support sets, fixed meta-test episodes) and `evaluation` (the results' reducers).
 """
 
-from mia_jax import evaluation, meta_step, rules, sampling
+from mia_jax import evaluation, meta_step, optim, rules, sampling
 from mia_jax.adaptation import adapt, adapt_to_observations
 from mia_jax.inr import ComposerINR, FunctaINR
 from mia_jax.meta_step import MetaConfig, MetaLearner, TrainState
@@ -29,5 +30,5 @@ __version__ = "0.4.0"
 
 __all__ = ["ComposerINR", "FunctaINR", "MetaConfig", "MetaLearner", "ModalitySpec", "ModelConfig",
            "MultimodalINR", "TrainState", "UpdateRule", "adapt", "adapt_to_observations", "chain",
-           "evaluation", "group_modalities", "meta_step", "rules", "sampling", "specs_from_arrays",
-           "token_shape"]
+           "evaluation", "group_modalities", "meta_step", "optim", "rules", "sampling",
+           "specs_from_arrays", "token_shape"]

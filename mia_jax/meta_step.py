@@ -2,9 +2,12 @@
 parallelism.
 
 Meta-parameters form one tree, `{"inr": ..., "rule": ..., "log_var": {name: []}}`, trained by one
-optax optimiser (Adam, lr 1e-4 by default); a rule piece may scale its parameters' updates
-(`UpdateRule.outer_lr`, e.g. MIA's gradient scaler). The outer loss is the query MSE on the full
-grid after K inner steps per modality, weighted by a learned uncertainty `v_m`:
+optax optimiser: any `optax.GradientTransformation`, by default Adam at lr 1e-4
+(`mia_jax.optim`). A rule piece may scale its parameters' updates (`UpdateRule.outer_lr`, e.g.
+MIA's gradient scaler) and project them after the step (`UpdateRule.project`).
+
+The outer loss is the query MSE on the full grid after K inner steps per modality, weighted by a
+learned uncertainty `v_m`:
 
     loss = sum_m  L_m / (2 exp(v_m)) + v_m / 2                        (the paper's)
     loss = sum_m  (sg(L0_m) + L_m) / (2 exp(v_m)) + v_m                (initial_loss=True)
@@ -31,7 +34,7 @@ from jax.sharding import PartitionSpec as P
 import numpy as np
 import optax
 
-from mia_jax import adaptation, sampling
+from mia_jax import adaptation, optim, sampling
 from mia_jax.model import MultimodalINR
 from mia_jax.rules import UpdateRule
 
@@ -58,8 +61,14 @@ class MetaConfig:
   first_order: bool = False
   remat: bool = False
   scan_unroll: int = 1
+  # The default optimiser's settings (`optim.default_optimizer`; unused when `MetaLearner` is given
+  # an optimiser): Adam at `learning_rate`, constant or on a schedule (`optim.LR_SCHEDULES`:
+  # "warmup_cosine" rises linearly over `warmup_steps`, then decays to 0 at `decay_steps`).
   learning_rate: float = 1e-4
   grad_clip: float = 0.0  # global-norm clip of the meta-gradient; 0 = none.
+  lr_schedule: str = "constant"
+  warmup_steps: int = 0
+  decay_steps: int = 0
   # A step whose loss or meta-gradient is not finite leaves the parameters and the optimiser state
   # as they were (as optax.apply_if_finite); the step counter still advances. Counted in the
   # step's metrics as `nonfinite` (1.0 for a skipped step).
@@ -74,6 +83,22 @@ class MetaConfig:
   # with float32 parameters, latents between inner steps, losses and optimiser.
   compute_dtype: str = "float32"
 
+  def __post_init__(self):
+    if self.inner_steps < 0:
+      raise ValueError(f"inner_steps must be >= 0, got {self.inner_steps}.")
+    if self.scan_unroll < 1:
+      raise ValueError(f"scan_unroll must be >= 1, got {self.scan_unroll}.")
+    sampling.check_support_counts(self.support_counts)
+    if self.compute_dtype not in COMPUTE_DTYPES:
+      raise ValueError(f"Unknown compute_dtype {self.compute_dtype!r}; allowed: "
+                       f"{', '.join(COMPUTE_DTYPES)}.")
+    self.default_optimizer()  # checks the rate, the clip and the schedule
+
+  def default_optimizer(self) -> optax.GradientTransformation:
+    """The default outer optimiser of these settings (`optim.default_optimizer`)."""
+    return optim.default_optimizer(self.learning_rate, self.grad_clip, self.lr_schedule,
+                                   self.warmup_steps, self.decay_steps)
+
 
 class MetaLearner:
   """A multimodal INR, an update rule and the meta settings: builds states and the step functions.
@@ -82,10 +107,15 @@ class MetaLearner:
     model: the INR learners (`MultimodalINR`).
     rule: the update rule (`mia_jax.rules`: a piece or a `chain` of pieces).
     meta_config: inner/outer loop settings.
+    optimizer: the outer optimiser, any `optax.GradientTransformation` of the meta-parameters
+      (default: `meta_config.default_optimizer()`, Adam after an optional clip). The rule's
+      outer-rate multipliers (`optim.with_outer_lr`) and, with `meta_config.skip_nonfinite`, the
+      skip of non-finite steps (`optim.skip_nonfinite`) are put around it.
   """
 
   def __init__(self, model: MultimodalINR, rule: UpdateRule,
-               meta_config: MetaConfig = MetaConfig()):
+               meta_config: MetaConfig = MetaConfig(),
+               optimizer: optax.GradientTransformation | None = None):
     if not isinstance(model, MultimodalINR):
       raise TypeError(f"model must be a MultimodalINR, got {type(model).__name__}.")
     if not isinstance(rule, UpdateRule):
@@ -94,17 +124,17 @@ class MetaLearner:
     self.model = model
     self.specs = model.specs
     self.rule = rule
+    if not isinstance(meta_config, MetaConfig):
+      raise TypeError(f"meta_config must be a MetaConfig, got {type(meta_config).__name__}.")
     self.meta = meta_config
-    if meta_config.inner_steps < 0:
-      raise ValueError(f"inner_steps must be >= 0, got {meta_config.inner_steps}.")
-    sampling.check_support_counts(meta_config.support_counts)
-    if meta_config.compute_dtype not in COMPUTE_DTYPES:
-      raise ValueError(f"Unknown compute_dtype {meta_config.compute_dtype!r}; allowed: "
-                       f"{', '.join(COMPUTE_DTYPES)}.")
-    tx = [optax.adam(meta_config.learning_rate)]
-    if meta_config.grad_clip:
-      tx.insert(0, optax.clip_by_global_norm(meta_config.grad_clip))
-    self.tx = optax.chain(*tx)
+    if optimizer is None:
+      optimizer = meta_config.default_optimizer()
+    elif not isinstance(optimizer, optax.GradientTransformation):
+      raise TypeError(f"optimizer must be an optax.GradientTransformation (e.g. optax.adam(1e-4)), "
+                      f"got {type(optimizer).__name__}: {optimizer!r}.")
+    self.optimizer = optimizer
+    tx = optim.with_outer_lr(optimizer, rule)
+    self.tx = optim.skip_nonfinite(tx) if meta_config.skip_nonfinite else tx
 
   @property
   def names(self) -> tuple[str, ...]:
@@ -168,24 +198,17 @@ class MetaLearner:
   # -- steps (pure; jit them with `make_train_step` / `make_eval_step`) ----------------------------
 
   def train_step(self, state: TrainState, batch: Mapping) -> tuple[TrainState, dict]:
-    """One meta-training step: sample supports on device, meta-gradient, Adam, projection."""
+    """One meta-training step: sample supports on device, meta-gradient, optimiser, projection."""
     rng = jax.random.fold_in(state.rng, state.step)
     batch_size = next(iter(batch.values()))["y"].shape[0]
     episode = sampling.sample_episode(rng, self.specs, batch_size, self.meta.support_counts)
     (loss, aux), grads = jax.value_and_grad(self.loss_fn, has_aux=True)(
         state.params, state.buffers, batch, episode)
-    updates, opt_state = self.tx.update(grads, state.opt_state, state.params)
-    if self.rule.outer_lr is not None:  # per-parameter multipliers of the outer rate
-      scale = self.rule.outer_lr(updates["rule"])
-      updates = dict(updates, rule=jax.tree.map(jnp.multiply, updates["rule"], scale))
+    updates, opt_state = self.tx.update(grads, state.opt_state, state.params, value=loss)
     params = optax.apply_updates(state.params, updates)
     params = dict(params, rule=self.rule.project(params["rule"]))
     grad_norm = optax.tree.norm(grads)
     finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
-    if self.meta.skip_nonfinite:
-      keep = lambda new, old: jnp.where(finite, new, old)
-      params = jax.tree.map(keep, params, state.params)
-      opt_state = jax.tree.map(keep, opt_state, state.opt_state)
     metrics = {"loss": loss, "grad_norm": grad_norm, "nonfinite": 1.0 - finite.astype(jnp.float32),
                "query_mse": aux["query_mse"], "support_loss": aux["support_loss"]}
     new = state.replace(  # type: ignore[attr-defined]  # flax.struct adds it

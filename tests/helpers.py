@@ -10,12 +10,12 @@ TINY = ModelConfig(hidden=16, num_layers=4, rank=4)
 
 
 def tiny_learner(method="cavia", names=("sine", "tanh"), inner_steps=2, specs=None,
-                 rule_cfg=None, model_cfg=TINY, **meta):
+                 rule_cfg=None, model_cfg=TINY, optimizer=None, **meta):
   """A small learner with a method built by name (`rules.from_config`)."""
   specs = specs or tuple(synthetic_spec(n) for n in names)
   return MetaLearner(MultimodalINR.from_config(specs, model_cfg),
                      rules.from_config(method, rule_cfg or {}),
-                     MetaConfig(inner_steps=inner_steps, **meta))
+                     MetaConfig(inner_steps=inner_steps, **meta), optimizer=optimizer)
 
 
 def random_batch(specs, batch_size, seed=0):

@@ -63,6 +63,19 @@ def test_validate_config_accepts_presets_and_names_the_field():
   config.grad_clip = float("nan")
   with pytest.raises(ValueError, match=r"config.grad_clip=nan .* >= 0"):
     validate.validate_config(config)
+  config = synthetic.get_config("smoke")
+  config.lr_schedule = "cosine"
+  with pytest.raises(ValueError, match=r"config.lr_schedule='cosine' is not allowed; expected "
+                                       r"one of constant, warmup_cosine"):
+    validate.validate_config(config)
+  config.lr_schedule, config.warmup_steps = "warmup_cosine", config.num_train_steps
+  with pytest.raises(ValueError, match=r"config.warmup_steps=6 must be below "
+                                       r"config.num_train_steps=6"):
+    validate.validate_config(config)
+  config.warmup_steps = 2  # following the advice: accepted, and the learner builds
+  validate.validate_config(config)
+  from experiments import build
+  assert build.learner_from_config(config).meta.decay_steps == 6
   config = synthetic.get_config("method=cavia,smoke")
   config.rule.ablation = "no_msft"
   with pytest.raises(ValueError, match="applies to method='mia' only"):

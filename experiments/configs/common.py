@@ -163,6 +163,10 @@ def base_config() -> ml_collections.ConfigDict:
   c.scan_unroll = 1             # inner steps per compiled loop iteration (K = fully unrolled)
   c.learning_rate = 1e-4
   c.grad_clip = 0.0
+  # The outer rate's schedule (mia_jax.optim.LR_SCHEDULES): "constant", or "warmup_cosine" (a
+  # linear rise over warmup_steps, then a cosine decay to 0 at the run's last step).
+  c.lr_schedule = "constant"
+  c.warmup_steps = 0
   c.skip_nonfinite = False      # skip a step with a non-finite loss/gradient instead of stopping
   released = {k: v[0] for k, v in RELEASED_VS_SPEC.items()}  # the released code's training
   c.support_counts = released["support_counts"]
