@@ -43,7 +43,6 @@ From Python (a notebook):
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import re
 from typing import Callable, Sequence
@@ -52,7 +51,7 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from experiments import archive as archive_lib
-from experiments import plots, predict, report, validate
+from experiments import atomic, plots, predict, report, validate
 from experiments import studies as studies_lib
 from experiments.studies import Study
 from experiments.study_runs import (  # noqa: F401  (re-exported: the runner's pieces)
@@ -176,8 +175,7 @@ def write_report(study: Study, runs: Sequence[Run], workdir: str, seeds: Sequenc
   report.write_csv(files["csv"], report.csv_rows(study.name, results))
   markdown = report.format_markdown(study, results, notes)
   files["md"] = os.path.join(workdir, "results.md")
-  with open(files["md"], "w") as f:
-    f.write(markdown)
+  atomic.write_text(files["md"], markdown)
   files["trajectory"] = plots.plot_trajectories(
       study, results, os.path.join(workdir, "trajectory.png"))
   support = plots.plot_support_curves(study, results, os.path.join(workdir, "support.png"))
@@ -254,10 +252,10 @@ def run(study: Study, builder: studies_lib.ConfigBuilder, workdir: str,
   if steps:
     preset = builder.build().num_train_steps
     notes.append(f"budget: --steps={steps} meta-steps per run (the preset has {preset})")
-  with open(os.path.join(workdir, "study.json"), "w") as f:
-    json.dump({"study": study.to_dict(), "config": builder.source,
-               "overrides": {k: str(v) for k, v in builder.overrides.items()},
-               "seeds": seeds, "other_seeds": other_seeds, "steps": steps or None}, f, indent=1)
+  atomic.write_json(os.path.join(workdir, "study.json"),
+                    {"study": study.to_dict(), "config": builder.source,
+                     "overrides": {k: str(v) for k, v in builder.overrides.items()},
+                     "seeds": seeds, "other_seeds": other_seeds, "steps": steps or None}, indent=1)
   if other_seeds is not None and len(runs) < len(study.arms) * len(seeds):
     notes.append(f"seeds: {len(seeds)} for the headline arms ({', '.join(study.headline)}), "
                  f"{min(other_seeds, len(seeds))} for the others")

@@ -19,6 +19,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from experiments import atomic
 from mia_jax import sampling
 
 ARCHIVED_RUN_FILES = ("results.json", "config.json")
@@ -70,10 +71,9 @@ def archive_run(run: Any, workdir: str, archive: str) -> None:
   if not os.path.isfile(shared):
     os.makedirs(os.path.dirname(shared), exist_ok=True)
     with np.load(src) as data:
-      sampling.write_episode_arrays(shared + ".tmp", {k: data[k] for k in data.files})
-    os.replace(shared + ".tmp", shared)
-  with open(os.path.join(dst, EPISODES_REF), "w") as f:
-    f.write(digest + "\n")
+      arrays = {k: data[k] for k in data.files}
+    atomic.write(shared, lambda f: sampling.write_episode_arrays(f, arrays), binary=True)
+  atomic.write_text(os.path.join(dst, EPISODES_REF), digest + "\n")
   stale = os.path.join(dst, EPISODES_FILE)  # a full copy, as archives before the shared folder
   if os.path.isfile(stale):
     os.remove(stale)

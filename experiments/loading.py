@@ -23,6 +23,8 @@ import json
 import os
 from typing import Any, NamedTuple, Sequence
 
+from experiments import atomic
+
 SPECS_FILE = "specs.json"
 
 
@@ -43,10 +45,7 @@ def specs_to_json(specs: Sequence[Any]) -> str:
 
 def write_specs(workdir: str, specs: Sequence[Any]) -> None:
   """Writes `workdir/specs.json` atomically (a temporary file renamed over it)."""
-  path = os.path.join(workdir, SPECS_FILE)
-  with open(path + ".tmp", "w") as f:
-    f.write(specs_to_json(specs))
-  os.replace(path + ".tmp", path)
+  atomic.write_text(os.path.join(workdir, SPECS_FILE), specs_to_json(specs))
 
 
 def read_specs(path: str) -> tuple[Any, ...]:

@@ -13,6 +13,8 @@ import zipfile
 
 import numpy as np
 
+from experiments import atomic
+
 _DOMAIN_TOL = 1e-5  # coordinates within this of [-1, 1] are inside
 
 def save_observations(path: str, grid: Mapping[str, Any] | None = None,
@@ -45,9 +47,7 @@ def save_observations(path: str, grid: Mapping[str, Any] | None = None,
     arrays[f"{name}_amplitude"] = np.asarray(a, np.float32)
   if not arrays:
     raise ValueError("Nothing to save: give grid= or points= observations.")
-  tmp = path + ".tmp.npz"
-  np.savez(tmp, **arrays)
-  os.replace(tmp, path)
+  atomic.write_npz(path, arrays)
 
 
 def read_npz(path: str) -> dict[str, np.ndarray]:

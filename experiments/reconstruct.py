@@ -39,6 +39,7 @@ from typing import Mapping
 from absl import flags
 import numpy as np
 
+from experiments import atomic
 from experiments.observations import (  # noqa: F401  (re-exported: the command's file helpers)
   parse_observations,
   read_npz,
@@ -338,9 +339,7 @@ def main(argv) -> None:
       if "upsampled" in r:
         out[f"{spec.name}_upsampled"] = r["upsampled"].reshape(
             (n,) + spec.upsampled_shape(FLAGS.upsample) + (spec.d_out,))
-    tmp = FLAGS.output + ".tmp.npz"
-    np.savez(tmp, **out)
-    os.replace(tmp, FLAGS.output)
+    atomic.write_npz(FLAGS.output, out)
     n = next(iter(result.values()))["prediction"].shape[0]
     print(f"Wrote {FLAGS.output}: {n} signal(s), modalities {[s.name for s in learner.specs]}"
           f"{f', upsampled {FLAGS.upsample}x' if FLAGS.upsample > 1 else ''}.")

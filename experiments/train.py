@@ -34,7 +34,7 @@ import orbax.checkpoint as ocp
 from tqdm.auto import tqdm
 
 from data_pipelines import sources
-from experiments import build, disk, distributed, loading, validate
+from experiments import atomic, build, disk, distributed, loading, validate
 from experiments import events as events_lib
 from experiments import workdir as workdir_lib
 from mia_jax import evaluation, meta_step, sampling
@@ -325,13 +325,11 @@ def train_prepared(run: Prepared) -> dict:
     if changed:
       logging.warning("Resuming after a divergence with %s (recorded in %s).",
                       "; ".join(changed), workdir_lib.HISTORY_FILE)
-    with open(os.path.join(workdir, "config.json.tmp"), "w") as f:
-      f.write(config.to_json(indent=2))
-    os.replace(os.path.join(workdir, "config.json.tmp"), os.path.join(workdir, "config.json"))
+    atomic.write_text(os.path.join(workdir, "config.json"), config.to_json(indent=2))
     loading.write_specs(workdir, learner.specs)  # load_run rebuilds the model from these
     if run.episodes is None:
-      sampling.save_episodes(os.path.join(workdir, "episodes.npz"), episodes, learner.specs,
-                             fixed_ratios)
+      atomic.write(os.path.join(workdir, "episodes.npz"), binary=True, fill=lambda f: (
+          sampling.save_episodes(f, episodes, learner.specs, fixed_ratios)))
 
   rng = jax.random.PRNGKey(config.seed)
   state = meta_step.put_replicated(learner.init(rng), mesh)
@@ -422,8 +420,7 @@ def train_prepared(run: Prepared) -> dict:
     results["fixed_supports"] = fixed_supports(learner.specs, fixed_ratios)
   if not primary:
     return results
-  with open(os.path.join(workdir, "results.json"), "w") as f:
-    json.dump(results, f, indent=1, sort_keys=True)
+  atomic.write_json(os.path.join(workdir, "results.json"), results, indent=1, sort_keys=True)
   table = evaluation.format_table(metrics, [s.name for s in learner.specs],
                                   config.inner_steps)
   name = config.method

@@ -21,6 +21,7 @@ import json
 import os
 from typing import Any, Mapping, Sequence
 
+from experiments import atomic
 from experiments.configs.common import RELEASED_VS_SPEC
 
 # Config fields that may differ between a run and a restart of it (budget, logging, where the
@@ -153,9 +154,7 @@ def trim_metrics(path: str, step: int, log=None) -> None:
     log(f"{path}: dropped {broken} line(s) that are not JSON records (written when the run was "
         "stopped); the steps after the checkpoint are logged again.")
   if keep != lines:
-    with open(path + ".tmp", "w") as f:
-      f.writelines(keep)
-    os.replace(path + ".tmp", path)
+    atomic.write(path, lambda f: f.writelines(keep))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -337,8 +336,8 @@ class NoLock:
 def mark_diverged(workdir: str, step: int, last_checkpoint: int | None) -> None:
   """Records a divergence in `workdir` (`DIVERGED_FILE`): the rerun may change the
   `DIVERGENCE_FIELDS` and resume from the last good checkpoint."""
-  with open(os.path.join(workdir, DIVERGED_FILE), "w") as f:
-    json.dump({"step": step, "last_checkpoint": last_checkpoint}, f)
+  atomic.write_json(os.path.join(workdir, DIVERGED_FILE),
+                    {"step": step, "last_checkpoint": last_checkpoint})
 
 
 def record_restart(config, workdir: str) -> list[str]:

@@ -27,7 +27,7 @@ whichever other modalities or method a run has (paired).
 from __future__ import annotations
 
 import os
-from typing import Mapping, Sequence
+from typing import IO, Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -177,7 +177,7 @@ def slice_episode(episode: Episode, start: int, stop: int) -> Episode:
   return {m: {k: v[start:stop] for k, v in ep.items()} for m, ep in episode.items()}
 
 
-def save_episodes(path: str | os.PathLike, episode: Episode,
+def save_episodes(path: str | os.PathLike | IO[bytes], episode: Episode,
                   specs: Sequence[ModalitySpec] = (), fixed_ratios: Sequence[float] = ()) -> None:
   """Writes episodes to `.npz` with keys `{name}/idx`, `{name}/count`, `{name}/ratio`.
 
@@ -223,9 +223,11 @@ def check_fixed_arrays(path: str, data: Mapping[str, np.ndarray], specs: Sequenc
                        "file's ratios, or use a file written for these.")
 
 
-def write_episode_arrays(path: str | os.PathLike, arrays: Mapping[str, np.ndarray]) -> None:
+def write_episode_arrays(path: str | os.PathLike | IO[bytes],
+                         arrays: Mapping[str, np.ndarray]) -> None:
   """Writes the arrays of an episodes file (`{name}/idx|count|ratio`) compressed, with an integer
-  `idx` as uint16 where its values fit (int32 otherwise); values are never changed."""
+  `idx` as uint16 where its values fit (int32 otherwise); values are never changed. `path` may be
+  a binary file object (the experiments write through a temporary file, `experiments.atomic`)."""
   out = {}
   for key, value in arrays.items():
     value = np.asarray(value)
@@ -233,6 +235,9 @@ def write_episode_arrays(path: str | os.PathLike, arrays: Mapping[str, np.ndarra
       fits = value.size == 0 or (value.min() >= 0 and value.max() <= np.iinfo(np.uint16).max)
       value = value.astype(np.uint16 if fits else np.int32)
     out[key] = value
+  if hasattr(path, "write"):
+    np.savez_compressed(path, **out)  # type: ignore[arg-type]  # numpy's stub: allow_pickle
+    return
   with open(path, "wb") as f:
     np.savez_compressed(f, **out)  # type: ignore[arg-type]  # numpy's stub: allow_pickle
 
