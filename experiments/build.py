@@ -15,8 +15,8 @@ from __future__ import annotations
 from typing import Mapping, Sequence
 
 from data_pipelines import benchmarks, registry, sources
+from experiments import methods
 from mia_jax import modalities as modalities_lib
-from mia_jax import rules
 from mia_jax.meta_step import MetaConfig, MetaLearner
 from mia_jax.model import ModelConfig, MultimodalINR
 
@@ -38,7 +38,7 @@ def learner_from_config(config, specs: Sequence[modalities_lib.ModalitySpec] | N
       names, known + [n for n in names if n not in known])
   return MetaLearner(
       MultimodalINR.from_config(specs, model_config),
-      rules.from_config(config.method, config.rule.to_dict()),
+      methods.build_rule(config.method, config.rule.to_dict()),
       MetaConfig(inner_steps=config.inner_steps, first_order=config.first_order,
                  remat=config.remat, scan_unroll=config.get("scan_unroll", 1),
                  learning_rate=config.learning_rate,

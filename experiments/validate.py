@@ -1,8 +1,9 @@
 """Checks of a run's inputs before anything is written, and the command lines' one-line errors.
 
 * `validate_config(config)`: every numeric field in its allowed range, a known backbone, and the
-  update rule buildable (`mia_jax.rules.from_config` checks the method, the ablation and their
-  combination); a ValueError of one line naming the field, the bad value and what is allowed.
+  update rule buildable (`experiments.methods.build_rule` checks the method, the ablation and
+  their combination); a ValueError of one line naming the field, the bad value and what is
+  allowed.
 * `check_writable_dir(path, flag_name)`: a directory flag that exists or can be created, writable.
 * `run_cli(main)`: `app.run` whose errors are one line `error: ...` on stderr, exit code 2 for a
   usage error (flags, config, arguments: anything raised before training) and 1 for an error
@@ -22,8 +23,8 @@ import tempfile
 from absl import app, flags, logging
 
 from data_pipelines import benchmarks, registry
-from experiments import disk
-from mia_jax import meta_step, optim, rules, sampling
+from experiments import disk, methods
+from mia_jax import meta_step, optim, sampling
 from mia_jax.model import BACKBONES, ModelConfig
 
 FLAGS = flags.FLAGS
@@ -122,7 +123,7 @@ def validate_config(config) -> None:
                      f"config.num_train_steps={config.num_train_steps} with "
                      "lr_schedule='warmup_cosine' (the cosine decays to 0 at the last step).")
   # The method, the ablation (and that only MIA has ablations), lr_position, the rule fields.
-  rules.from_config(config.method, config.rule.to_dict())
+  methods.build_rule(config.method, config.rule.to_dict())
   sampling.parse_fixed_ratios(config.eval.get("fixed_ratios", ""))  # numbers in (0, 1]
   ModelConfig.from_config(config.model.to_dict())  # the model's names (latent_map, ...)
   _check_data(config)

@@ -4,17 +4,18 @@ import jax
 import numpy as np
 
 from data_pipelines.benchmarks import synthetic_spec
-from mia_jax import MetaConfig, MetaLearner, ModalitySpec, ModelConfig, MultimodalINR, rules
+from experiments import methods
+from mia_jax import MetaConfig, MetaLearner, ModalitySpec, ModelConfig, MultimodalINR
 
 TINY = ModelConfig(hidden=16, num_layers=4, rank=4)
 
 
 def tiny_learner(method="cavia", names=("sine", "tanh"), inner_steps=2, specs=None,
                  rule_cfg=None, model_cfg=TINY, optimizer=None, **meta):
-  """A small learner with a method built by name (`rules.from_config`)."""
+  """A small learner with a method built by name (`experiments.methods.build_rule`)."""
   specs = specs or tuple(synthetic_spec(n) for n in names)
   return MetaLearner(MultimodalINR.from_config(specs, model_cfg),
-                     rules.from_config(method, rule_cfg or {}),
+                     methods.build_rule(method, rule_cfg or {}),
                      MetaConfig(inner_steps=inner_steps, **meta), optimizer=optimizer)
 
 

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from data_pipelines.benchmarks import synthetic_spec
+from experiments import methods
 from mia_jax import (
   MetaConfig,
   MetaLearner,
@@ -116,8 +117,8 @@ def test_backbone_errors_are_clear():
 
 FUNCTA = ModelConfig(backbone="functa", hidden=16, num_layers=3, latent_dim=16, token_width=4,
                      latent_init_std=0.01)
-CASES = [(m, "none") for m in rules.METHODS] + [
-    ("mia", a) for a in rules.ABLATIONS if a != "none"]
+CASES = [(m, "none") for m in methods.METHODS] + [
+    ("mia", a) for a in methods.ABLATIONS if a != "none"]
 
 
 @pytest.mark.parametrize("method, ablation", CASES)
@@ -125,7 +126,7 @@ def test_functa_backbone_with_every_method_and_ablation(method, ablation):
   specs = (synthetic_spec("sine"), synthetic_spec("relu"))
   cfg = dict(ablation=ablation, sft_width=16, head_dim=8, inner_lr=0.1,
              grad_scale=10.0 if method == "mia" else 0.0)
-  learner = MetaLearner(MultimodalINR.from_config(specs, FUNCTA), rules.from_config(method, cfg),
+  learner = MetaLearner(MultimodalINR.from_config(specs, FUNCTA), methods.build_rule(method, cfg),
                         MetaConfig(inner_steps=2))
   assert learner.model.token_shapes["sine"] == (4, 4)
   state = learner.init(jax.random.PRNGKey(0))

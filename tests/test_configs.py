@@ -1,9 +1,8 @@
 import jax
 import pytest
 
-from experiments import build
+from experiments import build, methods
 from experiments.configs import synthetic
-from mia_jax import rules
 
 
 @pytest.mark.parametrize("arg", [
@@ -26,7 +25,7 @@ def test_every_argument_loads_and_builds(arg):
       "composer": "ComposerINR", "functa": "FunctaINR"}[config.model.backbone]
 
 
-@pytest.mark.parametrize("method", rules.METHODS)
+@pytest.mark.parametrize("method", methods.METHODS)
 def test_every_method_builds(method):
   assert build.learner_from_config(synthetic.get_config(f"method={method},smoke"))
 
@@ -43,7 +42,7 @@ def test_config_defaults_are_the_librarys():
   from mia_jax import ModelConfig
   config = synthetic.get_config("")
   assert set(config.model) == {f.name for f in dataclasses.fields(ModelConfig)}
-  assert set(config.rule) == {f.name for f in dataclasses.fields(rules.RuleConfig)}
+  assert set(config.rule) == {f.name for f in dataclasses.fields(methods.RuleConfig)}
   assert config.rule.sft_width == 192 and config.rule.head_dim == 64
 
 

@@ -9,8 +9,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from experiments import methods
 from experiments.configs import synthetic
-from mia_jax import meta_step, rules
+from mia_jax import meta_step
 from tests.helpers import tiny_learner
 
 sft_lib = importlib.import_module("mia_jax.rules.sft")  # the module (`rules.sft` is the piece)
@@ -64,8 +65,8 @@ def test_one_train_step_and_parameter_count(ablation):
 def test_rule_arm_starts_as_its_method(method):
   """With the scaler at its initial 1, MIA's chain with the method's module gives the method's
   update: `rule_{method}` differs from the method only by the learned scalar."""
-  arm = rules.from_config("mia", {"grad_scale": 10.0, "ablation": f"rule_{method}"})
-  own = rules.from_config(method, {})
+  arm = methods.build_rule("mia", {"grad_scale": 10.0, "ablation": f"rule_{method}"})
+  own = methods.build_rule(method, {})
   shapes = {"a": (4, 6), "b": (3, 6)}
   params = arm.init(jax.random.PRNGKey(1), shapes)
   for leaf in jax.tree.leaves(params["scale"]):  # log s = 0: the scaler starts at 1

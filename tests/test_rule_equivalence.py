@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 
 from data_pipelines.benchmarks import synthetic_spec
-from mia_jax import MetaConfig, MetaLearner, MultimodalINR, rules
+from experiments import methods
+from mia_jax import MetaConfig, MetaLearner, MultimodalINR
 from tests.helpers import TINY, wave_spec
 
 REF = np.load(os.path.join(os.path.dirname(__file__), "data", "before_issue15.npz"))
@@ -86,7 +87,7 @@ def _nonempty(tree):
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_composed_rule_gives_the_old_updates(case):
   method, cfg = CASES[case]
-  rule = rules.from_config(method, cfg)
+  rule = methods.build_rule(method, cfg)
   shapes = {n: (4, 16) for n in NAMES}
   params = _rule_params_to_new(_old(f"{case}/params"), rule.init(jax.random.PRNGKey(0), shapes))
   grads, latents = _by_name("inputs/grads"), _by_name("inputs/latents")
@@ -106,7 +107,7 @@ def test_composed_rule_gives_the_old_updates(case):
 def test_meta_loss_and_meta_gradient_equal_the_old_learner(method, cfg):
   prefix = f"e2e_{method}"
   specs = (synthetic_spec("sine"), synthetic_spec("tanh"), wave_spec())
-  learner = MetaLearner(MultimodalINR.from_config(specs, TINY), rules.from_config(method, cfg),
+  learner = MetaLearner(MultimodalINR.from_config(specs, TINY), methods.build_rule(method, cfg),
                         MetaConfig(inner_steps=2))
   template = learner.init(jax.random.PRNGKey(0)).params
 

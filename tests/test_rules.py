@@ -7,9 +7,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from experiments import methods
+from experiments.methods import METHODS
 from mia_jax import rules
 from mia_jax.rules import (
-  METHODS,
   UpdateRule,
   alfa,
   chain,
@@ -55,7 +56,7 @@ def _paths(params):
 # -- CAVIA, MetaSGD, the gradient scaler and the rate's position -----------------------------------
 
 def test_cavia_update_is_lr_times_grad():
-  rule = rules.from_config("cavia", {"inner_lr": 0.3})
+  rule = methods.build_rule("cavia", {"inner_lr": 0.3})
   params = rule.init(jax.random.PRNGKey(0), SHAPES)
   assert params == {"lr": {}}
   g, z = _states()
@@ -67,7 +68,7 @@ def test_cavia_update_is_lr_times_grad():
 
 
 def test_metasgd_per_element_lr_and_clipping():
-  rule = rules.from_config("metasgd")
+  rule = methods.build_rule("metasgd")
   params = rule.init(jax.random.PRNGKey(0), SHAPES)
   assert list(params) == ["learned_lr"] and set(params["learned_lr"]) == set(NAMES)
   for n in NAMES:
@@ -86,8 +87,8 @@ def test_metasgd_per_element_lr_and_clipping():
 
 
 def test_grad_scaler_and_lr_position():
-  pre = rules.from_config("metasgd", {"grad_scale": 10.0})
-  post = rules.from_config("metasgd", {"grad_scale": 10.0, "lr_position": "post"})
+  pre = methods.build_rule("metasgd", {"grad_scale": 10.0})
+  post = methods.build_rule("metasgd", {"grad_scale": 10.0, "lr_position": "post"})
   params = pre.init(jax.random.PRNGKey(0), SHAPES)
   assert list(params) == ["scale", "learned_lr"]
   assert jax.tree.structure(post.init(jax.random.PRNGKey(0), SHAPES)) == jax.tree.structure(params)
@@ -104,8 +105,8 @@ def test_grad_scaler_and_lr_position():
 
 
 def test_lr_position_places_the_rate_before_or_after_the_sft():
-  pre = rules.from_config("mia", dict(SFT, inner_lr=0.5))
-  post = rules.from_config("mia", dict(SFT, inner_lr=0.5, lr_position="post"))
+  pre = methods.build_rule("mia", dict(SFT, inner_lr=0.5))
+  post = methods.build_rule("mia", dict(SFT, inner_lr=0.5, lr_position="post"))
   params = pre.init(jax.random.PRNGKey(0), SHAPES)
   assert list(params) == ["scale", "lr", "sft"]
   params = _perturbed(params)
@@ -166,14 +167,14 @@ BY_HAND = {
 
 
 def test_every_ablation_has_a_by_hand_case():
-  assert {"mia" if a == "none" else f"mia_{a}" for a in rules.ABLATIONS} <= set(BY_HAND)
+  assert {"mia" if a == "none" else f"mia_{a}" for a in methods.ABLATIONS} <= set(BY_HAND)
   assert set(METHODS) <= {v[0][0] for v in BY_HAND.values()}
 
 
 @pytest.mark.parametrize("case", sorted(BY_HAND))
 def test_method_by_name_equals_the_chain_built_by_hand(case):
   (method, cfg), *builders = BY_HAND[case]
-  by_name = rules.from_config(method, cfg)
+  by_name = methods.build_rule(method, cfg)
   params = by_name.init(jax.random.PRNGKey(0), SHAPES)
   g, z = _states()
   moved = _perturbed(params)
@@ -208,7 +209,7 @@ def _assert_name_keyed(params, pieces):
 @pytest.mark.parametrize("by", ["hand", "config"])
 def test_learned_rates_with_mias_sft(by):
   rule = (chain(gradient_scaler(10.0), learned_learning_rate(1.0), sft(**SFT_ARGS)) if by == "hand"
-          else rules.from_config("mia", dict(SFT, learn_lr=True)))
+          else methods.build_rule("mia", dict(SFT, learn_lr=True)))
   params = rule.init(jax.random.PRNGKey(0), SHAPES)
   _assert_name_keyed(params, {"scale": [None], "learned_lr": [None],
                               "sft": ["encoder", "usft", "fuser"]})
@@ -232,7 +233,7 @@ def test_learned_rates_with_mias_sft(by):
                                     sine=params["learned_lr"]["sine"].at[1, 3].set(0.01)))
   assert not np.allclose(rule.apply(p2, g, z)[0]["sine"], u["sine"])
   # The hand-built chain and the config give the same updates from the same parameters.
-  other = (rules.from_config("mia", dict(SFT, learn_lr=True)) if by == "hand"
+  other = (methods.build_rule("mia", dict(SFT, learn_lr=True)) if by == "hand"
            else chain(gradient_scaler(10.0), learned_learning_rate(1.0), sft(**SFT_ARGS)))
   u_other, _ = other.apply(params, g, z)
   for n in NAMES:
@@ -247,7 +248,7 @@ def test_learned_rates_with_mias_sft(by):
 @pytest.mark.parametrize("by", ["hand", "config"])
 def test_sft_without_the_gradient_scaler(by):
   rule = (chain(learning_rate(0.5), sft(**SFT_ARGS)) if by == "hand"
-          else rules.from_config("mia", dict(sft_width=24, head_dim=8, inner_lr=0.5,
+          else methods.build_rule("mia", dict(sft_width=24, head_dim=8, inner_lr=0.5,
                                              grad_scale=0.0)))
   params = rule.init(jax.random.PRNGKey(0), SHAPES)
   _assert_name_keyed(params, {"lr": [], "sft": ["encoder", "usft", "fuser"]})
@@ -317,7 +318,7 @@ def test_duplicate_piece_names_get_unique_keys():
 
 
 def test_chain_init_keys_pieces_by_position_and_modalities_by_name():
-  rule = rules.from_config("mia", SFT)
+  rule = methods.build_rule("mia", SFT)
   full = rule.init(jax.random.PRNGKey(0), SHAPES)
   two = rule.init(jax.random.PRNGKey(0), {"sine": SHAPE, "wav": SHAPE})
   for n in ("sine", "wav"):  # a modality's parameters do not depend on the other modalities
@@ -363,36 +364,36 @@ def test_pieces_reject_bad_values(make, match):
 def test_unknown_method_and_bad_options():
   with pytest.raises(ValueError,
                      match="Unknown method 'maml'.*allowed: alfa, cavia, gap, metasgd, mia"):
-    rules.from_config("maml")
+    methods.build_rule("maml")
   with pytest.raises(ValueError, match="Unknown lr_position 'middle'.*allowed: pre, post"):
-    rules.from_config("cavia", {"lr_position": "middle"})
+    methods.build_rule("cavia", {"lr_position": "middle"})
   for method in ("cavia", "alfa"):
     with pytest.raises(ValueError, match="fixed learning rate"):
-      rules.from_config(method, {"learn_lr": True})
+      methods.build_rule(method, {"learn_lr": True})
   with pytest.raises(ValueError, match="grad_scale must be > 0.*got -1"):
-    rules.from_config("mia", {"grad_scale": -1.0})
+    methods.build_rule("mia", {"grad_scale": -1.0})
   with pytest.raises(ValueError, match="learning_rate must be finite and > 0, got -0.5"):
-    rules.from_config("cavia", {"inner_lr": -0.5})
+    methods.build_rule("cavia", {"inner_lr": -0.5})
   with pytest.raises(ValueError, match="width must be >= 1, got 0"):
-    rules.from_config("mia", {"sft_width": 0})
+    methods.build_rule("mia", {"sft_width": 0})
   assert set(METHODS) == {"mia", "cavia", "metasgd", "alfa", "gap"}
   for method in METHODS:  # every method builds from the defaults
-    assert isinstance(rules.from_config(method), UpdateRule)
+    assert isinstance(methods.build_rule(method), UpdateRule)
 
 
 def test_from_config_rejects_unknown_fields_listing_the_allowed_ones():
   with pytest.raises(ValueError, match=r"Unknown rule config fields \['sft_widht'\]; allowed: "
                                        r"inner_lr, lr_position, learn_lr, grad_scale, "
                                        r"scaler_lr_multiplier, ablation, sft_width, .*alfa_depth"):
-    rules.from_config("mia", {"sft_widht": 24})
+    methods.build_rule("mia", {"sft_widht": 24})
   with pytest.raises(ValueError, match=r"\['bogus', 'lr'\]"):
-    rules.from_config("cavia", {"lr": 0.1, "bogus": 1})
+    methods.build_rule("cavia", {"lr": 0.1, "bogus": 1})
   # A RuleConfig is taken as it is, and equals its fields as a dict.
-  cfg = rules.RuleConfig(inner_lr=0.25)
+  cfg = methods.RuleConfig(inner_lr=0.25)
   g, z = _states()
-  u = rules.from_config("cavia", cfg).apply({"lr": {}}, g, z)[0]
+  u = methods.build_rule("cavia", cfg).apply({"lr": {}}, g, z)[0]
   np.testing.assert_allclose(u["tanh"], 0.25 * g["tanh"], rtol=1e-6)
-  assert rules.RuleConfig.from_mapping(None) == rules.RuleConfig()
+  assert methods.RuleConfig.from_mapping(None) == methods.RuleConfig()
 
 
 # -- projection ------------------------------------------------------------------------------------
@@ -417,6 +418,17 @@ def test_project_of_a_chain_clips_only_the_learned_rates():
   np.testing.assert_array_equal(rule.project(params)["learned_lr"]["wav"],
                                 params["learned_lr"]["wav"])
   # Pieces without a projection: identity.
-  for r in (rules.from_config("mia", SFT), rules.from_config("alfa"), rules.from_config("gap")):
+  for r in (methods.build_rule("mia", SFT), methods.build_rule("alfa"), methods.build_rule("gap")):
     p = _perturbed(r.init(jax.random.PRNGKey(0), SHAPES), scale=10.0)
     jax.tree.map(np.testing.assert_array_equal, r.project(p), p)
+
+
+def test_building_by_name_moved_to_the_experiments_and_an_old_import_says_where():
+  for old, new in (("from_config", "build_rule"), ("RuleConfig", "RuleConfig"),
+                   ("METHODS", "METHODS"), ("ABLATIONS", "ABLATIONS")):
+    with pytest.raises(AttributeError, match=rf"mia_jax.rules.{old} moved to "
+                                             rf"experiments.methods.{new} in 0.5.0"):
+      getattr(rules, old)
+    assert hasattr(methods, new)  # following the message: it is there
+  with pytest.raises(AttributeError, match="has no attribute 'nope'"):
+    rules.nope  # noqa: B018

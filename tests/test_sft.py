@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 
 from data_pipelines.benchmarks import synthetic_spec
+from experiments import methods
+from experiments.methods import ABLATIONS
 from mia_jax import MetaConfig, MetaLearner, MultimodalINR, adaptation, rules, sampling
 from mia_jax.rules import (
-  ABLATIONS,
   chain,
   gradient_scaler,
   learned_learning_rate,
@@ -35,7 +36,7 @@ def _states(shapes=THREE, batch=3, seed=0):
 
 
 def _rule(ablation="none", shapes=THREE, **cfg):
-  rule = rules.from_config("mia", dict(SFT_CFG, ablation=ablation, **cfg))
+  rule = methods.build_rule("mia", dict(SFT_CFG, ablation=ablation, **cfg))
   return rule, rule.init(jax.random.PRNGKey(1), shapes)
 
 
@@ -108,9 +109,9 @@ def _mixture():
 
 
 RULES_FOR_SUPPORT_TEST = {  # name: (rule builder, does one modality's data reach another's?)
-    "none": (lambda: rules.from_config("mia", SFT_CFG), True),
-    "no_msft": (lambda: rules.from_config("mia", dict(SFT_CFG, ablation="no_msft")), False),
-    "no_sft": (lambda: rules.from_config("mia", dict(SFT_CFG, ablation="no_sft")), False),
+    "none": (lambda: methods.build_rule("mia", SFT_CFG), True),
+    "no_msft": (lambda: methods.build_rule("mia", dict(SFT_CFG, ablation="no_msft")), False),
+    "no_sft": (lambda: methods.build_rule("mia", dict(SFT_CFG, ablation="no_sft")), False),
     "learned_lr_sft": (_mixture, True),
     "sft_no_scaler": (lambda: chain(learning_rate(1.0), sft(**SFT_ARGS)), True),
     "sft_no_scaler_no_msft": (lambda: chain(learning_rate(1.0), sft(**SFT_ARGS, use_msft=False)),
@@ -173,7 +174,7 @@ def test_updates_are_permutation_equivariant_over_signals():
 
 
 def test_gradients_reach_every_sft_parameter():
-  learner = _learner(rules.from_config("mia", SFT_CFG))
+  learner = _learner(methods.build_rule("mia", SFT_CFG))
   state = learner.init(jax.random.PRNGKey(0))
   batch = random_batch(learner.specs, 3)
   ep = sampling.sample_episode(jax.random.PRNGKey(0), learner.specs, 3)
@@ -201,7 +202,7 @@ def test_residual_option_and_config_fields_change_the_network():
 
 def test_heterogeneous_modalities_join_in_one_step():
   specs = (image_spec("rgb", size=4), wave_spec("wav", n=12))
-  learner = _learner(rules.from_config("mia", SFT_CFG), specs)
+  learner = _learner(methods.build_rule("mia", SFT_CFG), specs)
   assert [g.names for g in learner.model.groups] == [("rgb",), ("wav",)]
   state = learner.init(jax.random.PRNGKey(0))
   batch = random_batch(specs, 2)
@@ -213,7 +214,7 @@ def test_heterogeneous_modalities_join_in_one_step():
 
 @pytest.mark.parametrize("ablation", ABLATIONS)
 def test_every_ablation_takes_a_train_step(ablation):
-  learner = _learner(rules.from_config("mia", dict(SFT_CFG, ablation=ablation)), inner_steps=1)
+  learner = _learner(methods.build_rule("mia", dict(SFT_CFG, ablation=ablation)), inner_steps=1)
   state = learner.init(jax.random.PRNGKey(0))
   new_state, metrics = jax.jit(learner.train_step)(state, random_batch(learner.specs, 2))
   assert np.isfinite(float(metrics["loss"]))
@@ -223,15 +224,15 @@ def test_every_ablation_takes_a_train_step(ablation):
 
 def test_unknown_ablation_and_ablation_on_a_baseline():
   with pytest.raises(ValueError, match="Unknown ablation 'no_attention'.*allowed: none, no_sft"):
-    rules.from_config("mia", {"ablation": "no_attention"})
+    methods.build_rule("mia", {"ablation": "no_attention"})
   with pytest.raises(ValueError, match="applies to method='mia' only"):
-    rules.from_config("cavia", {"ablation": "no_msft"})
+    methods.build_rule("cavia", {"ablation": "no_msft"})
 
 
 # -- ALFA and GAP ----------------------------------------------------------------------------------
 
 def test_alfa_starts_as_cavia_and_applies_decay():
-  rule = rules.from_config("alfa", {"inner_lr": 0.5})
+  rule = methods.build_rule("alfa", {"inner_lr": 0.5})
   params = rule.init(jax.random.PRNGKey(0), MIXED)
   assert list(params) == ["alfa"] and set(params["alfa"]) == {"mlp", "beta0"}
   g, z = _states(MIXED)
@@ -251,7 +252,7 @@ def test_alfa_starts_as_cavia_and_applies_decay():
     np.testing.assert_allclose(u[k], 0.5 * g[k], rtol=1e-6)
     np.testing.assert_allclose(z2[k], z[k], rtol=1e-6)
   # With the gradient scaler in front: CAVIA with rate scale * inner_lr.
-  scaled = rules.from_config("alfa", {"inner_lr": 0.5, "grad_scale": 3.0})
+  scaled = methods.build_rule("alfa", {"inner_lr": 0.5, "grad_scale": 3.0})
   sp = scaled.init(jax.random.PRNGKey(0), MIXED)
   assert list(sp) == ["scale", "alfa"]
   u, _ = scaled.apply(sp, g, z)
@@ -261,7 +262,7 @@ def test_alfa_starts_as_cavia_and_applies_decay():
 
 def test_gap_preconditions_the_smaller_axis():
   shapes = {"sine": SHAPE, "tanh": SHAPE, "tall": (16, 4)}
-  rule = rules.from_config("gap", {"inner_lr": 0.5})
+  rule = methods.build_rule("gap", {"inner_lr": 0.5})
   params = rule.init(jax.random.PRNGKey(0), shapes)
   assert list(params) == ["lr", "gap"]
   np.testing.assert_allclose(np.log1p(np.exp(2 * 0.928)) / 2, 1.0, atol=2e-3)

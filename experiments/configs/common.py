@@ -14,8 +14,8 @@ exports
 all three from one declaration, `BENCHMARK = common.Benchmark(...)`, whose fields are the
 benchmark's differences (`ARGS, get_config, studies = BENCHMARK.exports()`).
 
-The standard arguments (`standard_args`): `method` (one of `mia_jax.rules.METHODS`), `ablation`
-(MIA only, a key of `mia_jax.rules.ABLATIONS`), `inner_steps` (K; left out: the preset's, else
+The standard arguments (`standard_args`): `method` (one of `mia_jax.methods.METHODS`), `ablation`
+(MIA only, a key of `mia_jax.methods.ABLATIONS`), `inner_steps` (K; left out: the preset's, else
 3), `modalities` (a `+`-joined subset of the benchmark's), `seed`, `first_order`, `remat`,
 `batch_size` and `num_train_steps` (left out: the preset's), `variant` (`released`, the default:
 the released implementation's training where it differs from the paper, `RELEASED_VS_SPEC`,
@@ -30,7 +30,7 @@ from typing import Any, Callable, Mapping
 
 import ml_collections
 
-from mia_jax import rules
+from experiments import methods
 from mia_jax.model import ModelConfig
 
 PRESETS = ("smoke", "cpu", "full")
@@ -176,9 +176,9 @@ def base_config() -> ml_collections.ConfigDict:
   c.num_train_steps = 100_000
 
   # The model and rule fields and their defaults are the library's own (ModelConfig: the built-in
-  # backbones; RuleConfig: the methods' flat fields, see mia_jax.rules.from_config).
+  # backbones; RuleConfig: the methods' flat fields, see experiments.methods.build_rule).
   c.model = ml_collections.ConfigDict(dataclasses.asdict(ModelConfig()))
-  c.rule = ml_collections.ConfigDict(dataclasses.asdict(rules.RuleConfig()))
+  c.rule = ml_collections.ConfigDict(dataclasses.asdict(methods.RuleConfig()))
   c.rule.scaler_lr_multiplier = released["rule.scaler_lr_multiplier"]
   c.rule.exact_gelu = released["rule.exact_gelu"]
 
@@ -291,7 +291,7 @@ def standard_studies(modalities: str, label: str, *, modality_text: str,
                      headline_alone: str | None = None) -> dict[str, dict]:
   """A benchmark's ablation studies (`python -m experiments.ablate --study=NAME`).
 
-  The arms come from the registries, so a new MIA ablation (`mia_jax.rules.ABLATIONS`) or method
+  The arms come from the registries, so a new MIA ablation (`mia_jax.methods.ABLATIONS`) or method
   (`METHODS`) appears in every benchmark's studies:
 
   * `modality_replacement`: every modality together (`multimodal_arm`, the reference) against each
@@ -326,12 +326,12 @@ def standard_studies(modalities: str, label: str, *, modality_text: str,
               "training); the generalization and memorization errors and the inner-loop "
               "trajectory."),
           arms={("mia" if a == "none" else a): dict(method="mia", ablation=a)
-                for a in rules.ABLATIONS},
+                for a in methods.ABLATIONS},
           reference="mia", headline=("mia", "no_sft"), measures=MEASURES),
       "modality_replacement": replacement,
       "methods": dict(
           description=f"MIA against the baselines on {label}, same backbone and episodes.",
-          arms={m: dict(method=m, ablation="none") for m in rules.METHODS},
+          arms={m: dict(method=m, ablation="none") for m in methods.METHODS},
           reference="mia", measures=MEASURES),
       "fidelity": dict(
           description=(
