@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from mia_jax.modalities import ModalitySpec, parse_modalities
+from data_pipelines.names import parse_modalities
+from mia_jax.modalities import ModalitySpec
 
 
 def _check_name(benchmark: str, name: str, known: Sequence[str]) -> None:

@@ -15,8 +15,8 @@ import os
 
 import numpy as np
 
+from data_pipelines.names import parse_modalities
 from data_pipelines.signals import ArraySource
-from mia_jax.modalities import parse_modalities
 
 _AMPLITUDE_SUFFIX = "_amplitude"
 
@@ -121,7 +121,7 @@ class GridSource(ArraySource):
   @property
   def grid_arrays(self) -> dict[str, np.ndarray]:
     """`{name: float32 [num_signals, *grid, d_out]}`: read-only views, channel
-    axis always present (the layout `mia_jax.modalities.specs_from_arrays`
+    axis always present (the layout `mia_jax.specs_from_arrays`
     reads without hints)."""
     return {name: y.reshape(len(self), *self._grid_shapes[name], y.shape[-1])
             for name, y in self._ys.items()}

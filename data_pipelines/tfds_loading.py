@@ -1,7 +1,7 @@
 """The tfds side of the datasets: configs, modality selection, and locally generated builders.
 
 * `check_config` / `select_modalities`: the checks every loader runs on its arguments (the
-  modality names through `mia_jax.modalities.parse_modalities`);
+  modality names through `data_pipelines.names.parse_modalities`);
 * `InOrderBuilder`: what every builder here shares (version, default config, examples in order);
 * `GeneratedBuilder`: a tfds builder whose splits are generated locally from a seed per split
   (`SPLIT_SEEDS`), in `SizeConfig` sizes: the synthetic functions, the rendered shapes and the
@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 import tensorflow_datasets as tfds
 
+from data_pipelines.names import parse_modalities
 from data_pipelines.signals import ArraySource, ModalitySubset, to_memory
-from mia_jax.modalities import parse_modalities
 
 # The seed (or pairing seed) of each split of the datasets made or paired here.
 SPLIT_SEEDS = {"train": 0, "test": 1}

@@ -20,7 +20,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from experiments import atomic
-from mia_jax import sampling
+from mia_jax import episodes_file
 
 ARCHIVED_RUN_FILES = ("results.json", "config.json")
 EPISODES_FILE = "episodes.npz"
@@ -42,8 +42,8 @@ def _copy_files(src: str, dst: str, names: Sequence[str]) -> list[str]:
 
 def episodes_digest(path: str) -> str:
   """SHA-256 of the arrays in an episodes file: names, shapes and values (integers compared as
-  int64, so the int32 and uint16 layouts of `sampling.save_episodes` agree), not the file's bytes,
-  which carry zip timestamps."""
+  int64, so the int32 and uint16 layouts of `episodes_file.save_episodes` agree), not the file's
+  bytes, which carry zip timestamps."""
   h = hashlib.sha256()
   with np.load(path) as data:
     for key in sorted(data.files):
@@ -72,7 +72,7 @@ def archive_run(run: Any, workdir: str, archive: str) -> None:
     os.makedirs(os.path.dirname(shared), exist_ok=True)
     with np.load(src) as data:
       arrays = {k: data[k] for k in data.files}
-    atomic.write(shared, lambda f: sampling.write_episode_arrays(f, arrays), binary=True)
+    atomic.write(shared, lambda f: episodes_file.write_episode_arrays(f, arrays), binary=True)
   atomic.write_text(os.path.join(dst, EPISODES_REF), digest + "\n")
   stale = os.path.join(dst, EPISODES_FILE)  # a full copy, as archives before the shared folder
   if os.path.isfile(stale):

@@ -12,13 +12,42 @@ module reads an experiment's `ConfigDict` (`experiments/configs`) and builds the
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Mapping, Sequence
 
 from data_pipelines import benchmarks, registry, sources
-from experiments import methods
+from experiments import methods, syntax
+from mia_jax import arrays as arrays_lib
 from mia_jax import modalities as modalities_lib
 from mia_jax.meta_step import MetaConfig, MetaLearner
 from mia_jax.model import ModelConfig, MultimodalINR
+
+
+def model_config_from(fields: Mapping, names: Sequence[str] | None = None,
+                      known: Sequence[str] | None = None) -> ModelConfig:
+  """The `ModelConfig` of the flat `config.model` fields.
+
+  Args:
+    fields: `config.model.to_dict()`; an unknown field is a clear error.
+    names: the run's modalities: `ff_sigmas` ("rgb=1,wav=30", `syntax.parse_sigmas`) is kept to
+      these, so one preset serves every modality subset (e.g. "rgb=1" in a wav-alone run). None:
+      no entry is dropped.
+    known: the modalities an entry may name (the benchmark's, and the run's); None: any.
+  """
+  fields = dict(fields)
+  allowed = sorted(f.name for f in dataclasses.fields(ModelConfig))
+  unknown = sorted(set(fields) - set(allowed))
+  if unknown:
+    raise ValueError(f"Unknown model config fields {unknown}; allowed: {allowed}.")
+  text = fields.pop("ff_sigmas", "") or ""
+  if not isinstance(text, str):
+    raise ValueError(f"config.model.ff_sigmas={text!r} is not allowed; expected 'name=sigma,...' "
+                     "(e.g. 'rgb=1,wav=30').")
+  entries = [t.partition("=")[0].strip() for t in text.split(",") if t.strip()]
+  sigmas = syntax.parse_sigmas(text, entries if known is None else known)
+  if names is not None:
+    sigmas = {n: s for n, s in sigmas.items() if n in names}
+  return ModelConfig(**fields, ff_sigmas=sigmas)
 
 
 def learner_from_config(config, specs: Sequence[modalities_lib.ModalitySpec] | None = None
@@ -34,8 +63,8 @@ def learner_from_config(config, specs: Sequence[modalities_lib.ModalitySpec] | N
   # A preset's per-modality entries (e.g. ff_sigmas="rgb=1") may name the benchmark's other
   # modalities, also when a run reads only some of them from its own files.
   known = list(benchmarks.BENCHMARKS.get(config.benchmark, ((), None))[0])
-  model_config = ModelConfig.from_config(config.model.to_dict()).for_modalities(
-      names, known + [n for n in names if n not in known])
+  model_config = model_config_from(config.model.to_dict(), names,
+                                   known + [n for n in names if n not in known])
   return MetaLearner(
       MultimodalINR.from_config(specs, model_config),
       methods.build_rule(config.method, config.rule.to_dict()),
@@ -112,7 +141,7 @@ def own_data_sources(config, data: Mapping[str, Mapping] | None = None):
   layouts = []
   for split, source in (("train", train_source), ("test", test_source)):
     try:  # values: numbers, finite, not empty
-      layouts.append({n: modalities_lib.array_layout(n, a)
+      layouts.append({n: arrays_lib.array_layout(n, a)
                       for n, a in source.grid_arrays.items()})
     except ValueError as e:
       raise ValueError(f"In the {split} data {data_name(source)}: {e}") from None
@@ -136,7 +165,7 @@ def own_data_sources(config, data: Mapping[str, Mapping] | None = None):
 def own_data_specs(config, train_source) -> tuple[modalities_lib.ModalitySpec, ...]:
   """The modality specs of a run on the user's arrays: grids and channels from the train split,
   the rest from `config.data` (`ratio_range`, `ratio_bins`, `output_bias`, `error_normaliser`;
-  see `experiments/configs/common.py`) and the defaults of `modalities.specs_from_arrays`.
+  see `experiments/configs/common.py`) and the defaults of `mia_jax.arrays.specs_from_arrays`.
 
   A field left "" for a modality of the configured benchmark (e.g. the synthetic functions saved
   to an .npz) takes the benchmark's value; `error_normaliser` left "" is "amplitude" where the
@@ -164,7 +193,7 @@ def own_data_specs(config, train_source) -> tuple[modalities_lib.ModalitySpec, .
     if kwargs["error_normaliser"][n] is None and train_source.has_amplitude[n]:
       kwargs["error_normaliser"][n] = "amplitude"
   kwargs["fourier_sigma"] = {n: known[n].fourier_sigma for n in known}
-  return modalities_lib.specs_from_arrays(train_source.grid_arrays, **kwargs)
+  return arrays_lib.specs_from_arrays(train_source.grid_arrays, **kwargs)
 
 
 def build_learner(config, data: Mapping[str, Mapping] | None = None) -> MetaLearner:

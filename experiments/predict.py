@@ -11,6 +11,8 @@ import os
 
 import numpy as np
 
+from mia_jax import episodes_file
+
 
 def predict_run(config, rundir: str, num_signals: int = 3) -> dict[str, dict]:
   """Adapts a finished run's meta-learned model to the first meta-test signals.
@@ -29,11 +31,10 @@ def predict_run(config, rundir: str, num_signals: int = 3) -> dict[str, dict]:
     ValueError: the checkpoint does not restore.
   """
   from experiments import build, train
-  from mia_jax import sampling
 
   learner, state = train.restore_run(config, rundir)
   source = build.build_sources(config, "test")
-  episodes = sampling.load_episodes(
+  episodes = episodes_file.load_episodes(
       config.eval.episodes_path or os.path.join(rundir, "episodes.npz"), learner.specs)
   return predict(learner, state, source, episodes, num_signals)
 

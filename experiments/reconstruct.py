@@ -45,6 +45,7 @@ from experiments.observations import (  # noqa: F401  (re-exported: the command'
   read_npz,
   save_observations,
 )
+from mia_jax import episodes_file
 
 FLAGS = flags.FLAGS
 
@@ -167,7 +168,6 @@ def dataset_observations(config, learner, split_or_path: str, support: str, seed
   """The arrays of an observations file for every signal of a split (`--encode`)."""
   from data_pipelines import sources
   from experiments import build
-  from mia_jax import sampling
 
   if split_or_path in ("train", "test"):
     if config.data.source == "npz" and not config.data.get(f"npz_{split_or_path}"):
@@ -195,7 +195,7 @@ def dataset_observations(config, learner, split_or_path: str, support: str, seed
       raise ValueError("--support=episodes uses the run's meta-test supports: only with "
                        "--encode=test.")
     path = config.eval.episodes_path or os.path.join(workdir, "episodes.npz")
-    episodes = sampling.load_episodes(path, learner.specs)
+    episodes = episodes_file.load_episodes(path, learner.specs)
     # The signals the run evaluated: its first num_test_signals (if set), each with a support.
     n = min(n, next(iter(episodes.values()))["idx"].shape[0])
     if config.data.get("num_test_signals", 0):

@@ -34,10 +34,10 @@ import orbax.checkpoint as ocp
 from tqdm.auto import tqdm
 
 from data_pipelines import sources
-from experiments import atomic, build, disk, distributed, loading, validate
+from experiments import atomic, build, disk, distributed, loading, syntax, validate
 from experiments import events as events_lib
 from experiments import workdir as workdir_lib
-from mia_jax import evaluation, meta_step, sampling
+from mia_jax import episodes_file, evaluation, meta_step, sampling
 from mia_jax.meta_step import MetaLearner, TrainState
 
 
@@ -275,10 +275,10 @@ def prepare(config, workdir: str, data: Mapping[str, Mapping] | None = None) -> 
     raise ValueError("The test data hold no signals; the run could not be evaluated.")
   if config.data.num_test_signals:
     num_test = min(num_test, config.data.num_test_signals)
-  fixed_ratios = sampling.parse_fixed_ratios(config.eval.get("fixed_ratios", ""))
+  fixed_ratios = syntax.parse_fixed_ratios(config.eval.get("fixed_ratios", ""))
   episodes = None
   if config.eval.episodes_path:
-    episodes = sampling.load_episodes(config.eval.episodes_path, learner.specs, fixed_ratios)
+    episodes = episodes_file.load_episodes(config.eval.episodes_path, learner.specs, fixed_ratios)
     have = next(iter(episodes.values()))["idx"].shape[0]
     if have < num_test:
       raise ValueError(f"Episode file {config.eval.episodes_path!r} has {have} signals; the test "
@@ -329,7 +329,7 @@ def train_prepared(run: Prepared) -> dict:
     loading.write_specs(workdir, learner.specs)  # load_run rebuilds the model from these
     if run.episodes is None:
       atomic.write(os.path.join(workdir, "episodes.npz"), binary=True, fill=lambda f: (
-          sampling.save_episodes(f, episodes, learner.specs, fixed_ratios)))
+          episodes_file.save_episodes(f, episodes, learner.specs, fixed_ratios)))
 
   rng = jax.random.PRNGKey(config.seed)
   state = meta_step.put_replicated(learner.init(rng), mesh)

@@ -23,9 +23,9 @@ import tempfile
 from absl import app, flags, logging
 
 from data_pipelines import benchmarks, registry
-from experiments import disk, methods
+from experiments import build, disk, methods, syntax
 from mia_jax import meta_step, optim, sampling
-from mia_jax.model import BACKBONES, ModelConfig
+from mia_jax.model import BACKBONES
 
 FLAGS = flags.FLAGS
 
@@ -124,8 +124,8 @@ def validate_config(config) -> None:
                      "lr_schedule='warmup_cosine' (the cosine decays to 0 at the last step).")
   # The method, the ablation (and that only MIA has ablations), lr_position, the rule fields.
   methods.build_rule(config.method, config.rule.to_dict())
-  sampling.parse_fixed_ratios(config.eval.get("fixed_ratios", ""))  # numbers in (0, 1]
-  ModelConfig.from_config(config.model.to_dict())  # the model's names (latent_map, ...)
+  syntax.parse_fixed_ratios(config.eval.get("fixed_ratios", ""))  # numbers in (0, 1]
+  build.model_config_from(config.model.to_dict())  # the model's names (latent_map, ...)
   _check_data(config)
   if config.data.source == "tfds" and config.benchmark in benchmarks.BENCHMARKS:
     benchmarks.benchmark_specs(config.benchmark, config.modalities)  # known modalities

@@ -19,9 +19,10 @@ The library is pure functions over pytrees; see `docs/library.md` for recipes an
 
 from mia_jax import evaluation, meta_step, optim, rules, sampling
 from mia_jax.adaptation import adapt, adapt_to_observations
+from mia_jax.arrays import specs_from_arrays
 from mia_jax.inr import ComposerINR, FunctaINR
 from mia_jax.meta_step import MetaConfig, MetaLearner, TrainState
-from mia_jax.modalities import ModalitySpec, group_modalities, specs_from_arrays
+from mia_jax.modalities import ModalitySpec, group_modalities
 from mia_jax.model import ModelConfig, MultimodalINR
 from mia_jax.rules import UpdateRule, chain
 from mia_jax.tokens import token_shape

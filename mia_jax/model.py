@@ -26,6 +26,7 @@ stacked internally (`stack`) and evaluated in one vmapped (or batched) call.
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any, Callable, Mapping, Sequence, cast
 
 from flax import linen as nn
@@ -42,6 +43,30 @@ PyTree = Any
 BACKBONES = ("composer", "functa")
 
 
+def _integer(low: int, even: bool = False) -> Callable[[Any], bool]:
+  return lambda v: (isinstance(v, int) and not isinstance(v, bool) and v >= low
+                    and (not even or v % 2 == 0))
+
+
+def _number(low: float, strict: bool = True) -> Callable[[Any], bool]:
+  return lambda v: (isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                    and (v > low if strict else v >= low))
+
+
+# ModelConfig's numeric fields: (name, check, what is allowed).
+_FIELD_CHECKS = (
+    ("hidden", _integer(1), "an integer >= 1"),
+    ("num_layers", _integer(3), "an integer >= 3 (encoder, modulated, output)"),
+    ("rank", _integer(1), "an integer >= 1"),
+    ("ff_dim", _integer(2, even=True), "an even integer >= 2 (cos and sin halves)"),
+    ("ff_sigma", _number(0, strict=False), "a finite number >= 0"),
+    ("latent_init_std", _number(0, strict=False), "a finite number >= 0"),
+    ("latent_dim", _integer(1), "an integer >= 1"),
+    ("w0", _number(0), "a finite number > 0"),
+    ("token_width", _integer(0), "an integer >= 0 (0: the latent's last axis)"),
+)
+
+
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
   """The built-in backbones' hyper-parameters (docs/method.md section 3), by name for the configs.
@@ -50,8 +75,8 @@ class ModelConfig:
     backbone: "composer" (low-rank modulated MLP) or "functa" (shift-modulated SIREN).
     hidden, num_layers: width and depth of either backbone.
     rank, ff_dim, ff_sigma, materialize_lowrank, latent_map: composer only (see ComposerINR).
-    ff_sigmas: per-modality Fourier sigma, "name=sigma,..." (e.g. "rgb=1,wav=30"): overrides
-      `ff_sigma` (and a spec's own sigma) for the named modalities; "" = none. Composer only.
+    ff_sigmas: per-modality Fourier sigma, `{name: sigma}` (e.g. `{"rgb": 1.0, "wav": 30.0}`):
+      overrides `ff_sigma` (and a spec's own sigma) for the named modalities. Composer only.
     latent_dim, w0: functa only (see FunctaINR).
     latent_init_std: std of the meta-learned initial latent (0 = zeros).
     token_width: how the update rules see the latent (`mia_jax.tokens`); 0 = its last axis.
@@ -66,7 +91,7 @@ class ModelConfig:
   latent_init_std: float = 0.2
   materialize_lowrank: bool = False
   latent_map: str = "none"
-  ff_sigmas: str = ""
+  ff_sigmas: Mapping[str, float] = dataclasses.field(default_factory=dict)
   latent_dim: int = 128
   w0: float = 30.0
   token_width: int = 0
@@ -77,44 +102,18 @@ class ModelConfig:
     if self.latent_map not in LATENT_MAPS:
       raise ValueError(f"Unknown latent_map {self.latent_map!r}; allowed: "
                        f"{', '.join(LATENT_MAPS)}.")
-
-  def sigma_overrides(self, names: Sequence[str]) -> dict[str, float]:
-    """Parses `ff_sigmas`; a name outside `names` or a malformed entry is a clear error."""
-    out = {}
-    for item in filter(None, (t.strip() for t in self.ff_sigmas.split(","))):
-      name, sep, value = (t.strip() for t in item.partition("="))
-      try:
-        sigma = float(value) if sep else None
-      except ValueError:
-        sigma = None
-      if sigma is None or sigma < 0:
-        raise ValueError(f"model.ff_sigmas entry {item!r} is not name=sigma with sigma >= 0 "
-                         f"(e.g. 'rgb=1,wav=30').")
-      if name not in names:
-        raise ValueError(f"model.ff_sigmas names modality {name!r}, which is not configured; "
-                         f"configured: {', '.join(names)}.")
-      out[name] = sigma
-    return out
-
-  def for_modalities(self, names: Sequence[str], known: Sequence[str]) -> "ModelConfig":
-    """This config with `ff_sigmas` kept to the configured `names`.
-
-    An entry for a modality the benchmark has (`known`) but this run leaves out is dropped, so one
-    preset serves every modality subset (e.g. "rgb=1" in a wav-alone run); a name the benchmark
-    does not have is still a clear error.
-    """
-    self.sigma_overrides(known)  # every entry well formed and naming a benchmark modality
-    kept = [t for t in self.ff_sigmas.split(",") if t.partition("=")[0].strip() in names]
-    return dataclasses.replace(self, ff_sigmas=",".join(kept))
-
-  @classmethod
-  def from_config(cls, cfg: Mapping[str, Any] | None) -> "ModelConfig":
-    cfg = dict(cfg or {})
-    unknown = set(cfg) - {f.name for f in dataclasses.fields(cls)}
-    if unknown:
-      raise ValueError(f"Unknown model config fields {sorted(unknown)}; allowed: "
-                       f"{sorted(f.name for f in dataclasses.fields(cls))}.")
-    return cls(**cfg)
+    for name, ok, allowed in _FIELD_CHECKS:
+      value = getattr(self, name)
+      if not ok(value):
+        raise ValueError(f"ModelConfig.{name}={value!r} is not allowed; expected {allowed}.")
+    if not isinstance(self.ff_sigmas, Mapping):
+      raise TypeError(f"ModelConfig.ff_sigmas must be a mapping {{modality: sigma}}, got "
+                      f"{self.ff_sigmas!r} (the experiments' 'rgb=1,wav=30' strings are parsed by "
+                      "experiments.syntax.parse_sigmas).")
+    for name, sigma in self.ff_sigmas.items():
+      if not _number(0, strict=False)(sigma):
+        raise ValueError(f"ModelConfig.ff_sigmas[{name!r}]={sigma!r} is not allowed; expected a "
+                         "finite number >= 0.")
 
   def backbone_for(self, spec: ModalitySpec) -> nn.Module:
     """The configured backbone module of one modality."""
@@ -176,7 +175,12 @@ class MultimodalINR:
   @classmethod
   def from_config(cls, specs: Sequence[ModalitySpec], config: ModelConfig) -> "MultimodalINR":
     """The built-in backbone named by `config`, with its per-modality Fourier sigmas."""
-    overrides = config.sigma_overrides([s.name for s in specs])
+    names = [s.name for s in specs]
+    unknown = [n for n in config.ff_sigmas if n not in names]
+    if unknown:
+      raise ValueError(f"ModelConfig.ff_sigmas names modality {unknown[0]!r}, which is not among "
+                       f"the specs; the specs have: {', '.join(names)}.")
+    overrides = {n: float(s) for n, s in config.ff_sigmas.items()}
     specs = tuple(dataclasses.replace(s, fourier_sigma=overrides[s.name])
                   if s.name in overrides else s for s in specs)
     return cls(specs, config.backbone_for, token_width=config.token_width,

@@ -8,7 +8,7 @@ import pytest
 
 from experiments import ablate, studies
 from experiments import archive as archive_lib
-from mia_jax import sampling
+from mia_jax import episodes_file
 from tests.study_helpers import fake_train, make_builder, run_calls
 
 
@@ -68,7 +68,8 @@ def test_archive_episodes_shared_by_content_and_checked(tmp_path, synthetic_data
   def train_with_episodes(config, workdir):
     fake_train(config, workdir)
     names = config.modalities.split("+")
-    sampling.write_episode_arrays(  # as train writes them: one row per signal, by modality name
+    # As train writes them: one row per signal, by modality name.
+    episodes_file.write_episode_arrays(
         os.path.join(workdir, "episodes.npz"),
         {f"{n}/{k}": np.arange(6).reshape(2, 3) + i for i, n in enumerate(names)
          for k in ("idx", "count", "ratio")})

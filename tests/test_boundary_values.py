@@ -14,8 +14,9 @@ from data_pipelines import sources
 from experiments import build, train, validate
 from experiments.configs import arrays as arrays_config
 from experiments.configs import synthetic
-from mia_jax import sampling
-from mia_jax.modalities import ModalitySpec, array_layout
+from mia_jax import episodes_file
+from mia_jax.arrays import array_layout
+from mia_jax.modalities import ModalitySpec
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -83,9 +84,9 @@ def test_episode_indices_must_be_integers(tmp_path):
   np.savez(path, **{"sig/idx": idx.astype(np.float64), "sig/count": np.full(3, 2),
                     "sig/ratio": np.full(3, 0.1)})
   with pytest.raises(ValueError, match="sig/idx must hold integers.*float64"):
-    sampling.load_episodes(path, [spec])
+    episodes_file.load_episodes(path, [spec])
   np.savez(path, **{"sig/idx": idx, "sig/count": np.full(3, 2), "sig/ratio": np.full(3, 0.1)})
-  assert sampling.load_episodes(path, [spec])["sig"]["idx"].shape == (3, spec.max_support)
+  assert episodes_file.load_episodes(path, [spec])["sig"]["idx"].shape == (3, spec.max_support)
 
 
 def test_data_smaller_than_a_batch_is_refused_before_writing(tmp_path):

@@ -7,9 +7,9 @@ import jax
 import numpy as np
 import pytest
 
-from experiments import build, studies, train
+from experiments import build, studies, syntax, train
 from experiments.configs import synthetic
-from mia_jax import meta_step, sampling
+from mia_jax import episodes_file, meta_step, sampling
 from mia_jax.modalities import ModalitySpec
 
 SPECS = (ModalitySpec("a", 1, (40,), 1, ratio_range=(0.05, 0.5)),
@@ -17,11 +17,11 @@ SPECS = (ModalitySpec("a", 1, (40,), 1, ratio_range=(0.05, 0.5)),
 
 
 def test_parse_fixed_ratios():
-  assert sampling.parse_fixed_ratios("0.5, 0.01,0.5") == (0.01, 0.5)
-  assert sampling.parse_fixed_ratios("") == () and sampling.parse_fixed_ratios(None) == ()
+  assert syntax.parse_fixed_ratios("0.5, 0.01,0.5") == (0.01, 0.5)
+  assert syntax.parse_fixed_ratios("") == () and syntax.parse_fixed_ratios(None) == ()
   for bad in ("0", "1.5", "x", "-0.1"):
     with pytest.raises(ValueError, match="fixed_ratios"):
-      sampling.parse_fixed_ratios(bad)
+      syntax.parse_fixed_ratios(bad)
 
 
 def test_counts_are_floor_rn_clipped_and_nested():
@@ -59,13 +59,13 @@ def test_paired_across_modality_sets_and_saved(tmp_path):
       np.testing.assert_array_equal(both[label]["b"][k], alone[label]["b"][k])
   path = tmp_path / "episodes.npz"
   episode = sampling.make_eval_episodes(7, SPECS, 6)
-  sampling.save_episodes(path, episode, SPECS, ratios)
+  episodes_file.save_episodes(path, episode, SPECS, ratios)
   with np.load(path) as f:
     assert f["b/fixed_count"].tolist() == [9, 90] and f["a/fixed_count"].tolist() == [2, 4]
-  loaded = sampling.load_episodes(path, SPECS, ratios)
+  loaded = episodes_file.load_episodes(path, SPECS, ratios)
   np.testing.assert_array_equal(loaded["b"]["idx"], episode["b"]["idx"])
   with pytest.raises(ValueError, match=r"a/fixed_ratio is \[0.01, 0.1\].*gives \[0.01, 0.2\]"):
-    sampling.load_episodes(path, SPECS, (0.01, 0.2))
+    episodes_file.load_episodes(path, SPECS, (0.01, 0.2))
 
 
 def test_arms_must_share_fixed_ratios():
@@ -98,7 +98,7 @@ def test_curve_matches_the_binned_numbers(synthetic_data_dir):
   own_count = episodes[spec.name]["mask"].sum(-1).astype(int)
   curve = np.empty_like(main["generalization"][k])
   for i, c in enumerate(own_count):
-    label = sampling.ratio_label(sampling.parse_fixed_ratios([c / spec.num_points])[0])
+    label = sampling.ratio_label(syntax.parse_fixed_ratios([c / spec.num_points])[0])
     fixed = accs[label].per_signal()[spec.name]
     np.testing.assert_allclose(fixed["generalization"][:, i], main["generalization"][:, i],
                                rtol=1e-6)

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from data_pipelines.benchmarks import synthetic_spec
+from experiments import build, syntax
 from mia_jax import ModelConfig, MultimodalINR
 from mia_jax.inr import ComposerINR
 from mia_jax.model import vmapped_apply
@@ -137,31 +138,50 @@ def test_batched_apply_equals_vmapped_module(kw):
 
 
 def test_per_modality_fourier_sigma_overrides():
-  """`ff_sigmas` sets one modality's Fourier sigma (splitting its group off); bad entries are clear
-  errors naming the value."""
+  """`ff_sigmas` sets one modality's Fourier sigma (splitting its group off); bad values are clear
+  errors naming the value, and the experiments' strings are parsed outside the library."""
   specs = [image_spec("rgb"), image_spec("sketch")]
   same = MultimodalINR.from_config(specs, ModelConfig(hidden=16, rank=4, ff_dim=8,
                                                       ff_sigma=30.0))
   assert [g.names for g in same.groups] == [("rgb", "sketch")]
   model = MultimodalINR.from_config(specs, ModelConfig(hidden=16, rank=4, ff_dim=8, ff_sigma=30.0,
-                                                       ff_sigmas="sketch=1.5"))
+                                                       ff_sigmas={"sketch": 1.5}))
   sigmas = {g.names: model.modules[g.names[0]].ff_sigma for g in model.groups}
   assert sigmas == {("rgb",): 3.0, ("sketch",): 1.5}  # rgb keeps its spec's 3; sketch overridden
-  with pytest.raises(ValueError, match=r"names modality 'wav'.*configured: rgb, sketch"):
-    MultimodalINR.from_config(specs, ModelConfig(ff_sigmas="wav=30"))
-  for bad in ("rgb", "rgb=x", "rgb=-1"):
+  with pytest.raises(ValueError, match=r"ff_sigmas names modality 'wav', which is not among the "
+                                       r"specs; the specs have: rgb, sketch"):
+    MultimodalINR.from_config(specs, ModelConfig(ff_sigmas={"wav": 30.0}))
+  for bad in (-1.0, float("nan"), "1"):
+    with pytest.raises(ValueError, match=rf"ModelConfig.ff_sigmas\['rgb'\]={bad!r} is not"):
+      ModelConfig(ff_sigmas={"rgb": bad})
+  with pytest.raises(TypeError, match=r"ff_sigmas must be a mapping .* 'rgb=1'.*parse_sigmas"):
+    ModelConfig(ff_sigmas="rgb=1")  # type: ignore[arg-type]
+  for bad in ("rgb", "rgb=x", "rgb=-1", "rgb=nan"):
     with pytest.raises(ValueError, match=rf"entry {bad!r} is not name=sigma"):
-      MultimodalINR.from_config(specs, ModelConfig(ff_sigmas=bad))
+      syntax.parse_sigmas(bad, ["rgb"])
+
+
+@pytest.mark.parametrize("field,value,allowed", [
+    ("hidden", 0, "an integer >= 1"), ("num_layers", 2, "an integer >= 3"),
+    ("ff_dim", 7, "an even integer >= 2"), ("rank", 1.5, "an integer >= 1"),
+    ("w0", 0.0, "a finite number > 0"), ("latent_init_std", -0.1, "a finite number >= 0"),
+    ("ff_sigma", float("inf"), "a finite number >= 0"), ("token_width", -1, "an integer >= 0"),
+])
+def test_model_config_checks_its_fields_when_built(field, value, allowed):
+  with pytest.raises(ValueError, match=rf"ModelConfig.{field}={value!r} is not allowed; "
+                                       rf"expected {allowed}"):
+    ModelConfig(**{field: value})
 
 
 def test_sigma_overrides_kept_to_the_configured_modalities():
-  """`for_modalities` drops entries for the benchmark's other modalities, keeps the rest exactly
-  (no rounding), and still rejects a modality the benchmark does not have."""
-  config = ModelConfig(ff_sigmas="rgb=1.23456789, wav=30")
-  alone = config.for_modalities(["wav"], known=["rgb", "wav"])
-  assert alone.sigma_overrides(["wav"]) == {"wav": 30.0}
-  assert config.for_modalities(["rgb"], known=["rgb", "wav"]).sigma_overrides(["rgb"]) == {
-      "rgb": 1.23456789}
-  assert config.for_modalities(["rgb", "wav"], known=["rgb", "wav"]) == config
+  """The experiments' `model.ff_sigmas` string: entries for the benchmark's other modalities are
+  dropped, the rest kept exactly (no rounding), and a modality the benchmark does not have is
+  still rejected."""
+  fields = {"ff_sigmas": "rgb=1.23456789, wav=30"}
+  assert build.model_config_from(fields, ["wav"], ["rgb", "wav"]).ff_sigmas == {"wav": 30.0}
+  assert build.model_config_from(fields, ["rgb"], ["rgb", "wav"]).ff_sigmas == {"rgb": 1.23456789}
+  assert build.model_config_from(fields).ff_sigmas == {"rgb": 1.23456789, "wav": 30.0}
   with pytest.raises(ValueError, match=r"names modality 'depth'.*configured: rgb, wav"):
-    ModelConfig(ff_sigmas="depth=2").for_modalities(["rgb"], known=["rgb", "wav"])
+    build.model_config_from({"ff_sigmas": "depth=2"}, ["rgb"], ["rgb", "wav"])
+  with pytest.raises(ValueError, match=r"Unknown model config fields \['hiden'\]"):
+    build.model_config_from({"hiden": 3})

@@ -14,8 +14,9 @@ from data_pipelines import benchmarks, sources
 from experiments import build, train
 from experiments.configs import arrays as arrays_config
 from experiments.configs import synthetic as synthetic_config
+from mia_jax import arrays as arrays_lib
 from mia_jax import modalities
-from mia_jax.modalities import specs_from_arrays
+from mia_jax.arrays import specs_from_arrays
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -99,10 +100,10 @@ def test_specs_from_arrays_groups_by_grid_and_channels():
 
 
 def test_default_ratio_bins():
-  assert modalities.default_ratio_bins((0.001, 1.0)) == benchmarks.IMAGE_RATIO_BINS
-  assert modalities.default_ratio_bins((0.25, 1.0)) == ((0.25, 0.5), (0.5, 0.75), (0.75, 1.0))
-  assert modalities.default_ratio_bins((0.01, 0.1))[0] == (0.0, 0.025)
-  assert modalities.default_ratio_bins((1.0, 1.0)) == ((0.75, 1.0),)
+  assert arrays_lib.default_ratio_bins((0.001, 1.0)) == benchmarks.IMAGE_RATIO_BINS
+  assert arrays_lib.default_ratio_bins((0.25, 1.0)) == ((0.25, 0.5), (0.5, 0.75), (0.75, 1.0))
+  assert arrays_lib.default_ratio_bins((0.01, 0.1))[0] == (0.0, 0.025)
+  assert arrays_lib.default_ratio_bins((1.0, 1.0)) == ((0.75, 1.0),)
 
 
 @pytest.mark.parametrize("array, match", [

@@ -22,7 +22,7 @@ import pytest
 from data_pipelines import benchmarks, sources
 from experiments import train
 from experiments.configs import synthetic
-from mia_jax import sampling
+from mia_jax import episodes_file, sampling
 from tests.study_helpers import ROOT
 
 SYN = "experiments/configs/synthetic.py"
@@ -273,13 +273,13 @@ def inputs(tmp_path_factory):
            sig=np.zeros((0, 150), np.float32))
   # Episode files for the synthetic smoke run (16 meta-test signals, 200 points).
   specs = benchmarks.benchmark_specs("synthetic", "+".join(NAMES))
-  sampling.save_episodes(d / "ep_good.npz", sampling.make_eval_episodes(0, specs, 16))
+  episodes_file.save_episodes(d / "ep_good.npz", sampling.make_eval_episodes(0, specs, 16))
   base = dict(np.load(d / "ep_good.npz"))
 
   def variant(name, change):
     arrays = {k: v.copy() for k, v in base.items()}
     change(arrays)
-    sampling.write_episode_arrays(d / name, arrays)
+    episodes_file.write_episode_arrays(d / name, arrays)
 
   variant("ep_count_big.npz", lambda a: a["sine/count"].__setitem__(3, 500))
   variant("ep_count_neg.npz", lambda a: a["tanh/count"].__setitem__(0, -2))

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from data_pipelines.benchmarks import synthetic_spec
-from mia_jax import sampling
+from mia_jax import episodes_file, sampling
 from tests.helpers import image_spec
 
 
@@ -49,8 +49,8 @@ def test_eval_episodes_fixed_and_subset_invariant(tmp_path):
   assert not np.array_equal(full["tanh"]["idx"], full["sine"]["idx"])
 
   path = tmp_path / "ep.npz"
-  sampling.save_episodes(path, full)
-  loaded = sampling.load_episodes(path, specs)
+  episodes_file.save_episodes(path, full)
+  loaded = episodes_file.load_episodes(path, specs)
   for n in full:
     for k in ("idx", "mask", "ratio"):
       np.testing.assert_array_equal(loaded[n][k], full[n][k])
@@ -59,7 +59,7 @@ def test_eval_episodes_fixed_and_subset_invariant(tmp_path):
     assert f["tanh/idx"].dtype == np.uint16
   # Indices past uint16 stay int32, with their values.
   big = np.array([[0, 70_000, 65_535]], np.int64)
-  sampling.write_episode_arrays(tmp_path / "big.npz", {"x/idx": big, "x/count": np.array([3])})
+  episodes_file.write_episode_arrays(tmp_path / "big.npz", {"x/idx": big, "x/count": np.array([3])})
   with np.load(tmp_path / "big.npz") as f:
     assert f["x/idx"].dtype == np.int32
     np.testing.assert_array_equal(f["x/idx"], big)
@@ -68,15 +68,15 @@ def test_eval_episodes_fixed_and_subset_invariant(tmp_path):
 def test_load_episodes_errors(tmp_path):
   specs = [synthetic_spec("sine")]
   with pytest.raises(FileNotFoundError, match="missing.npz"):
-    sampling.load_episodes(tmp_path / "missing.npz", specs)
+    episodes_file.load_episodes(tmp_path / "missing.npz", specs)
   bad = tmp_path / "bad.npz"
   bad.write_bytes(b"not a zip file")
   with pytest.raises(ValueError, match="Could not read"):
-    sampling.load_episodes(bad, specs)
+    episodes_file.load_episodes(bad, specs)
   other = tmp_path / "other.npz"
-  sampling.save_episodes(other, sampling.make_eval_episodes(0, [synthetic_spec("tanh")], 3))
+  episodes_file.save_episodes(other, sampling.make_eval_episodes(0, [synthetic_spec("tanh")], 3))
   with pytest.raises(ValueError, match="lacks.*sine/idx"):
-    sampling.load_episodes(other, specs)
+    episodes_file.load_episodes(other, specs)
 
 
 def test_training_supports_are_keyed_by_name_not_position():
@@ -92,8 +92,8 @@ def test_episode_files_with_bad_counts_or_repeated_points_are_refused(tmp_path):
   spec = synthetic_spec("sine")
   episodes = sp.make_eval_episodes(0, [spec], 4)
   path = str(tmp_path / "ep.npz")
-  sp.save_episodes(path, episodes)
-  assert sp.load_episodes(path, [spec])["sine"]["idx"].shape == (4, spec.max_support)
+  episodes_file.save_episodes(path, episodes)
+  assert episodes_file.load_episodes(path, [spec])["sine"]["idx"].shape == (4, spec.max_support)
   arrays = dict(np.load(path))
   for change, match in ((lambda a: a["sine/count"].__setitem__(1, spec.max_support + 1),
                          r"count must be integers in \[1, 20\].*signals \[1\]"),
@@ -106,4 +106,4 @@ def test_episode_files_with_bad_counts_or_repeated_points_are_refused(tmp_path):
     change(bad)
     np.savez(str(tmp_path / "bad.npz"), **bad)
     with pytest.raises(ValueError, match=match):
-      sp.load_episodes(str(tmp_path / "bad.npz"), [spec])
+      episodes_file.load_episodes(str(tmp_path / "bad.npz"), [spec])

@@ -16,7 +16,7 @@ from data_pipelines.synthetic import generate
 from experiments import loading, reconstruct, train
 from experiments.configs import arrays as arrays_config
 from experiments.configs import synthetic
-from mia_jax import adaptation, sampling
+from mia_jax import adaptation, episodes_file
 from tests.helpers import episode, image_spec, random_batch, tiny_learner, wave_spec
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -260,7 +260,7 @@ def test_reconstruct_round_trip_gives_the_runs_errors(mia_run, tmp_path):
     assert n == loading.read_config(workdir).data.num_test_signals == 16
     assert data["sine"].shape == (n, 200, 1) and data["sine_upsampled"].shape == (n, 399, 1)
     assert data["sine_latents"].shape[0] == n
-    episodes = sampling.load_episodes(os.path.join(workdir, "episodes.npz"),
+    episodes = episodes_file.load_episodes(os.path.join(workdir, "episodes.npz"),
                                       loading.run_specs(loading.read_config(workdir), workdir))
     np.testing.assert_array_equal(data["sine_count"],
                                   episodes["sine"]["mask"].sum(-1)[:n].astype(int))

@@ -23,7 +23,7 @@ import numpy as np
 
 from data_pipelines import benchmarks
 from data_pipelines.avdigits import speech
-from mia_jax.modalities import parse_modalities
+from data_pipelines.names import parse_modalities
 
 MODALITIES: tuple[str, ...] = benchmarks.AVDIGITS_MODALITIES
 IMAGE_SIZE = benchmarks.AVMNIST_IMAGE_GRID[0]  # MNIST's (square) size, AV-MNIST's image grid

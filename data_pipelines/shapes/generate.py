@@ -33,7 +33,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from data_pipelines import benchmarks
-from mia_jax.modalities import parse_modalities
+from data_pipelines.names import parse_modalities
 
 MODALITIES: tuple[str, ...] = benchmarks.SHAPES_MODALITIES
 IMAGE_SIZE = benchmarks.CELEBA_GRID[0]  # the grid is square

@@ -26,7 +26,7 @@ import types
 import numpy as np
 
 from data_pipelines import benchmarks
-from mia_jax.modalities import parse_modalities
+from data_pipelines.names import parse_modalities
 
 # The canonical order of the four functions; it fixes the order of the draws.
 MODALITIES: tuple[str, ...] = benchmarks.SYNTHETIC_FUNCTIONS

@@ -177,7 +177,8 @@ def base_config() -> ml_collections.ConfigDict:
 
   # The model and rule fields and their defaults are the library's own (ModelConfig: the built-in
   # backbones; RuleConfig: the methods' flat fields, see experiments.methods.build_rule).
-  c.model = ml_collections.ConfigDict(dataclasses.asdict(ModelConfig()))
+  # ff_sigmas: "name=sigma,..." on the command line (experiments.syntax.parse_sigmas).
+  c.model = ml_collections.ConfigDict({**dataclasses.asdict(ModelConfig()), "ff_sigmas": ""})
   c.rule = ml_collections.ConfigDict(dataclasses.asdict(methods.RuleConfig()))
   c.rule.scaler_lr_multiplier = released["rule.scaler_lr_multiplier"]
   c.rule.exact_gelu = released["rule.exact_gelu"]

@@ -13,6 +13,7 @@ Building a method (and MIA's ablations) by its config name is the experiments' b
 
 from __future__ import annotations
 
+from mia_jax import _moved
 from mia_jax.rules.alfa import alfa
 from mia_jax.rules.base import UpdateRule, chain, identity
 from mia_jax.rules.gap import gap
@@ -39,19 +40,11 @@ def mia(grad_scale: float = 10.0, inner_lr: float = 1.0, scaler_lr_multiplier: f
 
 
 
-# Moved to the experiments (the library takes typed values; issue 32): building a method by its
-# config name. An old import names the new place.
-_MOVED = {"from_config": "build_rule", "RuleConfig": "RuleConfig", "METHODS": "METHODS",
-          "ABLATIONS": "ABLATIONS", "LR_POSITIONS": "LR_POSITIONS"}
-
-
-def __getattr__(name: str):
-  if name in _MOVED:
-    raise AttributeError(
-        f"mia_jax.rules.{name} moved to experiments.methods.{_MOVED[name]} in 0.5.0: the library "
-        "takes typed values (rules.mia(...), rules.cavia(...), rules.chain(...)); building a "
-        "method by its config name belongs to the experiments.")
-  raise AttributeError(f"module 'mia_jax.rules' has no attribute {name!r}")
+# Moved to the experiments in 0.5.0: building a method by its config name.
+__getattr__ = _moved.module_getattr("mia_jax.rules", {
+    "from_config": "experiments.methods.build_rule",
+    **{n: f"experiments.methods.{n}" for n in ("RuleConfig", "METHODS", "ABLATIONS",
+                                               "LR_POSITIONS")}})
 
 
 __all__ = ["UpdateRule", "alfa", "cavia", "chain", "gap", "gradient_scaler", "identity",

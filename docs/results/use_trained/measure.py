@@ -21,7 +21,7 @@ import numpy as np
 from data_pipelines.synthetic import generate
 from experiments import reconstruct
 from experiments.loading import load_run
-from mia_jax import sampling
+from mia_jax import episodes_file
 
 
 def main(workdir: str) -> dict:
@@ -32,7 +32,7 @@ def main(workdir: str) -> dict:
   n = 200
   coarse = generate.generate_signals(n, seed=1)
   fine = generate.generate_signals(n, seed=1, num_points=797)
-  episodes = sampling.load_episodes(f"{workdir}/episodes.npz", learner.specs)
+  episodes = episodes_file.load_episodes(f"{workdir}/episodes.npz", learner.specs)
   names = [s.name for s in learner.specs]
 
   def arrays_for(observed):
