@@ -47,7 +47,7 @@ import os
 import re
 from typing import Callable, Sequence
 
-from absl import app, flags
+from absl import app, flags, logging
 from ml_collections import config_flags
 
 from experiments import archive as archive_lib
@@ -384,7 +384,8 @@ def main(argv):
                 other_seeds=FLAGS.other_seeds or None,
                 parallel=FLAGS.parallel, num_reconstructions=FLAGS.reconstructions,
                 compilation_cache=cache or None, archive=FLAGS.archive,
-                shard=parse_shard(FLAGS.shard), report_only=FLAGS.report_only)
+                shard=parse_shard(FLAGS.shard), report_only=FLAGS.report_only,
+                log=logging.info)
     except StudyUnfinished as e:  # another runner shares the folder: not an error
       print(f"\n{e}")
       return

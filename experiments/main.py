@@ -12,6 +12,8 @@ Several processes (hosts) train one run when started with `--coordinator_address
 with no flags on a cluster JAX detects (a TPU pod slice, SLURM); see docs/distributed.md.
 """
 
+import os
+
 from absl import flags, logging
 from ml_collections import config_flags
 
@@ -43,7 +45,12 @@ def main(argv):
     except BaseException:
       lock.release()
       raise
-  logging.info("Config:\n%s", FLAGS.config)
+  if distributed.is_primary():
+    c = FLAGS.config
+    logging.info("Config: method=%s on %s, preset %s, seed %d, %d meta-steps; every field in %s",
+                 c.method, c.benchmark, c.get("preset", "?"), c.seed, c.num_train_steps,
+                 os.path.join(FLAGS.workdir, "config.json"))
+    logging.vlog(1, "Config:\n%s", c)
   try:
     with validate.exit_on_error(1):
       train.train_prepared(run)

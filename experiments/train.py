@@ -247,10 +247,12 @@ def prepare(config, workdir: str, data: Mapping[str, Mapping] | None = None) -> 
     train_source, test_source = build.own_data_sources(config, data)
     specs = build.own_data_specs(config, train_source)
     learner = build.learner_from_config(config, specs=specs)
-    print(f"Modalities of {build.data_name(train_source)}:\n" + "\n".join(
-        f"  {s.name}: grid {'x'.join(map(str, s.grid_shape))}, d_out {s.d_out}, output bias "
-        f"{s.output_bias:g}, support ratio {s.ratio_range[0]:g}-{s.ratio_range[1]:g}, errors "
-        f"{s.error_normaliser}" for s in specs))
+    if distributed.is_primary():
+      logging.info("Modalities of %s:", build.data_name(train_source))
+      for s in specs:
+        logging.info("  %s: grid %s, d_out %d, output bias %g, support ratio %g-%g, errors %s",
+                     s.name, "x".join(map(str, s.grid_shape)), s.d_out, s.output_bias,
+                     s.ratio_range[0], s.ratio_range[1], s.error_normaliser)
   else:
     learner = build.learner_from_config(config)
   mesh = meta_step.data_mesh()
@@ -337,7 +339,7 @@ def train_prepared(run: Prepared) -> dict:
   state = restore_or_init(manager, state)
   start_step = int(state.step)
   state_bytes = sum(x.nbytes for x in jax.tree.leaves(state))
-  if start_step:
+  if start_step and primary:
     logging.info("Resumed from step %d in %s", start_step, workdir)
   train_step = meta_step.make_train_step(learner, mesh)
   metrics_path = os.path.join(workdir, "metrics.jsonl")

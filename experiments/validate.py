@@ -205,11 +205,27 @@ def _fail(error: BaseException, code: int, summary: bool = False):
   sys.exit(code)
 
 
+class OwnInfoOnly:
+  """A log filter: INFO records only from this project's code (its driver's lines: "Config: ...",
+  "Resumed from step N"); other libraries' INFO records (orbax logs every file operation, tfds
+  every dataset it opens) are dropped. Warnings and errors pass from everywhere."""
+
+  def __init__(self):
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    self._ours = tuple(os.path.join(root, p) + os.sep
+                       for p in ("experiments", "data_pipelines", "mia_jax"))
+
+  def filter(self, record) -> bool:
+    return record.levelno >= 30 or os.path.abspath(record.pathname).startswith(self._ours)
+
+
 def check_argv(argv) -> None:
-  """The start of both programs: orbax's INFO logs quieted unless --verbosity is given, and no
-  positional arguments (a usage error)."""
+  """The start of both programs: absl logs INFO, but only this project's (`OwnInfoOnly`), unless
+  --verbosity is given (then everything at that level); and no positional arguments (a usage
+  error)."""
   if not flags.FLAGS["verbosity"].present:
-    logging.set_verbosity(logging.WARNING)  # orbax logs every file operation at INFO
+    logging.set_verbosity(logging.INFO)
+    logging.get_absl_handler().addFilter(OwnInfoOnly())
   if len(argv) > 1:
     raise app.UsageError(f"Too many command-line arguments: {argv[1:]}")
 

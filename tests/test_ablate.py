@@ -3,6 +3,7 @@
 import contextlib
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -47,10 +48,12 @@ def test_sft_removal_cli_end_to_end(tmp_path, synthetic_data_dir, jax_cache):
   env = dict(os.environ, JAX_COMPILATION_CACHE_DIR=jax_cache)
   proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600, env=env)
   assert proc.returncode == 0, proc.stderr[-3000:]
-  out = proc.stdout
-  assert "2 arms x 2 seeds = 4 runs" in out
+  out, log = proc.stdout, proc.stderr  # the progress lines are absl INFO records
+  assert "2 arms x 2 seeds = 4 runs" in log
   for line in ("[1/4] mia seed 0: training", "[4/4] no_sft seed 1: done"):
-    assert line in out
+    assert re.search(r"^I\d{4} .*(study_runs|ablate).py:\d+\] .*" + re.escape(line), log,
+                     re.M), line
+    assert line not in out
   assert "# Study: sft_removal" in out  # the table is printed at the end
   for name in ("results.csv", "results.md", "trajectory.png", "reconstructions.png",
                "study.json"):

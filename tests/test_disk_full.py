@@ -70,8 +70,8 @@ def test_full_disk_is_one_line_and_each_piece_of_advice_resumes(small_disk, tmp_
        "--config=experiments/configs/synthetic.py:method=cavia,smoke",
        f"--config.data.data_dir={synthetic_data_dir}", "--config.data.num_test_signals=8",
        f"--workdir={workdir}"], cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
-  lines = [l for l in proc.stderr.replace("\r", "\n").splitlines()
-           if l.strip() and not re.match(r"^\w+: +\d+%\|", l)]  # not the progress bar
+  lines = [l for l in proc.stderr.replace("\r", "\n").splitlines()  # not the progress bar, nor
+           if l.strip() and not re.match(r"^\w+: +\d+%\||I\d{4} ", l)]  # absl's INFO lines
   assert proc.returncode == 1, proc.stderr[-3000:]
   assert len(lines) == 1 and lines[0].startswith("error: No space left on the disk of "), lines
   assert os.path.join(workdir, "checkpoints") in lines[0]

@@ -331,9 +331,10 @@ def _snapshot(workdir):
 
 
 def message_lines(proc):
-  """The output lines a person reads: without absl/jax warnings and progress bars."""
+  """The output lines a person reads: without absl's log records (the driver's INFO lines, absl/jax
+  warnings) and progress bars."""
   lines = (proc.stdout + proc.stderr).replace("\r", "\n").splitlines()
-  return [l for l in lines if l.strip() and not re.match(r"W\d{4} |WARNING:", l)
+  return [l for l in lines if l.strip() and not re.match(r"[IW]\d{4} |WARNING:", l)
           and not re.search(r"\d+/\d+ \[[\d:<?]+", l)]
 
 
