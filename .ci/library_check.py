@@ -1,7 +1,7 @@
 """The library alone: one `adapt` and one outer step on numpy arrays, with only `mia_jax` installed.
 
 `.ci/run` runs this in a fresh virtual environment after a plain `pip install .` (no extras): jax,
-flax, optax, chex and numpy only. `tests/test_layering.py` runs it in the test environment too.
+flax, optax, chex and numpy only. `tests/end_to_end/test_layering.py` runs it in the test environment too.
 It checks that the library imports none of the experiment and data stack, and that the step
 computes finite numbers that a second step lowers.
 """

@@ -4,7 +4,7 @@ Every method (and MIA with the paper's variant, `variant=spec`) is meta-trained 
 steps on a few synthetic signals with the `smoke` model (hidden 16, rank 4, SFT width 24), K = 3
 inner steps, then evaluated on 16 meta-test signals. The loss of every step and the final errors
 after every inner step are compared with `tests/data/science_fingerprint.json`
-(`tests/test_science_fingerprint.py`).
+(`tests/end_to_end/test_science_fingerprint.py`).
 
 What it covers: the synthetic generator, the shuffled loader, the config presets and the
 by-name building of the learner, the initialisation (values, not only distributions), the
@@ -36,7 +36,9 @@ import sys
 import jax
 import jax.numpy as jnp
 
-PATH = os.path.join(os.path.dirname(__file__), "data", "science_fingerprint.json")
+from tests import paths
+
+PATH = os.path.join(paths.DATA, "science_fingerprint.json")
 STEPS = 12
 NUM_TRAIN, NUM_TEST, BATCH = 32, 16, 8
 LEARNING_RATE = 1e-3  # 10x the presets': the meta-parameters move visibly within STEPS steps

@@ -8,7 +8,6 @@ import numpy as np
 
 from experiments import studies
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG = "experiments/configs/synthetic.py:smoke"
 NAMES = ("sine", "tanh", "gaussian", "relu")
 

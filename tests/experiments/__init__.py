@@ -1,0 +1,1 @@
+"""The experiments: one run, studies, workdirs, the command line's checks."""

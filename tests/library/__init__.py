@@ -1,0 +1,1 @@
+"""The library (`mia_jax`): the pieces against hand-computed references."""

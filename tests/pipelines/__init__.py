@@ -1,0 +1,1 @@
+"""The data pipelines: generators, loaders, real-dataset builders on small files."""
