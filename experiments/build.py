@@ -43,8 +43,7 @@ def model_config_from(fields: Mapping, names: Sequence[str] | None = None,
   if not isinstance(text, str):
     raise ValueError(f"config.model.ff_sigmas={text!r} is not allowed; expected 'name=sigma,...' "
                      "(e.g. 'rgb=1,wav=30').")
-  entries = [t.partition("=")[0].strip() for t in text.split(",") if t.strip()]
-  sigmas = syntax.parse_sigmas(text, entries if known is None else known)
+  sigmas = syntax.parse_sigmas(text, known)
   if names is not None:
     sigmas = {n: s for n, s in sigmas.items() if n in names}
   return ModelConfig(**fields, ff_sigmas=sigmas)

@@ -37,11 +37,11 @@ def parse_fixed_ratios(value: str | Sequence[float] | None) -> tuple[float, ...]
   return tuple(sorted(out))
 
 
-def parse_sigmas(value: str, known: Sequence[str]) -> dict[str, float]:
+def parse_sigmas(value: str, known: Sequence[str] | None = None) -> dict[str, float]:
   """`model.ff_sigmas`, "name=sigma,..." -> `{name: sigma}`; "" -> {}.
 
   Raises:
-    ValueError: a malformed entry, a sigma < 0, or a name outside `known`.
+    ValueError: a malformed entry, a sigma < 0, or a name outside `known` (None: any name).
   """
   out = {}
   for item in filter(None, (t.strip() for t in value.split(","))):
@@ -53,7 +53,7 @@ def parse_sigmas(value: str, known: Sequence[str]) -> dict[str, float]:
     if sigma is None or not 0 <= sigma < float("inf"):
       raise ValueError(f"model.ff_sigmas entry {item!r} is not name=sigma with sigma >= 0 "
                        f"(e.g. 'rgb=1,wav=30').")
-    if name not in known:
+    if known is not None and name not in known:
       raise ValueError(f"model.ff_sigmas names modality {name!r}, which is not configured; "
                        f"configured: {', '.join(known)}.")
     out[name] = sigma
