@@ -39,7 +39,7 @@ EXPERIMENTS = DATA + [
     "orbax-checkpoint>=0.11",
     "tqdm>=4.66",
     "matplotlib>=3.8",
-    "tensorboard>=2.16",  # its own event-file writer: no TensorFlow (experiments/events.py)
+    "tensorboard>=2.16",  # its own event-file writer: no TensorFlow (experiments/run/events.py)
 ]
 TEST_TOOLS = ["pytest>=8", "pytest-xdist>=3.5", "nbclient>=0.10", "nbformat>=5.10",
               "ipykernel>=6.29", "ruff>=0.6", "hypothesis>=6.100",

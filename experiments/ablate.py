@@ -11,13 +11,13 @@ r"""Runs an ablation study: every arm over every seed, then its tables, trajecto
       --grid="method=cavia|mia;inner_steps=1|3" --steps=500 --seeds=2 --workdir=workdirs/grid
 
 Studies are defined by `studies()` in the config file (arms as config overrides, the reference
-arm, the measures); see `experiments/studies.py`. Each run goes to `W/{arm}/seed{s}` (the
-`experiments.main` layout) with `config.seed = s`. Re-running the same command reuses finished
-runs and resumes unfinished ones from their checkpoints, so a killed study loses nothing. At the
-end the runner writes `W/results.csv`, `W/results.md` (printed), `W/trajectory.png`,
-`W/support.png` (error against the fixed support ratios, where the runs have them) and
-`W/reconstructions.png` (`experiments/report.py`, `experiments/plots.py`), and `W/study.json`
-(what was run).
+arm, the measures); see `experiments/studies/definitions.py`. Each run goes to `W/{arm}/seed{s}`
+(the `experiments.main` layout) with `config.seed = s`. Re-running the same command reuses
+finished runs and resumes unfinished ones from their checkpoints, so a killed study loses
+nothing. At the end the runner writes `W/results.csv`, `W/results.md` (printed),
+`W/trajectory.png`, `W/support.png` (error against the fixed support ratios, where the runs have
+them) and `W/reconstructions.png` (`experiments/studies/report.py`, `.../plots.py`), and
+`W/study.json` (what was run).
 
 With `--archive=DIR` (for example `docs/results/sft_removal`) every finished run's small files
 (`results.json`, `config.json`; never checkpoints) and the reports are also copied to
@@ -29,38 +29,25 @@ run's folder. A run that is finished in `DIR` but absent from the workdir is tak
 repository can thus be re-reported or resumed on another machine: the same command with the same
 `--archive` trains only what is missing. Restored runs have no parameters, so
 `reconstructions.png` leaves out an arm whose plotted seed was restored (the log says so). The
-archive's files are `experiments/archive.py`.
+archive's files are `experiments/studies/archive.py`.
 
-From Python (a notebook):
-
-  from experiments import ablate, studies
-  builder = studies.ConfigBuilder.from_spec("experiments/configs/synthetic.py:smoke")
-  out = ablate.run(builder.study("sft_removal").select(["mia", "no_sft"]), builder, "/tmp/w",
-                   seeds=2)
-  print(out.markdown)
+This module is the command line only; the runner is `experiments.studies.runner` (`runner.run`
+from Python or a notebook).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
-import re
-from typing import Callable, Sequence
 
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from experiments import archive as archive_lib
-from experiments import atomic, plots, predict, report, validate
-from experiments import studies as studies_lib
-from experiments.studies import Study
-from experiments.study_runs import (  # noqa: F401  (re-exported: the runner's pieces)
-  Run,
-  StudyUnfinished,
-  enable_compilation_cache,
-  run_status,
-  train_runs,
-)
+from experiments import cli, syntax
+from experiments.run import validate
+from experiments.studies import definitions as studies_lib
+from experiments.studies import runner
+from experiments.studies.definitions import Study
 
 FLAGS = flags.FLAGS
 
@@ -105,217 +92,6 @@ def define_flags() -> None:
                       "path, or '' for none. JAX_COMPILATION_CACHE_DIR takes precedence.")
 
 
-@dataclasses.dataclass
-class StudyOutput:
-  """What `run` produced.
-
-  Attributes:
-    workdir: the study directory.
-    study: the study that ran (after `--arms` / `--measures`).
-    seeds: the seeds.
-    results: `{arm: {seed: results.json}}`.
-    markdown: the text of `results.md`.
-    files: `{"csv" | "md" | "trajectory" | "support" | "reconstructions" | "study": path}`.
-  """
-
-  workdir: str
-  study: Study
-  seeds: list[int]
-  results: dict
-  markdown: str
-  files: dict[str, str]
-
-
-def seed_list(seeds: int | Sequence[int], base_seed: int = 0) -> list[int]:
-  """`3 -> [base, base + 1, base + 2]`; a sequence is taken as the seeds themselves."""
-  if isinstance(seeds, int):
-    if seeds < 1:
-      raise ValueError(f"seeds must be >= 1, got {seeds}.")
-    return [base_seed + i for i in range(seeds)]
-  out = [int(s) for s in seeds]
-  if not out or len(set(out)) != len(out):
-    raise ValueError(f"seeds must be distinct and non-empty, got {list(seeds)}.")
-  return out
-
-
-def plan(study: Study, builder: studies_lib.ConfigBuilder, workdir: str, seeds: Sequence[int],
-         steps: int | None = None, other_seeds: int | None = None) -> list[Run]:
-  """Every (arm, seed) run of a study, arm-major (a study's headline arms finish first).
-
-  Arms that are not headline arms (`Study.headline`) get only the first `other_seeds` seeds
-  when it is given.
-  """
-  if other_seeds is not None and other_seeds < 1:
-    raise ValueError(f"other_seeds must be >= 1, got {other_seeds}.")
-  def arm_seeds(arm):
-    return seeds if other_seeds is None or study.is_headline(arm) else seeds[:other_seeds]
-  runs = [Run(arm, s, builder.build(overrides, seed=s, steps=steps),
-              study.run_dir(workdir, arm, s))
-          for arm, overrides in study.arms.items() for s in arm_seeds(arm)]
-  studies_lib.check_shared_test_set({r.arm: r.config for r in runs})
-  return runs
-
-
-def write_report(study: Study, runs: Sequence[Run], workdir: str, seeds: Sequence[int],
-                 notes: Sequence[str] = (), num_reconstructions: int = 3,
-                 log: Callable[[str], None] = print) -> StudyOutput:
-  """Writes results.csv, results.md, trajectory.png, support.png and reconstructions.png from
-  finished runs."""
-  results = report.load_results(workdir, study, seeds)
-  missing = [f"{r.arm}/seed{r.seed}" for r in runs if r.seed not in results.get(r.arm, {})]
-  if missing:
-    raise ValueError(f"No results.json for {', '.join(missing)} in {workdir}.")
-  checked = studies_lib.check_paired(workdir, study, seeds)
-  notes = list(notes)
-  if checked:
-    notes.append(f"paired: every arm was evaluated on the reference arm's meta-test supports "
-                 f"(checked on {checked} (run, modality) pairs of episodes.npz)")
-  files = {}
-  files["csv"] = os.path.join(workdir, "results.csv")
-  report.write_csv(files["csv"], report.csv_rows(study.name, results))
-  markdown = report.format_markdown(study, results, notes)
-  files["md"] = os.path.join(workdir, "results.md")
-  atomic.write_text(files["md"], markdown)
-  files["trajectory"] = plots.plot_trajectories(
-      study, results, os.path.join(workdir, "trajectory.png"))
-  support = plots.plot_support_curves(study, results, os.path.join(workdir, "support.png"))
-  if support:
-    files["support"] = support
-  if num_reconstructions > 0:
-    predictions = {}
-    seed = seeds[0]
-    for r in runs:
-      if r.seed != seed:
-        continue
-      try:
-        predictions[r.arm] = predict.predict_run(r.config, r.rundir, num_reconstructions)
-      except (FileNotFoundError, ValueError) as e:
-        log(f"reconstructions: skipping arm {r.arm!r}: {e} (a run restored from an archive has "
-            "no parameters: archives keep none; to plot it, retrain that run by removing its "
-            "folder from both the workdir and the archive)")
-    if predictions:
-      files["reconstructions"] = plots.plot_reconstructions(
-          predictions, os.path.join(workdir, "reconstructions.png"), reference=study.reference,
-          title=f"{study.name}: meta-test reconstructions after K inner steps (seed {seed})")
-  return StudyOutput(workdir=workdir, study=study, seeds=list(seeds), results=results,
-                     markdown=markdown, files=files)
-
-
-def run(study: Study, builder: studies_lib.ConfigBuilder, workdir: str,
-        seeds: int | Sequence[int] = 3, steps: int | None = None, *,
-        other_seeds: int | None = None, train_fn: Callable | None = None, parallel: int = 1,
-        num_reconstructions: int = 3,
-        compilation_cache: str | None = None, archive: str | None = None,
-        shard: tuple[int, int] | None = None, report_only: bool = False,
-        log: Callable[[str], None] = print) -> StudyOutput:
-  """Runs every arm of `study` over every seed into `workdir`, then writes the reports.
-
-  Args:
-    study: the study (`builder.study(name)`, `studies.grid_study(...)`, restricted with
-      `.select(arms)`).
-    builder: builds each arm's config from the base config.
-    workdir: the study directory.
-    seeds: a number of seeds (`config.seed + 0..n-1`) or the seeds themselves.
-    steps: meta-steps per run for every arm (None or 0: the preset's).
-    other_seeds: run arms that are not the study's headline arms with only this many of the
-      seeds (None: every arm gets every seed).
-    train_fn: `train_fn(config, rundir)`, default `experiments.train.train_and_evaluate`.
-    parallel: runs trained at once in separate processes.
-    num_reconstructions: signals in reconstructions.png (0: no plot).
-    compilation_cache: a directory for JAX's persistent compilation cache (None: leave JAX's
-      setting alone).
-    archive: a directory that keeps every finished run's small files and the reports (see the
-      module docstring); runs finished there are restored, not retrained.
-    shard: `(i, n)`: train only the runs `k` of the plan with `k % n == i` (0 <= i < n), so n
-      machines, each with one shard, train every run once; with an `archive` they share, the
-      report is then written by `report_only`. Raises `StudyUnfinished` when runs of other
-      shards are missing at the end (not an error: the shard's own runs are done).
-    report_only: train nothing; write the report from the finished runs (in the workdir or
-      restored from the archive). Raises ValueError naming the runs that are not finished.
-    log: where progress lines go.
-
-  Returns:
-    A `StudyOutput` (results, the report's markdown and the files written).
-  """
-  if shard is not None:
-    i, n = shard
-    if not (isinstance(n, int) and isinstance(i, int) and n >= 1 and 0 <= i < n):
-      raise ValueError(f"shard {i}/{n} is not allowed; expected i/n with 0 <= i < n.")
-  os.makedirs(workdir, exist_ok=True)
-  if compilation_cache:
-    enable_compilation_cache(compilation_cache)
-  seeds = seed_list(seeds, builder.build().seed)
-  runs = plan(study, builder, workdir, seeds, steps, other_seeds)
-  notes = [f"config: `{builder.source}`" + (
-      " with " + ", ".join(f"{k}={v}" for k, v in builder.overrides.items())
-      if builder.overrides else "")]
-  if steps:
-    preset = builder.build().num_train_steps
-    notes.append(f"budget: --steps={steps} meta-steps per run (the preset has {preset})")
-  atomic.write_json(os.path.join(workdir, "study.json"),
-                    {"study": study.to_dict(), "config": builder.source,
-                     "overrides": {k: str(v) for k, v in builder.overrides.items()},
-                     "seeds": seeds, "other_seeds": other_seeds, "steps": steps or None}, indent=1)
-  if other_seeds is not None and len(runs) < len(study.arms) * len(seeds):
-    notes.append(f"seeds: {len(seeds)} for the headline arms ({', '.join(study.headline)}), "
-                 f"{min(other_seeds, len(seeds))} for the others")
-  fewer = len(runs) < len(study.arms) * len(seeds)
-  log(f"Study {study.name!r}: {len(study.arms)} arms x {len(seeds)} seeds"
-      + (f" ({other_seeds} for non-headline arms)" if fewer else "") + f" = {len(runs)} runs "
-      f"in {workdir} (arms: {', '.join(study.arms)}; reference: {study.reference})")
-  on_done = None
-  if archive:
-    if os.path.abspath(archive) == os.path.abspath(workdir):
-      raise ValueError(f"archive must be another directory than the workdir, got {archive}.")
-    archive_lib.restore_runs(runs, workdir, archive, run_status, log)
-    on_done = lambda r: archive_lib.archive_run(r, workdir, archive)
-  if report_only:
-    unfinished = [f"{r.arm}/seed{r.seed}" for r in runs if run_status(r) != "finished"]
-    if unfinished:
-      raise ValueError(f"--report_only: {len(unfinished)} of {len(runs)} runs are not finished "
-                       f"({', '.join(unfinished[:6])}{', ...' if len(unfinished) > 6 else ''}); "
-                       "train them (their shards, or this command without --report_only) first.")
-    for r in runs:
-      if on_done:
-        on_done(r)
-    busy = []
-  elif shard is not None:
-    mine = [r for k, r in enumerate(runs) if k % shard[1] == shard[0]]
-    log(f"Shard {shard[0]}/{shard[1]}: {len(mine)} of the {len(runs)} runs")
-    busy = train_runs(mine, train_fn, parallel, log, on_done)
-    others = [r for r in runs if r not in mine and run_status(r) != "finished"]
-    if not busy and others:
-      raise StudyUnfinished(
-          f"Shard {shard[0]}/{shard[1]} is done ({len(mine)} runs); {len(others)} runs of other "
-          "shards are not finished here yet. When every shard is done, write the report with "
-          "the same command and --report_only (with the shared --archive).")
-  else:
-    busy = train_runs(runs, train_fn, parallel, log, on_done)
-  if busy:
-    raise StudyUnfinished(
-        f"{len(busy)} run(s) are being trained by another process "
-        f"({', '.join(f'{r.arm}/seed{r.seed}' for r in busy[:4])}{', ...' if len(busy) > 4 else ''}"
-        "); this runner's runs are done. The runner that finishes last writes the report; or "
-        "rerun this command once they are done.")
-  out = write_report(study, runs, workdir, seeds, notes, num_reconstructions, log)
-  out.files["study"] = os.path.join(workdir, "study.json")
-  if archive:
-    copied = archive_lib.archive_reports(workdir, archive)
-    log(f"Archived {len(runs)} runs and {', '.join(copied)} in {archive}")
-  return out
-
-
-def parse_shard(text: str | None) -> tuple[int, int] | None:
-  """`--shard=I/N` -> `(I, N)`; None for no flag. Raises ValueError naming the value."""
-  if text is None or text == "":
-    return None
-  m = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text)
-  if not m or int(m.group(2)) < 1 or int(m.group(1)) >= int(m.group(2)):
-    raise ValueError(f"--shard={text!r} is not allowed; expected I/N with 0 <= I < N, e.g. "
-                     "--shard=0/4 (SLURM: --shard=$SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT).")
-  return int(m.group(1)), int(m.group(2))
-
-
 def study_from_flags(builder: studies_lib.ConfigBuilder) -> Study:
   """The study named by --study or --grid, restricted by --arms, --measures, --reference."""
   if bool(FLAGS.study) == bool(FLAGS.grid):
@@ -335,27 +111,57 @@ def study_from_flags(builder: studies_lib.ConfigBuilder) -> Study:
 
 def check_inputs(study: Study, builder: studies_lib.ConfigBuilder) -> None:
   """Usage errors before anything is written or trained: the seeds, every planned run's config
-  (an arm, a --grid value or --steps out of range), earlier runs in the workdir, the directories."""
-  parse_shard(FLAGS.shard)
+  (an arm, a --grid value or --steps out of range), earlier runs in the workdir, the
+  directories, and the data and episodes of the runs that will train."""
+  syntax.parse_shard(FLAGS.shard)
   if FLAGS.shard and FLAGS.report_only:
     raise ValueError("Give --shard (train one shard) or --report_only (train nothing), not both.")
   if FLAGS.steps < 0:
     raise ValueError(f"--steps={FLAGS.steps} is not allowed; expected an integer >= 1 (0: the "
                      "preset's).")
-  seeds = seed_list(FLAGS.seeds, builder.build().seed)
-  runs = plan(study, builder, FLAGS.workdir, seeds, FLAGS.steps or None, FLAGS.other_seeds or None)
-  for r in runs:
-    try:
-      validate.validate_config(r.config)
-    except ValueError as e:
-      raise ValueError(f"arm {r.arm!r}: {e}") from e
-    run_status(r)
-  # The folders first: they are cheap to check, and reading the data may build a dataset.
+  seeds = runner.seed_list(FLAGS.seeds, builder.build().seed)
+  runs = runner.plan(study, builder, FLAGS.workdir, seeds, FLAGS.steps or None,
+                     FLAGS.other_seeds or None)
+  todo = unfinished_runs(runs)
+  # The folders next: they are cheap to check, and reading the data may build a dataset.
   for name in ("workdir", "archive", "compilation_cache"):
     if FLAGS[name].value and FLAGS[name].value != "auto":
       validate.check_writable_dir(FLAGS[name].value, name)
-  from experiments import train  # imported on use: jax, orbax
-  checked = set()  # the data and episodes, read once per distinct data config (no training)
+  if not FLAGS.report_only:
+    prepare_runs(todo)
+
+
+def unfinished_runs(runs):
+  """The runs that will train: every run's config checked to be in range and its folder to hold
+  no other run (`runner.run_status`); the finished ones left out.
+
+  Raises:
+    ValueError: naming the arm.
+  """
+  todo = []
+  for r in runs:
+    try:
+      validate.validate_config(r.config)
+      if runner.run_status(r) != "finished":
+        todo.append(r)
+    except ValueError as e:
+      raise ValueError(f"arm {r.arm!r}: {e}") from e
+  return todo
+
+
+def prepare_runs(runs) -> None:
+  """The data and episodes of runs that will train, read once per distinct data config
+  (`train.prepare`, which writes nothing). Finished runs are not given: a run restored from an
+  archive has no checkpoints, which `prepare` would refuse as a workdir to resume.
+
+  Raises:
+    ValueError: naming the arm.
+  """
+  if not runs:
+    return
+  from experiments.run import train  # imported on use: jax, orbax
+
+  checked = set()
   for r in runs:
     key = (r.config.data.to_json(), r.config.modalities, r.config.eval.episodes_path,
            r.config.batch_size, r.config.eval.batch_size)
@@ -368,8 +174,8 @@ def check_inputs(study: Study, builder: studies_lib.ConfigBuilder) -> None:
 
 
 def main(argv):
-  with validate.exit_on_error(2):  # usage errors: nothing is written before these checks
-    validate.check_argv(argv)
+  with cli.exit_on_error(2):  # usage errors: nothing is written before these checks
+    cli.check_argv(argv)
     builder = studies_lib.ConfigBuilder.from_spec(
         config_flags.get_config_filename(FLAGS["config"]),
         config_flags.get_override_values(FLAGS["config"]))
@@ -378,15 +184,15 @@ def main(argv):
   cache = FLAGS.compilation_cache
   if cache == "auto":
     cache = os.path.join(FLAGS.workdir, "jax_cache")
-  with validate.exit_on_error(1):
+  with cli.exit_on_error(1):
     try:
-      out = run(study, builder, FLAGS.workdir, FLAGS.seeds, FLAGS.steps or None,
-                other_seeds=FLAGS.other_seeds or None,
-                parallel=FLAGS.parallel, num_reconstructions=FLAGS.reconstructions,
-                compilation_cache=cache or None, archive=FLAGS.archive,
-                shard=parse_shard(FLAGS.shard), report_only=FLAGS.report_only,
-                log=logging.info)
-    except StudyUnfinished as e:  # another runner shares the folder: not an error
+      out = runner.run(study, builder, FLAGS.workdir, FLAGS.seeds, FLAGS.steps or None,
+                       other_seeds=FLAGS.other_seeds or None,
+                       parallel=FLAGS.parallel, num_reconstructions=FLAGS.reconstructions,
+                       compilation_cache=cache or None, archive=FLAGS.archive,
+                       shard=syntax.parse_shard(FLAGS.shard), report_only=FLAGS.report_only,
+                       log=logging.info)
+    except runner.StudyUnfinished as e:  # another runner shares the folder: not an error
       print(f"\n{e}")
       return
   print(f"\n{out.markdown}")
@@ -396,4 +202,4 @@ def main(argv):
 if __name__ == "__main__":
   define_flags()
   flags.mark_flags_as_required(["config", "workdir"])
-  validate.run_cli(main)
+  cli.run_cli(main)

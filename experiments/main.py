@@ -17,7 +17,8 @@ import os
 from absl import flags, logging
 from ml_collections import config_flags
 
-from experiments import distributed, train, validate
+from experiments import cli
+from experiments.run import distributed, train, validate
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics and results.json.")
@@ -32,8 +33,8 @@ flags.mark_flags_as_required(["config", "workdir"])
 
 
 def main(argv):
-  with validate.exit_on_error(2):  # usage errors: nothing is written before these checks
-    validate.check_argv(argv)
+  with cli.exit_on_error(2):  # usage errors: nothing is written before these checks
+    cli.check_argv(argv)
     distributed.initialize(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id,
                            FLAGS.heartbeat_timeout_seconds)
     validate.validate_config(FLAGS.config)
@@ -52,11 +53,11 @@ def main(argv):
                  os.path.join(FLAGS.workdir, "config.json"))
     logging.vlog(1, "Config:\n%s", c)
   try:
-    with validate.exit_on_error(1):
+    with cli.exit_on_error(1):
       train.train_prepared(run)
   finally:
     lock.release()
 
 
 if __name__ == "__main__":
-  validate.run_cli(main)
+  cli.run_cli(main)

@@ -39,8 +39,8 @@ from typing import Mapping
 from absl import flags
 import numpy as np
 
-from experiments import atomic
-from experiments.observations import (  # noqa: F401  (re-exported: the command's file helpers)
+from experiments import atomic, cli
+from experiments.run.observations import (  # noqa: F401  (re-exported: the command's file helpers)
   parse_observations,
   read_npz,
   save_observations,
@@ -167,7 +167,7 @@ def dataset_observations(config, learner, split_or_path: str, support: str, seed
                          workdir: str) -> dict[str, np.ndarray]:
   """The arrays of an observations file for every signal of a split (`--encode`)."""
   from data_pipelines import sources
-  from experiments import build
+  from experiments.run import build
 
   if split_or_path in ("train", "test"):
     if config.data.source == "npz" and not config.data.get(f"npz_{split_or_path}"):
@@ -289,12 +289,11 @@ def plot(learner, observations, result, path: str, num_signals: int = 3,
 
 
 def main(argv) -> None:
-  from experiments import validate
-  from experiments.loading import load_run
+  from experiments.run.loading import load_run
   from mia_jax import evaluation
 
-  with validate.exit_on_error(2):
-    validate.check_argv(argv)
+  with cli.exit_on_error(2):
+    cli.check_argv(argv)
     if not FLAGS.workdir:
       raise ValueError("Give --workdir, the run to use.")
     if not FLAGS.output:
@@ -325,7 +324,7 @@ def main(argv) -> None:
       arrays = read_npz(FLAGS.observations)
       where = repr(FLAGS.observations)
     observations = parse_observations(arrays, learner.specs, where)
-  with validate.exit_on_error(1):
+  with cli.exit_on_error(1):
     result = reconstruct(learner, state, observations, FLAGS.upsample, FLAGS.batch_size)
     out = {}
     for spec in learner.specs:
@@ -357,6 +356,5 @@ def main(argv) -> None:
 
 
 if __name__ == "__main__":
-  from experiments import validate as _validate
   _define_flags()
-  _validate.run_cli(main)
+  cli.run_cli(main)

@@ -66,8 +66,8 @@ def fingerprint(case: str) -> dict:
   from data_pipelines import batching
   from data_pipelines.npz import GridSource
   from data_pipelines.synthetic import generate
-  from experiments import build
   from experiments.configs import synthetic
+  from experiments.run import build
   from mia_jax import evaluation, sampling
 
   config = synthetic.get_config(CASES[case])

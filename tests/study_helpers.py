@@ -6,7 +6,7 @@ import os
 
 import numpy as np
 
-from experiments import studies
+from experiments.studies import definitions as studies
 
 CONFIG = "experiments/configs/synthetic.py:smoke"
 NAMES = ("sine", "tanh", "gaussian", "relu")

@@ -46,7 +46,7 @@ fine detail want a larger sigma (--config.model.ff_sigmas=name=SIGMA). Scale val
 From Python, pass the arrays instead of files:
 
   from experiments.configs import arrays
-  from experiments import train
+  from experiments.run import train
   train.train_and_evaluate(arrays.get_config("cpu"), "/tmp/own",
                            data={"train": {"img": x, "sig": s}, "test": {"img": xt, "sig": st}})
 """

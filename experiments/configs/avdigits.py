@@ -11,7 +11,7 @@ MIA's multimodal SFT within one compiled step.
   python -m experiments.main --config=experiments/configs/avdigits.py:modalities=rgb,cpu \
       --workdir=/tmp/avd_rgb
   # One heterogeneous (image + audio) meta-step, timed:
-  python -m experiments.benchmarks.meta_step --config=experiments/configs/avdigits.py:method=mia \
+  python -m experiments.speed.meta_step --config=experiments/configs/avdigits.py:method=mia \
       --steps=2 --windows=3
   # The modality-replacement study as run for docs/results.md:
   python -m experiments.ablate --config=experiments/configs/avdigits.py:cpu \

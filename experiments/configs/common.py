@@ -30,7 +30,7 @@ from typing import Any, Callable, Mapping
 
 import ml_collections
 
-from experiments import methods
+from experiments import methods, syntax
 from mia_jax.model import ModelConfig
 
 PRESETS = ("smoke", "cpu", "full")
@@ -110,42 +110,18 @@ def parse_arg(arg: str | None, allowed: Mapping[str, Any]) -> dict[str, Any]:
   presets raise a ValueError listing what is allowed.
   """
   out = dict(allowed)
-  for item in filter(None, (i.strip() for i in (arg or "").split(","))):
-    if "=" not in item:
-      if item not in PRESETS:
-        raise ValueError(f"Unknown config flag {item!r}; allowed presets: {', '.join(PRESETS)} "
+  for key, value in syntax.split_args(arg):
+    if value is None:
+      if key not in PRESETS:
+        raise ValueError(f"Unknown config flag {key!r}; allowed presets: {', '.join(PRESETS)} "
                          f"(or key=value with key in {', '.join(sorted(allowed))}).")
-      out["preset"] = item
+      out["preset"] = key
       continue
-    key, value = (s.strip() for s in item.split("=", 1))
     if key not in allowed:
       raise ValueError(f"Unknown config argument {key!r}; allowed: {', '.join(sorted(allowed))}.")
     like = allowed[key] if allowed[key] is not None else UNSET_TYPES.get(key, str)()
-    out[key] = typed_value(key, value, like)
+    out[key] = syntax.typed_value(key, value, like)
   return out
-
-
-def typed_value(key: str, value, like):
-  """`value` (a command-line string) typed like `like`: bool (true/false/1/0), int, float or str.
-
-  The one parser of typed command-line values (config arguments and study overrides). A value
-  that is not a string, or a `like` that is a string or None, is returned as it is.
-  """
-  if not isinstance(value, str) or isinstance(like, str) or like is None:
-    return value
-  try:
-    if isinstance(like, bool):
-      if value.lower() not in ("true", "false", "1", "0"):
-        raise ValueError
-      return value.lower() in ("true", "1")
-    if isinstance(like, int):
-      return int(value)
-    if isinstance(like, float):
-      return float(value)
-  except ValueError:
-    raise ValueError(f"Config value {key}={value!r} is not a valid "
-                     f"{type(like).__name__}.") from None
-  return value
 
 
 def base_config() -> ml_collections.ConfigDict:
@@ -212,7 +188,7 @@ def base_config() -> ml_collections.ConfigDict:
       fixed_ratios=FIXED_RATIOS,
   ))
   c.log_every_steps = 50
-  c.tensorboard = True          # TensorBoard event files in the workdir (experiments/events.py)
+  c.tensorboard = True          # TensorBoard event files in the workdir (experiments/run/events.py)
   c.log_reconstructions = 3     # meta-test signals drawn in workdir/reconstructions.png (0: none)
   c.checkpoint_every_steps = 500
   c.keep_checkpoints = 2
@@ -220,7 +196,7 @@ def base_config() -> ml_collections.ConfigDict:
 
 
 def set_field(config, key: str, value: Any, known_args: str = "") -> None:
-  """Sets a (dotted) config field, typed like its current value (`typed_value`); a field that
+  """Sets a (dotted) config field, typed like its current value (`syntax.typed_value`); a field that
   does not exist is a ValueError naming it and the fields there (`known_args`: a hint)."""
   node = config
   parts = key.split(".")
@@ -231,7 +207,7 @@ def set_field(config, key: str, value: Any, known_args: str = "") -> None:
                        f"(fields here: {', '.join(sorted(node.keys()))}).{hint}")
     if i < len(parts) - 1:
       node = node[part]
-  node[parts[-1]] = typed_value(key, value, node[parts[-1]])
+  node[parts[-1]] = syntax.typed_value(key, value, node[parts[-1]])
 
 
 def set_fields(c: ml_collections.ConfigDict, fields: Mapping[str, Any]) -> None:
@@ -309,8 +285,8 @@ def standard_studies(modalities: str, label: str, *, modality_text: str,
     from its checkpoint instead).
 
   Each study is `{"arms": {arm: overrides}, "reference", "measures", "description",
-  "headline"?}`; see `experiments/studies.py`. `label` names the benchmark in the descriptions;
-  `modality_text` is the modality-replacement description.
+  "headline"?}`; see `experiments/studies/definitions.py`. `label` names the benchmark in the
+  descriptions; `modality_text` is the modality-replacement description.
   """
   names = modalities.split("+")
   replacement = dict(

@@ -20,8 +20,8 @@ import jax
 import numpy as np
 import pytest
 
-from experiments import distributed, train
 from experiments.configs import synthetic
+from experiments.run import checkpoints, distributed
 from tests.paths import ROOT
 
 STEPS = 12  # smoke preset: a checkpoint every 3 steps
@@ -89,7 +89,7 @@ def _results(workdir):
 def _params(workdir, data_dir):
   config = synthetic.get_config(f"smoke,method={METHOD},num_train_steps={STEPS}")
   config.data.data_dir = data_dir
-  _, state = train.restore_run(config, workdir)
+  _, state = checkpoints.restore_run(config, workdir)
   return jax.device_get(state.params), int(state.step)
 
 

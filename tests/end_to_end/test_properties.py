@@ -27,9 +27,9 @@ from hypothesis.extra import numpy as hnp
 import numpy as np
 import pytest
 
-from experiments import train, validate
 from experiments.configs import arrays as arrays_config
 from experiments.configs import synthetic
+from experiments.run import train, validate
 
 EXAMPLES = int(os.environ.get("MIA_JAX_PROPERTY_EXAMPLES", "0"))
 SETTINGS = dict(deadline=None, database=None,

@@ -20,8 +20,8 @@ import numpy as np
 import pytest
 
 from data_pipelines import benchmarks, sources
-from experiments import train
 from experiments.configs import synthetic
+from experiments.run import checkpoints, train
 from mia_jax import episodes_file, sampling
 from tests.paths import ROOT
 
@@ -382,7 +382,7 @@ def test_bad_input(name, tmp_path, synthetic_data_dir, inputs, trained):
     assert sorted(os.listdir(workdir / "checkpoints")) == ["1"]
     config = synthetic.get_config("method=cavia,smoke")
     config.data.data_dir = synthetic_data_dir
-    _, state = train.restore_run(config, str(workdir))
+    _, state = checkpoints.restore_run(config, str(workdir))
     import jax
     assert int(state.step) == 1
     assert all(np.isfinite(x).all() for x in jax.tree.leaves(state.params))

@@ -10,7 +10,10 @@ import sys
 import numpy as np
 import pytest
 
-from experiments import ablate, report, studies, train
+from experiments import syntax
+from experiments.run import train
+from experiments.studies import definitions as studies
+from experiments.studies import report, runner
 from tests.paths import ROOT
 from tests.study_helpers import (
   CONFIG,
@@ -53,7 +56,7 @@ def test_sft_removal_cli_end_to_end(tmp_path, synthetic_data_dir, jax_cache):
   out, log = proc.stdout, proc.stderr  # the progress lines are absl INFO records
   assert "2 arms x 2 seeds = 4 runs" in log
   for line in ("[1/4] mia seed 0: training", "[4/4] no_sft seed 1: done"):
-    assert re.search(r"^I\d{4} .*(study_runs|ablate).py:\d+\] .*" + re.escape(line), log,
+    assert re.search(r"^I\d{4} .*(runs|runner).py:\d+\] .*" + re.escape(line), log,
                      re.M), line
     assert line not in out
   assert "# Study: sft_removal" in out  # the table is printed at the end
@@ -100,7 +103,7 @@ def test_modality_replacement_paired_and_restart(tmp_path, synthetic_data_dir, j
     return train.train_and_evaluate(config, rundir)
 
   with pytest.raises(Killed):
-    ablate.run(study, builder, w, seeds=2, steps=4, train_fn=killed_after_first_arm,
+    runner.run(study, builder, w, seeds=2, steps=4, train_fn=killed_after_first_arm,
                log=lambda s: None)
   finished = [os.path.join(w, "all", f"seed{s}", "results.json") for s in (0, 1)]
   mtimes = [os.stat(p).st_mtime_ns for p in finished]
@@ -111,7 +114,7 @@ def test_modality_replacement_paired_and_restart(tmp_path, synthetic_data_dir, j
     calls.append(os.path.relpath(rundir, w))
     return train.train_and_evaluate(config, rundir)
 
-  out = ablate.run(study, builder, w, seeds=2, steps=4, train_fn=counting, log=logs.append)
+  out = runner.run(study, builder, w, seeds=2, steps=4, train_fn=counting, log=logs.append)
   assert calls == [os.path.join("sine_alone", "seed0"), os.path.join("sine_alone", "seed1")]
   assert [os.stat(p).st_mtime_ns for p in finished] == mtimes
   assert sum("finished earlier" in line for line in logs) == 2
@@ -144,7 +147,7 @@ def test_grid_parallel_and_restart_reuse(tmp_path, synthetic_data_dir):
                               "method=mia,inner_steps=1", "method=mia,inner_steps=3"]
   w = str(tmp_path / "grid")
   logs = []
-  out = ablate.run(study, builder, w, seeds=[0, 1], train_fn=fake_train, parallel=2,
+  out = runner.run(study, builder, w, seeds=[0, 1], train_fn=fake_train, parallel=2,
                    num_reconstructions=0, log=logs.append)
   calls = run_calls(w)
   assert len(calls) == 8 and set(calls.values()) == {1}
@@ -154,10 +157,10 @@ def test_grid_parallel_and_restart_reuse(tmp_path, synthetic_data_dir):
                                         "results.json")).read())["config"]
   assert (config["method"], config["inner_steps"], config["seed"]) == ("mia", 3, 1)
   # Restart: nothing is retrained; a longer budget reruns (resumes) every run.
-  ablate.run(study, builder, w, seeds=[0, 1], train_fn=fake_train, num_reconstructions=0,
+  runner.run(study, builder, w, seeds=[0, 1], train_fn=fake_train, num_reconstructions=0,
              log=logs.append)
   assert set(run_calls(w).values()) == {1}
-  ablate.run(study, builder, w, seeds=[0, 1], steps=12, train_fn=fake_train,
+  runner.run(study, builder, w, seeds=[0, 1], steps=12, train_fn=fake_train,
              num_reconstructions=0, log=logs.append)
   assert set(run_calls(w).values()) == {2}
   assert any("[8/8]" in line for line in logs)
@@ -167,13 +170,13 @@ def test_restart_with_another_config_is_a_clear_error(tmp_path, synthetic_data_d
   builder = make_builder(synthetic_data_dir)
   w = str(tmp_path)
   study = builder.study("sft_removal").select(["no_sft"])
-  ablate.run(study, builder, w, seeds=1, train_fn=fake_train, num_reconstructions=0,
+  runner.run(study, builder, w, seeds=1, train_fn=fake_train, num_reconstructions=0,
              log=lambda s: None)
   other = studies.Study("sft_removal", {"mia": {"ablation": "none"},
                                         "no_sft": {"ablation": "no_usft"}}, reference="mia")
   with pytest.raises(ValueError, match=r"no_sft/seed0 holds a run of another config "
                                        r"\(rule.ablation: 'no_sft' != 'no_usft'\)"):
-    ablate.run(other, builder, w, seeds=1, train_fn=fake_train, num_reconstructions=0,
+    runner.run(other, builder, w, seeds=1, train_fn=fake_train, num_reconstructions=0,
                log=lambda s: None)
 
 
@@ -181,7 +184,7 @@ def test_arms_must_share_the_meta_test_set(tmp_path, synthetic_data_dir):
   builder = make_builder(synthetic_data_dir)
   study = studies.Study("bad", {"a": {}, "b": {"eval.episode_seed": 7}}, reference="a")
   with pytest.raises(ValueError, match="Arm 'b' changes the meta-test data or episodes"):
-    ablate.run(study, builder, str(tmp_path), seeds=1, train_fn=fake_train, log=lambda s: None)
+    runner.run(study, builder, str(tmp_path), seeds=1, train_fn=fake_train, log=lambda s: None)
 
 
 def test_unknown_study_arm_metric_and_override_errors(synthetic_data_dir):
@@ -226,17 +229,17 @@ def test_cli_unknown_study_and_arm_are_clear_errors(tmp_path):
           "tanh_alone, gaussian_alone, relu_alone" in proc.stderr)
 
 
-def test_other_seeds_runs_fewer_seeds_for_non_headline_arms(tmp_path, synthetic_data_dir):
+def test_other_seeds_runs_fewer_seeds_for_nonheadline_arms(tmp_path, synthetic_data_dir):
   builder = studies.ConfigBuilder.from_spec(CONFIG, {"data.data_dir": synthetic_data_dir})
   study = builder.study("sft_removal")
   assert study.headline == ("mia", "no_sft")
-  runs = ablate.plan(study, builder, str(tmp_path), [0, 1, 2], steps=2, other_seeds=1)
+  runs = runner.plan(study, builder, str(tmp_path), [0, 1, 2], steps=2, other_seeds=1)
   by_arm = {}
   for r in runs:
     by_arm.setdefault(r.arm, []).append(r.seed)
   assert by_arm["mia"] == [0, 1, 2] and by_arm["no_sft"] == [0, 1, 2]
   assert all(by_arm[a] == [0] for a in study.arms if a not in ("mia", "no_sft"))
-  assert len(ablate.plan(study, builder, str(tmp_path), [0, 1], steps=2)) == 2 * len(study.arms)
+  assert len(runner.plan(study, builder, str(tmp_path), [0, 1], steps=2)) == 2 * len(study.arms)
   with pytest.raises(ValueError, match="headline arms \\['nope'\\]"):
     studies.Study(name="x", arms={"a": {}}, reference="a", headline=("nope",))
 
@@ -255,9 +258,9 @@ def test_shards_train_every_run_once_and_report_only_equals_the_report(tmp_path,
 
   for i in range(3):
     logs = []
-    with pytest.raises(ablate.StudyUnfinished, match=rf"Shard {i}/3 is done") if i < 2 else \
+    with pytest.raises(runner.StudyUnfinished, match=rf"Shard {i}/3 is done") if i < 2 else \
         contextlib.nullcontext():
-      ablate.run(study, builder, str(tmp_path / f"machine{i}"), seeds=[0, 1], train_fn=counting,
+      runner.run(study, builder, str(tmp_path / f"machine{i}"), seeds=[0, 1], train_fn=counting,
                  num_reconstructions=0, archive=archive, shard=(i, 3), log=logs.append)
     assert any(f"Shard {i}/3" in line for line in logs)
   # Every run of the study trained exactly once, across the shards.
@@ -266,19 +269,19 @@ def test_shards_train_every_run_once_and_report_only_equals_the_report(tmp_path,
   # The last shard found every run finished (restored from the archive) and wrote the report;
   # --report_only elsewhere writes the same one from the archive, training nothing.
   last = open(tmp_path / "machine2" / "results.md").read()
-  out = ablate.run(study, builder, str(tmp_path / "reporter"), seeds=[0, 1], train_fn=counting,
+  out = runner.run(study, builder, str(tmp_path / "reporter"), seeds=[0, 1], train_fn=counting,
                    num_reconstructions=0, archive=archive, report_only=True, log=lambda s: None)
   assert len(trained) == 8
   assert out.markdown == last
   # A single runner's report of the same study is the same too.
-  single = ablate.run(study, builder, str(tmp_path / "single"), seeds=[0, 1],
+  single = runner.run(study, builder, str(tmp_path / "single"), seeds=[0, 1],
                       train_fn=fake_train, num_reconstructions=0, log=lambda s: None)
   assert single.markdown == last
   # Report-only with runs missing names them; a bad shard is refused.
   with pytest.raises(ValueError, match=r"--report_only: 8 of 8 runs are not finished"):
-    ablate.run(study, builder, str(tmp_path / "empty"), seeds=[0, 1], report_only=True,
+    runner.run(study, builder, str(tmp_path / "empty"), seeds=[0, 1], report_only=True,
                num_reconstructions=0, log=lambda s: None)
   for bad in ("3/3", "1", "-1/2", "a/b", "0/0"):
     with pytest.raises(ValueError, match="expected I/N with 0 <= I < N"):
-      ablate.parse_shard(bad)
-  assert ablate.parse_shard("2/5") == (2, 5)
+      syntax.parse_shard(bad)
+  assert syntax.parse_shard("2/5") == (2, 5)

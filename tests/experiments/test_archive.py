@@ -6,8 +6,9 @@ import shutil
 import numpy as np
 import pytest
 
-from experiments import ablate, studies
-from experiments import archive as archive_lib
+from experiments.studies import archive as archive_lib
+from experiments.studies import definitions as studies
+from experiments.studies import runner
 from mia_jax import episodes_file
 from tests.study_helpers import fake_train, make_builder, run_calls
 
@@ -17,7 +18,7 @@ def test_archive_keeps_small_files_and_resumes_on_another_machine(tmp_path, synt
   study = builder.study("sft_removal").select(["no_sft"])
   archive = str(tmp_path / "archive")
   first = str(tmp_path / "machine1")
-  out1 = ablate.run(study, builder, first, seeds=2, train_fn=fake_train, num_reconstructions=0,
+  out1 = runner.run(study, builder, first, seeds=2, train_fn=fake_train, num_reconstructions=0,
                     archive=archive, log=lambda s: None)
   for arm in ("mia", "no_sft"):
     for seed in (0, 1):
@@ -31,7 +32,7 @@ def test_archive_keeps_small_files_and_resumes_on_another_machine(tmp_path, synt
   # same; a third seed is trained (only it), and archived.
   second = str(tmp_path / "machine2")
   logs = []
-  out2 = ablate.run(study, builder, second, seeds=2, train_fn=fake_train, num_reconstructions=0,
+  out2 = runner.run(study, builder, second, seeds=2, train_fn=fake_train, num_reconstructions=0,
                     archive=archive, log=logs.append)
   assert run_calls(second) == {}
   assert out2.markdown == out1.markdown
@@ -39,22 +40,22 @@ def test_archive_keeps_small_files_and_resumes_on_another_machine(tmp_path, synt
   restored = os.path.join(second, "no_sft", "seed1", "episodes.npz")
   assert archive_lib.episodes_digest(restored) == archive_lib.episodes_digest(
       os.path.join(first, "no_sft", "seed1", "episodes.npz"))
-  ablate.run(study, builder, second, seeds=3, train_fn=fake_train, num_reconstructions=0,
+  runner.run(study, builder, second, seeds=3, train_fn=fake_train, num_reconstructions=0,
              archive=archive, log=lambda s: None)
   assert run_calls(second) == {os.path.join("mia", "seed2"): 1, os.path.join("no_sft", "seed2"): 1}
   assert os.path.isfile(os.path.join(archive, "no_sft", "seed2", "results.json"))
   # An archive of another budget or config is a clear error, not silently mixed in.
   with pytest.raises(ValueError, match=r"archive does not match.*trained for 6 meta-steps, "
                                        r"more than the 3 asked for"):
-    ablate.run(study, builder, str(tmp_path / "machine3"), seeds=1, steps=3, train_fn=fake_train,
+    runner.run(study, builder, str(tmp_path / "machine3"), seeds=1, steps=3, train_fn=fake_train,
                num_reconstructions=0, archive=archive, log=lambda s: None)
   other = studies.Study("sft_removal", {"mia": {"ablation": "none"},
                                         "no_sft": {"ablation": "no_usft"}}, reference="mia")
   with pytest.raises(ValueError, match=r"no_sft/seed0 holds a run of another config"):
-    ablate.run(other, builder, str(tmp_path / "machine4"), seeds=1, train_fn=fake_train,
+    runner.run(other, builder, str(tmp_path / "machine4"), seeds=1, train_fn=fake_train,
                num_reconstructions=0, archive=archive, log=lambda s: None)
   with pytest.raises(ValueError, match="archive must be another directory"):
-    ablate.run(study, builder, archive, seeds=1, train_fn=fake_train, archive=archive,
+    runner.run(study, builder, archive, seeds=1, train_fn=fake_train, archive=archive,
                log=lambda s: None)
 
 
@@ -74,7 +75,7 @@ def test_archive_episodes_shared_by_content_and_checked(tmp_path, synthetic_data
         {f"{n}/{k}": np.arange(6).reshape(2, 3) + i for i, n in enumerate(names)
          for k in ("idx", "count", "ratio")})
 
-  ablate.run(study, builder, str(tmp_path / "w1"), seeds=2, train_fn=train_with_episodes,
+  runner.run(study, builder, str(tmp_path / "w1"), seeds=2, train_fn=train_with_episodes,
              num_reconstructions=0, archive=archive, log=lambda s: None)
   shared = sorted(os.listdir(os.path.join(archive, "episodes")))
   assert len(shared) == 2  # `all` and `sine_alone`: two contents, each over two seeds
@@ -84,7 +85,7 @@ def test_archive_episodes_shared_by_content_and_checked(tmp_path, synthetic_data
   old_run = os.path.join(archive, "all", "seed0")
   shutil.copy2(os.path.join(tmp_path, "w1", "all", "seed0", "episodes.npz"), old_run)
   os.remove(os.path.join(old_run, "episodes.sha256"))
-  out = ablate.run(study, builder, str(tmp_path / "w2"), seeds=2, train_fn=train_with_episodes,
+  out = runner.run(study, builder, str(tmp_path / "w2"), seeds=2, train_fn=train_with_episodes,
                    num_reconstructions=0, archive=archive, log=lambda s: None)
   assert run_calls(str(tmp_path / "w2")) == {}
   assert any("paired" in line for line in out.markdown.splitlines())
@@ -94,9 +95,35 @@ def test_archive_episodes_shared_by_content_and_checked(tmp_path, synthetic_data
   with open(path, "wb") as f:
     f.write(b"not an npz")
   with pytest.raises(ValueError, match=rf"{digest[:16]}.npz is corrupt"):
-    ablate.run(study, builder, str(tmp_path / "w3"), seeds=2, train_fn=train_with_episodes,
+    runner.run(study, builder, str(tmp_path / "w3"), seeds=2, train_fn=train_with_episodes,
                num_reconstructions=0, archive=archive, log=lambda s: None)
   os.remove(path)
   with pytest.raises(ValueError, match=rf"names the episodes {digest[:16]}, but .* is missing"):
-    ablate.run(study, builder, str(tmp_path / "w4"), seeds=2, train_fn=train_with_episodes,
+    runner.run(study, builder, str(tmp_path / "w4"), seeds=2, train_fn=train_with_episodes,
                num_reconstructions=0, archive=archive, log=lambda s: None)
+
+
+def test_a_rerun_after_a_restore_checks_only_the_runs_it_will_train(tmp_path, synthetic_data_dir):
+  """The command line's input checks (`ablate.unfinished_runs`, `prepare_runs`) on a workdir
+  whose runs were restored from an archive (results, no checkpoints): the finished runs are not
+  prepared, which would refuse them as workdirs to resume; a new arm or seed still is."""
+  from experiments import ablate
+  from experiments.run import train
+
+  builder = make_builder(synthetic_data_dir)
+  study = builder.study("sft_removal").select(["no_sft"])
+  archive, first, second = (str(tmp_path / n) for n in ("archive", "machine1", "machine2"))
+  runner.run(study, builder, first, seeds=1, train_fn=fake_train, num_reconstructions=0,
+             archive=archive, log=lambda s: None)
+  runner.run(study, builder, second, seeds=1, train_fn=fake_train, num_reconstructions=0,
+             archive=archive, log=lambda s: None)  # restores both runs
+  restored = runner.plan(study, builder, second, [0])
+  assert not os.path.isdir(os.path.join(restored[0].rundir, "checkpoints"))
+  with pytest.raises(ValueError, match="no checkpoint to resume from"):
+    train.prepare(restored[0].config, restored[0].rundir)  # what the checks ran before
+  assert ablate.unfinished_runs(restored) == []
+  ablate.prepare_runs(ablate.unfinished_runs(restored))  # nothing to prepare, no error
+  more = runner.plan(study, builder, second, [0, 1])
+  todo = ablate.unfinished_runs(more)
+  assert [(r.arm, r.seed) for r in todo] == [("mia", 1), ("no_sft", 1)]
+  ablate.prepare_runs(todo)  # the new seed's data and episodes are checked

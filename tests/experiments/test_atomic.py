@@ -48,7 +48,7 @@ def test_no_other_module_renames_files_into_place():
   """One helper for every file that marks state: `os.replace` / `os.rename` appear nowhere else in
   the experiments and the data pipelines (the library writes no state files). The lock's takeover
   of a stale lock file is a rename away, not a write, and is the one exception."""
-  allowed = {("experiments/workdir.py", "os.rename(")}
+  allowed = {("experiments/run/workdir.py", "os.rename(")}
   found = []
   for folder in ("experiments", "data_pipelines", "mia_jax"):
     for path in sorted((ROOT / folder).rglob("*.py")):

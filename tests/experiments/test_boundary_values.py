@@ -11,9 +11,11 @@ import numpy as np
 import pytest
 
 from data_pipelines import sources
-from experiments import build, train, validate
+from experiments import cli
 from experiments.configs import arrays as arrays_config
 from experiments.configs import synthetic
+from experiments.run import build, train, validate
+from experiments.studies import runner
 from mia_jax import episodes_file
 from mia_jax.arrays import array_layout
 from mia_jax.modalities import ModalitySpec
@@ -120,7 +122,7 @@ def test_empty_arms_is_refused():
 
 
 def test_a_half_written_metrics_line_is_dropped_on_resume(tmp_path):
-  from experiments import workdir as workdir_lib
+  from experiments.run import workdir as workdir_lib
   path = tmp_path / "metrics.jsonl"
   path.write_text('{"step": 1, "loss": 1.0}\n{"step": 2, "loss": 0.5}\n{"step": 3, "lo')
   said = []
@@ -130,24 +132,23 @@ def test_a_half_written_metrics_line_is_dropped_on_resume(tmp_path):
 
 
 def test_corrupt_run_files_name_the_file_and_the_way_on(tmp_path):
-  from experiments import ablate
   rundir = tmp_path / "arm" / "seed0"
   rundir.mkdir(parents=True)
   config = synthetic.get_config("method=cavia,smoke")
-  run = ablate.Run(arm="arm", seed=0, config=config, rundir=str(rundir))
+  run = runner.Run(arm="arm", seed=0, config=config, rundir=str(rundir))
   (rundir / "config.json").write_text(config.to_json()[:40])
   with pytest.raises(ValueError, match=r"config.json \(a study run's config\) is not readable "
                      r"JSON .*delete that run's folder"):
-    ablate.run_status(run)
+    runner.run_status(run)
   (rundir / "config.json").write_text(config.to_json())
   (rundir / "results.json").write_text('{"step": ')
   with pytest.raises(ValueError, match=r"results.json \(a study run's results\) is not readable "
                      "JSON.*delete that file"):
-    ablate.run_status(run)
+    runner.run_status(run)
   os.remove(rundir / "results.json")  # following the advice
-  assert ablate.run_status(run) == "new"
+  assert runner.run_status(run) == "new"
   # The driver's own check of a workdir's config.json.
-  from experiments import workdir as workdir_lib
+  from experiments.run import workdir as workdir_lib
   os.makedirs(rundir / "checkpoints" / "3")  # a run with a checkpoint (else: a failed start)
   (rundir / "config.json").write_text("[1, 2")
   with pytest.raises(ValueError, match=r"config.json \(the run's config\) is not readable JSON"):
@@ -165,8 +166,8 @@ def test_a_config_that_is_not_a_config_file(arg, match):
   os.chdir(ROOT)
   try:
     with pytest.raises(ValueError, match=match):
-      validate.check_config_file(["main", arg, "--workdir=/tmp/x"])
-    validate.check_config_file(["main", "--config=experiments/configs/synthetic.py:cpu"])
+      cli.check_config_file(["main", arg, "--workdir=/tmp/x"])
+    cli.check_config_file(["main", "--config=experiments/configs/synthetic.py:cpu"])
   finally:
     os.chdir(cwd)
 

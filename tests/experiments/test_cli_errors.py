@@ -1,5 +1,6 @@
-"""The one-line error machinery of `experiments/validate.py`: the unwritable workdir, --debug,
-the config checks in-process, and message extraction. The broad bad-input sweep through both
+"""The one-line error machinery of `experiments/cli.py` and the checks of
+`experiments/run/validate.py`: the unwritable workdir, --debug, the config checks in-process,
+and message extraction. The broad bad-input sweep through both
 programs is `tests/end_to_end/test_reliability.py`.
 """
 
@@ -9,7 +10,8 @@ import sys
 
 import pytest
 
-from experiments import validate
+from experiments import cli
+from experiments.run import validate
 from tests.paths import ROOT
 
 SYN = "experiments/configs/synthetic.py"
@@ -74,7 +76,7 @@ def test_validate_config_accepts_presets_and_names_the_field():
     validate.validate_config(config)
   config.warmup_steps = 2  # following the advice: accepted, and the learner builds
   validate.validate_config(config)
-  from experiments import build
+  from experiments.run import build
   assert build.learner_from_config(config).meta.decay_steps == 6
   config = synthetic.get_config("method=cavia,smoke")
   config.rule.ablation = "no_msft"
@@ -85,8 +87,8 @@ def test_validate_config_accepts_presets_and_names_the_field():
 def test_one_line_keeps_the_reason_of_a_config_file_failure():
   error = ValueError("flag --config=x.py:bad: Error whilst parsing config file:\n\nTraceback ...\n"
                      "  File ...\nValueError: Unknown config flag 'bad'.\n")
-  assert validate.one_line(error) == "--config: Unknown config flag 'bad'."
-  assert validate.one_line(KeyError("No config field 'a.b'.")) == "No config field 'a.b'."
+  assert cli.one_line(error) == "--config: Unknown config flag 'bad'."
+  assert cli.one_line(KeyError("No config field 'a.b'.")) == "No config field 'a.b'."
 
 
 def test_unknown_modality_and_missing_dataset_folder(tmp_path):

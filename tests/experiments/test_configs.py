@@ -1,8 +1,9 @@
 import jax
 import pytest
 
-from experiments import build, methods
+from experiments import methods
 from experiments.configs import synthetic
+from experiments.run import build
 from tests import paths
 
 
@@ -85,8 +86,8 @@ def test_the_avdigits_study_before_the_audio_probe_is_still_reproducible():
   import json
   import pathlib
 
-  from experiments import workdir
   from experiments.configs import avdigits, common
+  from experiments.run import workdir
   root = pathlib.Path(paths.ROOT)
   archived = json.loads((root / "docs/results/avdigits_modality_replacement/multimodal/seed0/"
                          "config.json").read_text())

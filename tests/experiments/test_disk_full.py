@@ -16,8 +16,8 @@ import sys
 
 import pytest
 
-from experiments import disk, train
 from experiments.configs import synthetic
+from experiments.run import disk, train
 from tests.paths import ROOT as REPO
 
 pytestmark = pytest.mark.slow  # trains, or runs the command line

@@ -5,8 +5,8 @@ import sys
 
 import numpy as np
 
-from experiments import events, train
 from experiments.configs import synthetic
+from experiments.run import events, train
 
 
 def test_run_writes_scalars_and_the_reconstruction_figure(tmp_path, synthetic_data_dir):

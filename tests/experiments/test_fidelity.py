@@ -14,8 +14,8 @@ import optax
 import pytest
 
 from data_pipelines.benchmarks import synthetic_spec
-from experiments import workdir as workdir_lib
 from experiments.configs import common, synthetic
+from experiments.run import workdir as workdir_lib
 from mia_jax import adaptation, evaluation, meta_step, sampling
 from mia_jax.modalities import ModalitySpec
 from tests.helpers import episode, random_batch, tiny_learner
@@ -175,7 +175,7 @@ def test_released_defaults_spec_variant_and_old_runs():
   diff = workdir_lib.config_differences(old, json.loads(released.to_json()))
   assert "support_counts: 'floor' != 'closed'" in diff and len(diff) == 5
   learner = meta_step.MetaLearner  # the learner reads the switches from the config
-  from experiments import build
+  from experiments.run import build
   built = build.learner_from_config(released)
   assert isinstance(built, learner)
   assert built.meta.support_counts == "closed" and built.meta.initial_loss

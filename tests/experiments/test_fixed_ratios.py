@@ -7,8 +7,10 @@ import jax
 import numpy as np
 import pytest
 
-from experiments import build, studies, syntax, train
+from experiments import syntax
 from experiments.configs import synthetic
+from experiments.run import build, evaluate, train
+from experiments.studies import definitions as studies
 from mia_jax import episodes_file, meta_step, sampling
 from mia_jax.modalities import ModalitySpec
 
@@ -91,7 +93,7 @@ def test_curve_matches_the_binned_numbers(synthetic_data_dir):
   source = build.build_sources(config, "test")
   n = 16
   episodes = sampling.make_eval_episodes(config.eval.episode_seed, learner.specs, n)
-  metrics, accs = train.evaluate(learner, state, source, episodes, 8, mesh,
+  metrics, accs = evaluate.evaluate(learner, state, source, episodes, 8, mesh,
                                  fixed_ratios=ratios)
   k = learner.meta.inner_steps
   main = accs["meta_test"].per_signal()[spec.name]
@@ -137,7 +139,7 @@ def test_results_have_fixed_ratio_keys(tmp_path, synthetic_data_dir):
 def test_report_curves_and_runs_without_them(tmp_path):
   """The curve's x is the clipped support's ratio (ratios with the same support shown once), the
   report tables the fixed ratios and names the runs archived without them, the figure is drawn."""
-  from experiments import plots, report
+  from experiments.studies import plots, report
   def results(scale, fixed=True):
     metrics = {"generalization_mse/sine/step3": scale, "memorization_mse/sine/step3": scale,
                "generalization_mse/avg/step3": scale, "memorization_mse/avg/step3": scale}

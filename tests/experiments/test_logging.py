@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from experiments import validate
+from experiments import cli
 from tests.paths import ROOT
 
 pytestmark = pytest.mark.slow  # trains, or runs the command line
@@ -49,7 +49,7 @@ def test_a_resumed_run_says_so_at_the_default_verbosity(tmp_path, synthetic_data
 
 
 def test_the_filter_keeps_warnings_from_everywhere_and_only_our_info():
-  own = validate.OwnInfoOnly()
+  own = cli.OwnInfoOnly()
   here = os.path.join(ROOT, "experiments", "train.py")
   elsewhere = os.path.join(sys.prefix, "lib", "orbax", "checkpoint_manager.py")
   record = lambda level, path: py_logging.LogRecord("absl", level, path, 1, "m", (), None)

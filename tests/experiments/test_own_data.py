@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from data_pipelines import benchmarks, sources
-from experiments import build, train
 from experiments.configs import arrays as arrays_config
 from experiments.configs import synthetic as synthetic_config
+from experiments.run import build, train
 from mia_jax import arrays as arrays_lib
 from mia_jax import modalities
 from mia_jax.arrays import specs_from_arrays

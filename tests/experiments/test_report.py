@@ -6,7 +6,9 @@ import os
 import numpy as np
 import pytest
 
-from experiments import plots, report, studies
+from experiments.run import figures
+from experiments.studies import definitions as studies
+from experiments.studies import plots, report
 from tests.study_helpers import NAMES, is_png, read_csv
 
 
@@ -79,7 +81,7 @@ def test_reconstruction_plot_handles_images_and_waveforms(tmp_path):
   rgb, depth, audio = image_spec("rgb", 6, 3), image_spec("depth", 6, 1), wave_spec("audio")
   predictions = {"all": {"rgb": entry(rgb), "depth": entry(depth), "audio": entry(audio)},
                  "rgb_alone": {"rgb": entry(rgb)}}
-  path = plots.plot_reconstructions(predictions, str(tmp_path / "r.png"), reference="all")
+  path = figures.plot_reconstructions(predictions, str(tmp_path / "r.png"), reference="all")
   assert is_png(path)
 
 

@@ -7,8 +7,8 @@ import ml_collections
 import numpy as np
 import pytest
 
-from experiments import studies
 from experiments.configs import common
+from experiments.studies import definitions as studies
 
 
 def test_check_paired_detects_different_supports(tmp_path):

@@ -8,8 +8,8 @@ import sys
 import numpy as np
 import pytest
 
-from experiments import train
 from experiments.configs import synthetic
+from experiments.run import train
 from mia_jax import evaluation
 from tests.paths import ROOT
 

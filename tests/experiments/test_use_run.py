@@ -13,9 +13,10 @@ import pytest
 
 from data_pipelines import sources
 from data_pipelines.synthetic import generate
-from experiments import loading, reconstruct, train
+from experiments import reconstruct
 from experiments.configs import arrays as arrays_config
 from experiments.configs import synthetic
+from experiments.run import checkpoints, loading, train
 from mia_jax import adaptation, episodes_file
 from tests.helpers import episode, image_spec, random_batch, tiny_learner, wave_spec
 from tests.paths import ROOT
@@ -210,7 +211,7 @@ def test_load_run_restores_the_trained_state(mia_run):
   learner, state, loaded_config = loading.load_run(workdir)
   assert loaded_config.to_dict() == json.loads(config.to_json())
   assert int(state.step) == config.num_train_steps
-  _, reference = train.restore_run(config, workdir)
+  _, reference = checkpoints.restore_run(config, workdir)
   jax.tree.map(np.testing.assert_array_equal, jax.device_get(state.params),
                jax.device_get(reference.params))
   assert [s.name for s in learner.specs] == ["sine", "tanh", "gaussian", "relu"]

@@ -9,9 +9,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from experiments import train
-from experiments import workdir as workdir_lib
 from experiments.configs import synthetic
+from experiments.run import train
+from experiments.run import workdir as workdir_lib
 from mia_jax import meta_step
 
 

@@ -10,9 +10,10 @@ import sys
 import numpy as np
 import pytest
 
-from experiments import ablate, train
-from experiments import workdir as workdir_lib
 from experiments.configs import synthetic
+from experiments.run import train
+from experiments.run import workdir as workdir_lib
+from experiments.studies import runner
 from tests.paths import ROOT
 
 
@@ -39,7 +40,7 @@ def test_lock_is_exclusive_reentrant_and_released(tmp_path):
     assert (tmp_path / "w" / workdir_lib.LOCK_FILE).is_file()
     # Another process is refused, and told who holds it.
     code = ("import sys; sys.path.insert(0, %r)\n"
-            "from experiments import workdir as w\n"
+            "from experiments.run import workdir as w\n"
             "try:\n  w.WorkdirLock(%r).acquire()\n"
             "except w.WorkdirBusy as e:\n  print(e); sys.exit(3)\n") % (ROOT, wd)
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
@@ -108,11 +109,11 @@ def test_two_study_runners_split_the_runs(tmp_path):
   """A run whose workdir another live process holds is skipped and reported, not trained."""
   holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
   try:
-    runs = [ablate.Run(arm=a, seed=0, config=synthetic.get_config("method=cavia,smoke"),
+    runs = [runner.Run(arm=a, seed=0, config=synthetic.get_config("method=cavia,smoke"),
                        rundir=str(tmp_path / a / "seed0")) for a in ("x", "y")]
     _write_lock(runs[0].rundir, holder.pid)
     trained, lines = [], []
-    busy = ablate.train_runs(runs, train_fn=lambda c, w: trained.append(w), log=lines.append)
+    busy = runner.train_runs(runs, train_fn=lambda c, w: trained.append(w), log=lines.append)
     assert trained == [runs[1].rundir] and busy == [runs[0]]
     assert any(f"being trained by PID {holder.pid}" in ln for ln in lines), lines
   finally:
@@ -120,6 +121,6 @@ def test_two_study_runners_split_the_runs(tmp_path):
     holder.wait()
   # Its holder gone, the next runner trains it.
   trained = []
-  assert ablate.train_runs(runs[:1], train_fn=lambda c, w: trained.append(w),
+  assert runner.train_runs(runs[:1], train_fn=lambda c, w: trained.append(w),
                            log=lambda s: None) == []
   assert trained == [runs[0].rundir]

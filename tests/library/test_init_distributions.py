@@ -20,8 +20,8 @@ from jax.scipy.special import ndtr
 import numpy as np
 import pytest
 
-from experiments import build
 from experiments.configs import celeba, synthetic
+from experiments.run import build
 
 
 def _torch(fan_in):

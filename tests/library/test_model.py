@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from data_pipelines.benchmarks import synthetic_spec
-from experiments import build, syntax
+from experiments import syntax
+from experiments.run import build
 from mia_jax import ModelConfig, MultimodalINR
 from mia_jax.inr import ComposerINR
 from mia_jax.model import vmapped_apply

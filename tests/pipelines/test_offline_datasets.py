@@ -18,9 +18,9 @@ from data_pipelines.avdigits import avdigits as avdigits_builder
 from data_pipelines.avdigits import generate as avd
 from data_pipelines.avdigits import speech
 from data_pipelines.shapes import generate as shapes
-from experiments import build
 from experiments.configs import avdigits as avdigits_config
 from experiments.configs import shapes as shapes_config
+from experiments.run import build
 from mia_jax import adaptation
 from tests.paths import ROOT
 

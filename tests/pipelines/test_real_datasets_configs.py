@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from data_pipelines import benchmarks
-from experiments import build
 from experiments.configs import avmnist as avmnist_config
 from experiments.configs import celeba as celeba_config
 from experiments.configs import era5 as era5_config
+from experiments.run import build
 from tests.real_data_files import manual_folder, write_celeba
 
 _CONFIGS = {"celeba": celeba_config, "avmnist": avmnist_config, "era5": era5_config}
@@ -47,7 +47,7 @@ def test_configs_load_and_build(benchmark, arg):
 
 @pytest.mark.parametrize("benchmark", sorted(_CONFIGS))
 def test_configs_define_modality_replacement(benchmark):
-  from experiments import studies as studies_lib
+  from experiments.studies import definitions as studies_lib
   builder = studies_lib.ConfigBuilder.from_spec(f"experiments/configs/{benchmark}.py:smoke")
   study = builder.study("modality_replacement")
   names = list(benchmarks.BENCHMARKS[benchmark][0])
@@ -62,7 +62,7 @@ def test_configs_define_modality_replacement(benchmark):
 @pytest.mark.slow
 def test_celeba_smoke_trains_end_to_end(tmp_path):
   """The celeba config trains and evaluates on a tiny CelebA (cheapest method: CAVIA, one step)."""
-  from experiments import train
+  from experiments.run import train
   data_dir = str(tmp_path / "tfds")
   write_celeba(manual_folder(data_dir, "celeba_trimodal"))
   config = celeba_config.get_config(

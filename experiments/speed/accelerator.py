@@ -1,15 +1,15 @@
 r"""The accelerator figures: the benchmark sweeps and a short training, written into a doc.
 
-  python -m experiments.benchmarks.accelerator               # on a GPU or TPU machine
-  python -m experiments.benchmarks.accelerator --allow_cpu --doc=/tmp/perf.md   # a dry run
+  python -m experiments.speed.accelerator               # on a GPU or TPU machine
+  python -m experiments.speed.accelerator --allow_cpu --doc=/tmp/perf.md   # a dry run
 
 On whatever JAX finds (refused on a CPU-only machine unless `--allow_cpu`), it runs
-`experiments.benchmarks.meta_step`'s sweeps (`--sweeps`, default method, batch_size and
+`experiments.speed.meta_step`'s sweeps (`--sweeps`, default method, batch_size and
 precision: float32 against bfloat16) on `--config`, and a short training of `--train_config`
 (`--train_steps` steps, float32 then bfloat16) with `experiments.main`, and writes the tables
 between `<!-- accelerator:begin -->` and `<!-- accelerator:end -->` in `--doc`
 (docs/performance.md; appended if the markers are not there). The JSON rows go to
-`docs/benchmarks/accelerator_{platform}.json` beside it.
+`docs/speed/accelerator_{platform}.json` beside it.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ def sweep(name: str) -> list[dict]:
   """One `meta_step` sweep's rows."""
   with tempfile.TemporaryDirectory() as tmp:
     path = os.path.join(tmp, "rows.json")
-    _run([sys.executable, "-m", "experiments.benchmarks.meta_step", f"--config={FLAGS.config}",
+    _run([sys.executable, "-m", "experiments.speed.meta_step", f"--config={FLAGS.config}",
           f"--sweep={name}", f"--steps={FLAGS.steps}", f"--windows={FLAGS.windows}",
           f"--json={path}"])
     with open(path) as f:
@@ -79,7 +79,7 @@ def training(dtype: str) -> dict:
 
 def markdown(device: str, sweeps: dict[str, list[dict]], runs: list[dict]) -> str:
   lines = [BEGIN, f"## On an accelerator: {device}", "",
-           f"Written by `python -m experiments.benchmarks.accelerator` on "
+           f"Written by `python -m experiments.speed.accelerator` on "
            f"{datetime.date.today().isoformat()} (sweeps of `{FLAGS.config}`; training of "
            f"`{FLAGS.train_config}`).", ""]
   for name, rows in sweeps.items():
@@ -125,7 +125,7 @@ def main(argv):
   runs = [training(d) for d in ("float32", "bfloat16")] if FLAGS.train_steps else []
   doc = FLAGS.doc or os.path.join(ROOT, "docs", "performance.md")
   write_section(doc, markdown(name, sweeps, runs))
-  rows_path = os.path.join(os.path.dirname(doc), "benchmarks",
+  rows_path = os.path.join(os.path.dirname(doc), "speed",
                            f"accelerator_{device.platform}.json")
   os.makedirs(os.path.dirname(rows_path), exist_ok=True)
   with open(rows_path, "w") as f:

@@ -3,9 +3,10 @@
 A *study* is a set of *arms*, each a set of config overrides, one of them the *reference* that
 the others are compared against, and the measures to report. Studies live in the config files
 (`studies()` next to `get_config()`, e.g. `experiments/configs/synthetic.py`), or come from a
-grid of overrides (`grid_study("method=cavia|mia;inner_steps=1|3")`). `experiments/ablate.py`
-runs every arm over every seed into `W/{arm}/seed{s}`; `experiments/report.py` turns the runs'
-`results.json` files into tables, `experiments/plots.py` into figures.
+grid of overrides (`grid_study("method=cavia|mia;inner_steps=1|3")`). The runner
+(`experiments/studies/runner.py`, the command line `experiments.ablate`) runs every arm over
+every seed into `W/{arm}/seed{s}`; `report.py` turns the runs' `results.json` files into tables,
+`plots.py` into figures.
 
 An arm override `key=value` is a config *argument* when its key is one of the config file's
 `ARGS` (`method`, `ablation`, `modalities`, `inner_steps`, ...: the config is rebuilt with it, so
@@ -17,6 +18,7 @@ This module also checks that a study's arms are comparable: that they share the 
 run directory holds the config asked for (`workdir.config_differences`). It reads files and
 numbers only (no JAX computation).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -29,8 +31,9 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
+from experiments import syntax
 from experiments.configs.common import set_field
-from experiments.workdir import config_differences
+from experiments.run.workdir import config_differences
 from mia_jax.evaluation import MEASURES
 
 DEFAULT_MEASURES = ("generalization_mse", "memorization_mse")
@@ -118,7 +121,7 @@ class Study:
     return dataclasses.replace(self, arms={a: o for a, o in self.arms.items() if a in keep},
                                headline=tuple(a for a in self.headline if a in keep))
 
-  def is_headline(self, arm: str) -> bool:
+  def isheadline(self, arm: str) -> bool:
     return not self.headline or arm in self.headline
 
   def with_measures(self, measures: Sequence[str] | None) -> "Study":
@@ -137,11 +140,6 @@ class Study:
             "headline": list(self.headline)}
 
 
-def parse_grid_value(value: str) -> Any:
-  """A grid value as written on the command line, kept a string (the config types it)."""
-  return value.strip()
-
-
 def grid_study(spec: str, reference: str | None = None,
                measures: Sequence[str] = DEFAULT_MEASURES) -> Study:
   """A study over the Cartesian product of overrides.
@@ -155,21 +153,8 @@ def grid_study(spec: str, reference: str | None = None,
   Returns:
     A study named `grid` whose arms are named `key=value,key2=value2`.
   """
-  axes = []
-  for part in (p.strip() for p in spec.split(";")):
-    if not part:
-      continue
-    key, sep, values = part.partition("=")
-    vals = [parse_grid_value(v) for v in values.split("|") if v.strip()]
-    if not sep or not key.strip() or not vals:
-      raise ValueError(f"Bad grid axis {part!r} in {spec!r}; expected key=value1|value2, axes "
-                       "separated by ';' (e.g. 'method=cavia|mia;inner_steps=1|3').")
-    axes.append((key.strip(), vals))
-  if not axes:
-    raise ValueError(f"Empty grid {spec!r}; expected e.g. 'method=cavia|mia;inner_steps=1|3'.")
+  axes = syntax.parse_grid(spec)
   keys = [k for k, _ in axes]
-  if len(set(keys)) != len(keys):
-    raise ValueError(f"Grid {spec!r} names a key twice: {keys}.")
   arms = {}
   for combo in itertools.product(*(v for _, v in axes)):
     arms[",".join(f"{k}={v}" for k, v in zip(keys, combo))] = dict(zip(keys, combo))
@@ -184,8 +169,8 @@ def grid_study(spec: str, reference: str | None = None,
 
 def load_config_module(path: str):
   """Imports a config file (`experiments/configs/synthetic.py`) as a module."""
-  candidates = [path, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                                   path)]
+  root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+  candidates = [path, os.path.join(root, path)]
   for p in candidates:
     if os.path.isfile(p):
       name = "_study_config_" + re.sub(r"\W", "_", os.path.abspath(p))
@@ -194,24 +179,6 @@ def load_config_module(path: str):
       spec.loader.exec_module(module)
       return module
   raise FileNotFoundError(f"Config file {path!r} does not exist.")
-
-
-def _arg_string(value: Any) -> str:
-  if isinstance(value, bool):
-    return "true" if value else "false"
-  return str(value)
-
-
-def merge_arg(arg: str, updates: Mapping[str, Any]) -> str:
-  """`merge_arg("method=mia,cpu", {"method": "cavia"}) == "method=cavia,cpu"`."""
-  items: dict[str, str | None] = {}
-  for item in (i.strip() for i in (arg or "").split(",")):
-    if item:
-      key, sep, value = item.partition("=")
-      items[key.strip() if sep else item] = value.strip() if sep else None
-  for k, v in updates.items():
-    items[k] = _arg_string(v)
-  return ",".join(k if v is None else f"{k}={v}" for k, v in items.items())
 
 
 class ConfigBuilder:
@@ -279,7 +246,7 @@ class ConfigBuilder:
     """
     overrides = dict(overrides or {})
     args = {k: v for k, v in overrides.items() if k in self.args}
-    config = self.get_config(merge_arg(self.arg, args))
+    config = self.get_config(syntax.merge_arg(self.arg, args))
     for k, v in self.overrides.items():
       set_field(config, k, v)
     known = ", ".join(sorted(self.args))

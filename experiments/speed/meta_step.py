@@ -1,9 +1,9 @@
 r"""Benchmark of one meta-training step: steps/s, compile time, memory, FLOPs, FLOP utilisation.
 
-  python -m experiments.benchmarks.meta_step --config=experiments/configs/synthetic.py:method=mia
-  python -m experiments.benchmarks.meta_step --config=experiments/configs/synthetic.py \
+  python -m experiments.speed.meta_step --config=experiments/configs/synthetic.py:method=mia
+  python -m experiments.speed.meta_step --config=experiments/configs/synthetic.py \
       --sweep=method
-  python -m experiments.benchmarks.meta_step --config=experiments/configs/synthetic.py:method=mia \
+  python -m experiments.speed.meta_step --config=experiments/configs/synthetic.py:method=mia \
       --sweep=inner_steps --json=/tmp/k.json
 
 Measures the jitted `train_step` exactly as training runs it (support sampling on the device,
@@ -84,7 +84,7 @@ def measure(config, steps: int, windows: int) -> dict:
   import jax
 
   from data_pipelines.synthetic import generate
-  from experiments import build
+  from experiments.run import build
   from mia_jax import meta_step
 
   learner = build.build_learner(config)  # also a run on the user's own arrays (arrays.py)
@@ -172,7 +172,7 @@ def _config_arg() -> str:
 def _subprocess_row(config_arg: str, overrides: list[str], devices: int) -> dict:
   # The command line's own --config.X=Y flags hold for every point; the sweep's come after them.
   given = [a for a in sys.argv[1:] if a.startswith("--config.")]
-  cmd = [sys.executable, "-m", "experiments.benchmarks.meta_step", f"--config={config_arg}",
+  cmd = [sys.executable, "-m", "experiments.speed.meta_step", f"--config={config_arg}",
          "--single", f"--steps={FLAGS.steps}", f"--windows={FLAGS.windows}",
          f"--devices={devices}"] + given + overrides
   env = dict(os.environ)

@@ -10,7 +10,7 @@ and writes
   that lack those keys (archived before fixed-ratio evaluation existed).
 
 Files and numbers only (no JAX computation): cheap to test and to call from a notebook. The
-figures are `experiments/plots.py`.
+figures are `experiments/studies/plots.py`.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from experiments import workdir as workdir_lib
-from experiments.studies import Study
+from experiments.run import workdir as workdir_lib
+from experiments.studies.definitions import Study
 
 STEPS_SUFFIX = re.compile(r"^step(\d+)$")
 BIN_SUFFIX = re.compile(r"^R([0-9.eE+-]+)-([0-9.eE+-]+)$")

@@ -13,7 +13,7 @@ import os
 import time
 from typing import Any, Callable, Sequence
 
-from experiments import workdir as workdir_lib
+from experiments.run import workdir as workdir_lib
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,7 +61,7 @@ def run_status(run: Run) -> str:
 
 
 def _default_train_fn():
-  from experiments import train
+  from experiments.run import train
   return train.train_and_evaluate
 
 
@@ -75,8 +75,8 @@ def train_runs(runs: Sequence[Run], train_fn: Callable | None = None, parallel: 
 
   Args:
     runs: the study's runs (see `plan`).
-    train_fn: `train_fn(config, workdir)`, default `experiments.train.train_and_evaluate`; must be
-      picklable (a module-level function) when `parallel > 1`.
+    train_fn: `train_fn(config, workdir)`, default `experiments.run.train.train_and_evaluate`;
+      must be picklable (a module-level function) when `parallel > 1`.
     parallel: runs trained at once, each in a fresh process (1: in this process, in order).
     log: where progress lines go.
     on_done: called with each run once it is finished (also for runs finished earlier).

@@ -57,7 +57,7 @@ def read_npz(path: str) -> dict[str, np.ndarray]:
     raise FileNotFoundError(f"Observations file {path!r} does not exist.")
   if not zipfile.is_zipfile(path):  # np.load would read it as a pickle and advise unpickling
     raise ValueError(f"{path!r} is not an .npz file (an .npz is a zip of .npy arrays, as "
-                     "np.savez or experiments.observations.save_observations write it).")
+                     "np.savez or experiments.run.observations.save_observations write it).")
   try:
     with np.load(path, allow_pickle=False) as data:
       return {k: np.asarray(data[k]) for k in data.files}

@@ -1,6 +1,6 @@
 r"""One run on 1 process x N devices against N processes x 1 device: timed, and results compared.
 
-  python -m experiments.benchmarks.processes \
+  python -m experiments.speed.processes \
       --config=experiments/configs/synthetic.py:cpu,num_train_steps=200 --workdir=/tmp/procs
 
 Trains the same config twice with `experiments.main` (the same global batch and seed): once as

@@ -106,12 +106,13 @@ def restore_runs(runs: Sequence[Any], workdir: str, archive: str,
   """Copies into the workdir the runs that are finished in `archive` but not in the workdir.
 
   Args:
-    runs: the study's runs (`experiments.ablate.Run`: a dataclass with `arm`, `seed`, `config`,
-      `rundir`).
+    runs: the study's runs (`experiments.studies.runs.Run`: a dataclass with `arm`, `seed`,
+      `config`, `rundir`).
     workdir: the study directory (the runs' `rundir` lie under it).
     archive: the archive directory (the same layout).
-    run_status: `"finished"`, `"resume"` or `"new"` for a run (`experiments.ablate.run_status`;
-      raises ValueError for a folder of another config or a longer budget).
+    run_status: `"finished"`, `"resume"` or `"new"` for a run
+      (`experiments.studies.runs.run_status`; raises ValueError for a folder of another config or
+      a longer budget).
     log: where progress lines go.
 
   Returns:

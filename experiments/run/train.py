@@ -12,8 +12,9 @@ Meta-trains a `MetaLearner` on the configured benchmark, with
 
 The driver lives with the experiments, not in the library: it reads the experiment's config
 (`experiments/configs`), wires in `data_pipelines` and owns the workdir's files. The learner and
-sources are built by name in `experiments/build.py`; `experiments.loading.load_run(workdir)` gives
-a finished run's learner, state and config back from the workdir alone (`restore_run` from a
+sources are built by name in `experiments/run/build.py`;
+`experiments.run.loading.load_run(workdir)` gives a finished run's learner, state and config back
+from the workdir alone (`checkpoints.restore_run` from a
 config in hand).
 """
 
@@ -24,7 +25,7 @@ import dataclasses
 import json
 import os
 import time
-from typing import Any, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Iterable, Iterator, Mapping
 
 from absl import logging
 import jax
@@ -34,133 +35,21 @@ import orbax.checkpoint as ocp
 from tqdm.auto import tqdm
 
 from data_pipelines import sources
-from experiments import atomic, build, disk, distributed, loading, syntax, validate
-from experiments import events as events_lib
-from experiments import workdir as workdir_lib
+from experiments import atomic, syntax
+from experiments.run import build, checkpoints, disk, distributed, loading, validate
+from experiments.run import events as events_lib
+from experiments.run import workdir as workdir_lib
+from experiments.run.evaluate import evaluate, fixed_supports, headline, param_counts
 from mia_jax import episodes_file, evaluation, meta_step, sampling
 from mia_jax.meta_step import MetaLearner, TrainState
-
-
-def evaluate(learner: MetaLearner, state: TrainState, source, episodes, batch_size: int,
-             mesh, progress: bool = False, closed_bins: bool = False,
-             fixed_ratios: Sequence[float] = ()
-             ) -> tuple[dict[str, float], dict[str, evaluation.Accumulator]]:
-  """Adapts on every meta-test episode and returns the flat metrics (results contract) and the
-  accumulators, `{"meta_test": ..., ratio_label(r): ...}`; `closed_bins` as
-  `evaluation.Accumulator`'s (`config.eval.closed_bins`). With `fixed_ratios`, every signal is
-  also adapted at each fixed support ratio (`sampling.fixed_ratio_episodes`; keys `.../ratio{r}`);
-  a ratio whose supports are those of an earlier one (clipped to the same counts) is not rerun."""
-  eval_step = meta_step.make_eval_step(learner, mesh)
-  n = next(iter(episodes.values()))["idx"].shape[0]
-  passes = {"meta_test": episodes,
-            **sampling.fixed_ratio_episodes(episodes, learner.specs, fixed_ratios)}
-  num_batches = -(-n // batch_size)
-  counts = lambda ep: tuple(int(e["mask"][0].sum()) for e in ep.values())
-  distinct = {}  # fixed-ratio support counts -> the first label that has them
-  for label, ep in passes.items():
-    if label != "meta_test":
-      distinct.setdefault(counts(ep), label)
-  bar = tqdm(total=num_batches * (1 + len(distinct)), desc="evaluate", leave=False,
-             disable=not progress or not distributed.is_primary())
-  accs: dict[str, evaluation.Accumulator] = {}
-  metrics: dict[str, float] = {}
-  for label, ep in passes.items():
-    first = label if label == "meta_test" else distinct[counts(ep)]
-    accs[label] = accs[first] if first != label else _accumulate(
-        learner, state, eval_step, source, ep, n, batch_size, mesh, closed_bins, bar)
-    if label == "meta_test":
-      metrics.update(accs[label].summarize())
-    else:
-      per_signal = accs[label].per_signal()
-      evaluation.check_finite(per_signal)
-      metrics.update(evaluation.fixed_ratio_metrics(per_signal, learner.specs,
-                                                    learner.meta.inner_steps, label))
-  bar.close()
-  return metrics, accs
-
-
-def _accumulate(learner, state, eval_step, source, episodes, n, batch_size, mesh, closed_bins,
-                bar) -> evaluation.Accumulator:
-  """One pass of `eval_step` over the meta-test signals with these episodes."""
-  acc = evaluation.Accumulator(learner.specs, learner.meta.inner_steps, closed_bins)
-  # Each process reads its rows of every batch; the errors come back whole to every process.
-  loader = sources.make_eval_loader(source, batch_size, n, num_shards=jax.process_count(),
-                                    shard_index=jax.process_index())
-  take = lambda rows: jax.tree.map(lambda x: x[np.minimum(rows, n - 1)], episodes)
-  for k, (batch, rows) in enumerate(loader):
-    every = k * batch_size + np.arange(batch_size)  # the whole batch's signals (padded: >= n)
-    out = eval_step(state.params, state.buffers, meta_step.put_batch(batch, mesh),
-                    meta_step.put_batch(take(rows), mesh))
-    acc.add(jax.device_get(out), take(every), every < n)
-    bar.update(1)
-  return acc
-
-
-def param_counts(params) -> dict[str, int]:
-  """Meta-learned parameters per part of the state (`inr`, `rule`, `log_var`) and `total`
-  (results.json's `num_params`; the study reports show the rule's beside its errors)."""
-  out = {k: int(sum(np.size(x) for x in jax.tree.leaves(v))) for k, v in params.items()}
-  return {**out, "total": sum(out.values())}
-
-
-def fixed_supports(specs, fixed_ratios: Sequence[float]) -> dict[str, dict[str, dict]]:
-  """`{modality: {ratio_label(r): {"count": points, "ratio": count / N}}}`: the support of every
-  fixed ratio after clipping to the modality's range (results.json's `fixed_supports`)."""
-  return {s.name: {sampling.ratio_label(r): {"count": c, "ratio": c / s.num_points}
-                   for r in fixed_ratios for c in [sampling.fixed_support_count(s, r)]}
-          for s in specs}
-
-
-def checkpoint_manager(workdir: str, config) -> ocp.CheckpointManager:
-  """The orbax manager of `workdir/checkpoints` (keeps `config.keep_checkpoints`)."""
-  return ocp.CheckpointManager(
-      os.path.join(os.path.abspath(workdir), "checkpoints"),
-      options=ocp.CheckpointManagerOptions(max_to_keep=config.keep_checkpoints, create=True))
-
-
-def restore_or_init(manager: ocp.CheckpointManager, state: TrainState) -> TrainState:
-  """Restores the latest checkpoint into `state`'s structure, or returns `state`."""
-  step = manager.latest_step()
-  if step is None:
-    return state
-  try:
-    return manager.restore(step, args=ocp.args.StandardRestore(state))
-  except Exception as e:  # a truncated/corrupt checkpoint or a config change
-    raise ValueError(
-        f"Could not restore checkpoint step {step} from {manager.directory}: {e}. If the config "
-        "changed, use a new --workdir; if the checkpoint is corrupt, delete that step's folder "
-        "to resume from an earlier one.") from e
-
-
-def restore_run(config, rundir: str) -> tuple[MetaLearner, TrainState]:
-  """The learner and the latest meta-learned state of a run in `rundir` (built from `config`).
-
-  Raises:
-    FileNotFoundError: `rundir` has no checkpoint.
-    ValueError: the checkpoint does not restore (corrupt, or of another config).
-  """
-  learner = build.build_learner(config)
-  manager = checkpoint_manager(rundir, config)
-  try:
-    if manager.latest_step() is None:
-      raise FileNotFoundError(f"No checkpoint in {rundir}.")
-    state = restore_or_init(manager, learner.init(jax.random.PRNGKey(config.seed)))
-  finally:
-    manager.close()
-  return learner, state
-
-
-def _headline(metrics: Mapping[str, float], k: int) -> dict[str, float]:
-  """The meta-test metrics after K steps per modality and avg (the TensorBoard scalars)."""
-  return {key: v for key, v in metrics.items() if key.endswith(f"/step{k}")}
 
 
 def _reconstructions(run: Prepared, state: TrainState, episodes, num_signals: int,
                      name: str) -> str:
   """Draws `num_signals` meta-test reconstructions to `workdir/reconstructions.png`."""
-  from experiments import plots, predict  # imported on use: matplotlib
+  from experiments.run import figures, predict  # imported on use: matplotlib
   preds = predict.predict(run.learner, state, run.test_source, episodes, num_signals)
-  return plots.plot_reconstructions(
+  return figures.plot_reconstructions(
       {name: preds}, os.path.join(run.workdir, "reconstructions.png"), reference=name,
       title=f"{name}: meta-test reconstructions after K={run.learner.meta.inner_steps} steps")
 
@@ -335,8 +224,8 @@ def train_prepared(run: Prepared) -> dict:
 
   rng = jax.random.PRNGKey(config.seed)
   state = meta_step.put_replicated(learner.init(rng), mesh)
-  manager = checkpoint_manager(workdir, config)
-  state = restore_or_init(manager, state)
+  manager = checkpoints.checkpoint_manager(workdir, config)
+  state = checkpoints.restore_or_init(manager, state)
   start_step = int(state.step)
   state_bytes = sum(x.nbytes for x in jax.tree.leaves(state))
   if start_step and primary:
@@ -403,7 +292,7 @@ def train_prepared(run: Prepared) -> dict:
           key = f"generalization_mse/avg/step{config.inner_steps}"
           metrics_file.write(json.dumps({"step": step, "eval/" + key: m[key]}) + "\n")
           if events:
-            events.scalars(step, _headline(m, config.inner_steps), "eval/")
+            events.scalars(step, headline(m, config.inner_steps), "eval/")
   except Exception as e:  # a full disk (say, in an asynchronous save): one line
     disk.raise_if_disk_full(e, workdir, manager.latest_step())
     raise
@@ -429,7 +318,7 @@ def train_prepared(run: Prepared) -> dict:
   if config.rule.get("ablation", "none") not in ("none", ""):
     name += f" (ablation={config.rule.ablation})"
   if events:
-    events.scalars(int(state.step), _headline(metrics, config.inner_steps), "test/")
+    events.scalars(int(state.step), headline(metrics, config.inner_steps), "test/")
   num_shown = config.get("log_reconstructions", 0)
   if num_shown:  # the figure, in the workdir and TensorBoard
     png = _reconstructions(run, state, episodes, num_shown, name)

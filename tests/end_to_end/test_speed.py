@@ -1,4 +1,5 @@
-"""The benchmark command runs and reports every documented field (no timing is asserted)."""
+"""The speed commands (experiments/speed/) run and report every documented field (no timing is
+asserted)."""
 
 import json
 import subprocess
@@ -12,7 +13,7 @@ KEYS = {"steps_per_s", "compile_s", "peak_rss_mb", "gflops_per_step", "matmul_gf
 
 def test_meta_step_benchmark_writes_table_and_json(tmp_path):
   out = tmp_path / "bench.json"
-  cmd = [sys.executable, "-m", "experiments.benchmarks.meta_step",
+  cmd = [sys.executable, "-m", "experiments.speed.meta_step",
          "--config=experiments/configs/synthetic.py:method=mia,smoke", "--steps=1", "--windows=1",
          f"--json={out}"]
   proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
@@ -27,7 +28,7 @@ def test_meta_step_benchmark_writes_table_and_json(tmp_path):
 
 
 def test_accelerator_script_refuses_cpu_and_writes_its_section(tmp_path, synthetic_data_dir):
-  base = [sys.executable, "-m", "experiments.benchmarks.accelerator"]
+  base = [sys.executable, "-m", "experiments.speed.accelerator"]
   refused = subprocess.run(base, cwd=ROOT, capture_output=True, text=True, timeout=300)
   assert refused.returncode != 0 and "No GPU or TPU here" in refused.stderr
   doc = tmp_path / "perf.md"
@@ -41,14 +42,14 @@ def test_accelerator_script_refuses_cpu_and_writes_its_section(tmp_path, synthet
   assert proc.returncode == 0, proc.stderr[-3000:]
   text = doc.read_text()
   assert text.startswith("# Performance\n\nEarlier text.") and "(cpu)" in text
-  rows = json.loads((tmp_path / "benchmarks" / "accelerator_cpu.json").read_text())
+  rows = json.loads((tmp_path / "speed" / "accelerator_cpu.json").read_text())
   assert [(r["compute_dtype"], r["steps"]) for r in rows["training"]] == [
       ("float32", 2), ("bfloat16", 2)]
   assert "| bfloat16 | " in text and "| float32 | " in text
 
 
 def test_accelerator_section_is_replaced_not_added(tmp_path):
-  from experiments.benchmarks import accelerator
+  from experiments.speed import accelerator
   doc = str(tmp_path / "perf.md")
   accelerator.write_section(doc, f"{accelerator.BEGIN}\nfirst\n{accelerator.END}")
   with open(doc, "a") as f:

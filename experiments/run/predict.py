@@ -1,7 +1,8 @@
 """Predictions of a finished run: its meta-learned model adapted to a few meta-test signals.
 
-What `experiments/plots.py` draws in `reconstructions.png`. The one part of the study tooling that
-runs a model: the training driver and the data pipelines are imported when it is called, so the
+What `experiments.run.figures.plot_reconstructions` draws in `reconstructions.png`, for a run
+and for a study's arms. The training driver and the data pipelines are imported when it is
+called, so the
 runner and the reports stay cheap to import.
 """
 
@@ -17,10 +18,10 @@ from mia_jax import episodes_file
 def predict_run(config, rundir: str, num_signals: int = 3) -> dict[str, dict]:
   """Adapts a finished run's meta-learned model to the first meta-test signals.
 
-  Restores the latest checkpoint of `rundir` (`experiments.train.restore_run`), takes the first
-  `num_signals` test signals (`experiments.build.build_sources(config, "test")`) and their fixed
-  meta-test supports (`rundir/episodes.npz` or `config.eval.episodes_path`), and runs K inner
-  steps.
+  Restores the latest checkpoint of `rundir` (`experiments.run.checkpoints.restore_run`), takes
+  the first `num_signals` test signals (`experiments.run.build.build_sources(config, "test")`)
+  and their fixed meta-test supports (`rundir/episodes.npz` or `config.eval.episodes_path`), and
+  runs K inner steps.
 
   Returns:
     `{modality: {"y": [n, N, d_out] ground truth, "prediction": [n, N, d_out] after K steps,
@@ -30,9 +31,9 @@ def predict_run(config, rundir: str, num_signals: int = 3) -> dict[str, dict]:
     FileNotFoundError: `rundir` has no checkpoint (a run restored from an archive keeps none).
     ValueError: the checkpoint does not restore.
   """
-  from experiments import build, train
+  from experiments.run import build, checkpoints
 
-  learner, state = train.restore_run(config, rundir)
+  learner, state = checkpoints.restore_run(config, rundir)
   source = build.build_sources(config, "test")
   episodes = episodes_file.load_episodes(
       config.eval.episodes_path or os.path.join(rundir, "episodes.npz"), learner.specs)

@@ -1,6 +1,6 @@
 """Loading a finished run from its workdir alone: `load_run(workdir)`.
 
-    from experiments.loading import load_run
+    from experiments.run.loading import load_run
     learner, state, config = load_run("/tmp/mia")
 
 A workdir holds `config.json` (the experiment config), `specs.json` (the modalities the run was
@@ -104,7 +104,7 @@ def read_config(workdir: str):
 def run_specs(config, workdir: str) -> tuple[Any, ...]:
   """The modalities of the run in `workdir`: `specs.json`, else rebuilt from the config."""
   from data_pipelines import benchmarks
-  from experiments import build
+  from experiments.run import build
   path = os.path.join(workdir, SPECS_FILE)
   if os.path.isfile(path):
     return read_specs(path)
@@ -113,8 +113,8 @@ def run_specs(config, workdir: str) -> tuple[Any, ...]:
       raise ValueError(
           f"{workdir!r} is a run on arrays passed from Python, written before runs stored their "
           f"modalities ({SPECS_FILE}, mia-jax 0.5); its specs cannot be rebuilt. Write them with "
-          "experiments.loading.write_specs(workdir, specs), where specs = "
-          "experiments.build.own_data_specs(config, source) of the arrays it trained on.")
+          "experiments.run.loading.write_specs(workdir, specs), where specs = "
+          "experiments.run.build.own_data_specs(config, source) of the arrays it trained on.")
     if not os.path.isfile(config.data.npz_train):
       raise FileNotFoundError(
           f"{workdir!r} is a run on {config.data.npz_train!r}, which is gone, and it predates "
@@ -143,7 +143,7 @@ def load_run(workdir: str, step: int | None = None) -> LoadedRun:
   import jax
   import orbax.checkpoint as ocp
 
-  from experiments import build
+  from experiments.run import build
 
   workdir = os.fspath(workdir)
   config = read_config(workdir)
