@@ -48,6 +48,7 @@ from experiments.run import validate
 from experiments.studies import definitions as studies_lib
 from experiments.studies import runner
 from experiments.studies.definitions import Study
+from mia_jax.evaluation import MEASURES
 
 FLAGS = flags.FLAGS
 
@@ -55,6 +56,12 @@ FLAGS = flags.FLAGS
 def define_flags() -> None:
   """Defines the command-line flags (only when run as a program: importing this module for
   its Python API defines none, so it can share a process with other absl programs)."""
+  _define_study_flags()
+  _define_runner_flags()
+
+
+def _define_study_flags() -> None:
+  """What is run: the study, its arms, seeds and budget, and what is reported."""
   config_flags.DEFINE_config_file(
       "config", None, "Base config file with arguments (`file.py:key=value,...`); every arm's "
       "overrides apply on top of it.", lock_config=False)
@@ -64,16 +71,19 @@ def define_flags() -> None:
   flags.DEFINE_string("grid", None, "Instead of --study: a grid of overrides, "
                       "'key=v1|v2;key2=w1|w2' (one arm per combination).")
   flags.DEFINE_list("arms", None, "Run only these arms (the reference arm is always run).")
+  flags.DEFINE_string("reference", None, "Reference arm (default: the study's; a grid's first).")
   flags.DEFINE_integer("seeds", 3, "Number of seeds per arm: config.seed + 0..seeds-1.")
   flags.DEFINE_integer("other_seeds", 0, "Seeds for the arms that are not the study's headline "
                        "arms (the first ones of --seeds); 0 = all of --seeds.")
   flags.DEFINE_integer("steps", 0, "Meta-steps per run for every arm (0: the preset's); scales a "
                        "study to a time budget.")
   flags.DEFINE_list("measures", None, "Measures to report (default: the study's), from "
-                    "generalization_mse, memorization_mse, full_mse, generalization_psnr, "
-                    "memorization_psnr.")
-  flags.DEFINE_string("reference", None, "Reference arm (default: the study's; a grid's first "
-                      "arm).")
+                    f"{', '.join(MEASURES)}.")
+  flags.DEFINE_integer("reconstructions", 3, "Meta-test signals in reconstructions.png (0: none).")
+
+
+def _define_runner_flags() -> None:
+  """How it is run: processes, shards, the archive, the compilation cache."""
   flags.DEFINE_integer("parallel", 1, "Runs trained at once, each in its own process (for hosts "
                        "with cores or accelerator memory to spare).")
   flags.DEFINE_string("shard", None, "I/N: train only shard I of N of the study's runs (run k "
@@ -81,12 +91,10 @@ def define_flags() -> None:
                       "shared --archive, --report_only then writes the report.")
   flags.DEFINE_bool("report_only", False, "Train nothing: write the report from the finished "
                     "runs (in --workdir or restored from --archive).")
-  flags.DEFINE_integer("reconstructions", 3, "Meta-test signals in reconstructions.png (0: none).")
   flags.DEFINE_string("archive", None, "Also keep each finished run's results.json and "
-                      "config.json, "
-                      "its episodes (once per content, in DIR/episodes/), and the reports, in "
-                      "this directory (no checkpoints); "
-                      "runs finished there are reused, not retrained.")
+                      "config.json, its episodes (once per content, in DIR/episodes/), and the "
+                      "reports in this directory (no checkpoints); runs finished there are "
+                      "reused, not retrained.")
   flags.DEFINE_string("compilation_cache", "auto", "Persistent JAX compilation cache shared by "
                       "the runs (seeds and restarts skip compilation): 'auto' = W/jax_cache, a "
                       "path, or '' for none. JAX_COMPILATION_CACHE_DIR takes precedence.")
