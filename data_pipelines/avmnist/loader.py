@@ -8,9 +8,9 @@ import os
 import numpy as np
 
 from data_pipelines import manual
-from data_pipelines.avmnist import avmnist
+from data_pipelines.avmnist import avmnist, fsdd
 
-_SCALES = {"rgb": 1.0 / 255.0, "wav": 1.0 / avmnist.INT16_SCALE}
+_SCALES = {"rgb": 1.0 / 255.0, "wav": 1.0 / fsdd.INT16_SCALE}
 
 
 def _packed(records, modalities: Sequence[str]) -> manual.PackedSource:

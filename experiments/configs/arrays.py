@@ -51,7 +51,7 @@ From Python, pass the arrays instead of files:
                            data={"train": {"img": x, "sig": s}, "test": {"img": xt, "sig": st}})
 """
 
-from experiments.configs import common
+from experiments.configs import common, shared
 
 
 def _files(c, args):
@@ -60,7 +60,7 @@ def _files(c, args):
 
 # The image benchmarks' composer and batch, with smooth Fourier features (sigma 1).
 BENCHMARK = common.Benchmark(
-    "arrays", "", fields={**common.IMAGE, "model.ff_sigma": 1.0, "num_train_steps": 50_000},
+    "arrays", "", fields={**shared.IMAGE, "model.ff_sigma": 1.0, "num_train_steps": 50_000},
     own_args={"train": "", "test": ""}, own=_files,
-    presets={"cpu": {**common.IMAGE_CPU, "num_train_steps": 800}, "smoke": common.IMAGE_SMOKE})
+    presets={"cpu": {**shared.IMAGE_CPU, "num_train_steps": 800}, "smoke": shared.IMAGE_SMOKE})
 ARGS, get_config, studies = BENCHMARK.exports()

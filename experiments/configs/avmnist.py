@@ -23,13 +23,13 @@ keeps sigma 30 for the waveform; carried over from the offline sets, not measure
 """
 
 from data_pipelines import benchmarks
-from experiments.configs import common
+from experiments.configs import common, shared
 
 # The image benchmarks' cpu preset, with smooth features for the image only.
-CPU = {**common.REAL_CPU, "model.ff_sigma": 30.0, "model.ff_sigmas": "rgb=1"}
+CPU = {**shared.REAL_CPU, "model.ff_sigma": 30.0, "model.ff_sigmas": "rgb=1"}
 BENCHMARK = common.Benchmark(
     "avmnist", "+".join(benchmarks.AVMNIST_MODALITIES), dataset="avmnist", label="AV-MNIST",
-    fields=common.IMAGE, presets={"cpu": CPU, "smoke": common.IMAGE_SMOKE},
+    fields=shared.IMAGE, presets={"cpu": CPU, "smoke": shared.IMAGE_SMOKE},
     own_args={"data_dir": ""}, headline_alone="rgb", modality_text=(
         "Modality replacement: the visual modality (the digit image) adapted alone versus with "
         "the spoken digit, and the audio alone; identical meta-test supports in every arm "

@@ -1,4 +1,5 @@
-"""What every benchmark config shares: arguments, defaults, presets and the standard studies.
+"""What every benchmark config shares: arguments, defaults and the standard studies (the presets'
+values: `shared.py`).
 
 Configs are chosen with `--config=experiments/configs/FILE.py:key=value,key=value,preset`, as in
 big_vision: `get_config(arg)` receives the string after the colon. A benchmark file holds only
@@ -14,9 +15,9 @@ exports
 all three from one declaration, `BENCHMARK = common.Benchmark(...)`, whose fields are the
 benchmark's differences (`ARGS, get_config, studies = BENCHMARK.exports()`).
 
-The standard arguments (`standard_args`): `method` (one of `mia_jax.methods.METHODS`), `ablation`
-(MIA only, a key of `mia_jax.methods.ABLATIONS`), `inner_steps` (K; left out: the preset's, else
-3), `modalities` (a `+`-joined subset of the benchmark's), `seed`, `first_order`, `remat`,
+The standard arguments (`standard_args`): `method` (one of `experiments.methods.METHODS`),
+`ablation` (MIA only, a key of `experiments.methods.ABLATIONS`), `inner_steps` (K; left out: the
+preset's, else 3), `modalities` (a `+`-joined subset of the benchmark's), `seed`, `first_order`, `remat`,
 `batch_size` and `num_train_steps` (left out: the preset's), `variant` (`released`, the default:
 the released implementation's training where it differs from the paper, `RELEASED_VS_SPEC`,
 docs/method.md section 9; or `spec`), and a bare preset name: `smoke` (seconds, for tests), `cpu`
@@ -31,61 +32,8 @@ from typing import Any, Callable, Mapping
 import ml_collections
 
 from experiments import methods, syntax
+from experiments.configs import shared
 from mia_jax.model import ModelConfig
-
-PRESETS = ("smoke", "cpu", "full")
-MEASURES = ("generalization_mse", "memorization_mse")
-
-# Where the released implementation's training differs from the paper (docs/method.md section 9;
-# docs/architecture.md, "The released code's training"): {field: (released value, spec value)}.
-# The released values are the defaults; the argument `variant=spec` sets every field to the
-# spec's value.
-RELEASED_VS_SPEC = {
-    # Training support sizes: uniform integers {ceil(Rmin N)..floor(Rmax N)} (U*19+2 on the
-    # synthetic functions, 2..20) against floor(R N) of a uniform ratio R (2..19).
-    "support_counts": ("closed", "floor"),
-    # The detached query loss before adaptation in the uncertainty weighting (the released code
-    # keeps it in the loss dict it weights): (sg(L0) + LK) / 2e^v + v against LK / 2e^v + v / 2.
-    "initial_loss": (True, False),
-    # The gradient scaler's outer learning rate: the released code steps it with two Adam
-    # optimisers (a quirk of its parameter groups, not a design), i.e. twice the rate.
-    "rule.scaler_lr_multiplier": (2.0, 1.0),
-    # The SFTs' GELU: torch's exact (erf) one against flax's tanh approximation.
-    "rule.exact_gelu": (True, False),
-    # Support-ratio bins [lo, hi] (an edge counts in both bins) against [lo, hi).
-    "eval.closed_bins": (True, False),
-}
-VARIANTS = ("released", "spec")
-# The default fixed support ratios of the evaluation (`eval.fixed_ratios`).
-FIXED_RATIOS = "0.002,0.005,0.01,0.02,0.05,0.1,0.25,0.5,1"
-
-# The paper's settings for its image benchmarks (docs/method.md sections 3, 5 and 6), used by
-# every 2-D and audio benchmark: composer rank 64 with 128 random Fourier features of sigma 30,
-# batch 32, and MIA's gradient scaler initialised at 1000 (`IMAGE_GRAD_SCALE`; the released
-# code's CelebA runs use it). A config left at the base default `ff_sigma = 0` would get a plain
-# linear encoder, which cannot fit a 32x32 image.
-IMAGE = {"batch_size": 32, "model.rank": 64, "model.ff_sigma": 30.0, "model.ff_dim": 128,
-         "eval.batch_size": 32}
-IMAGE_GRAD_SCALE = 1000.0
-# The image benchmarks' `cpu` preset: a small backbone and batch, smooth Fourier features
-# (sigma 1) and a faster outer loop (1e-3). At CPU budgets the paper's sigma 30 (far above the
-# Nyquist frequency of a 32x32 grid) and lr 1e-4 learn only each image's mean (measured on the
-# offline sets, docs/results.md).
-IMAGE_CPU = {"batch_size": 16, "model.hidden": 64, "model.rank": 16, "model.ff_sigma": 1.0,
-             "learning_rate": 1e-3, "checkpoint_every_steps": 250}
-# The real datasets' (CelebA, AV-MNIST, ERA5) `cpu` runs evaluate on their first 500 test signals.
-REAL_CPU = {**IMAGE_CPU, "num_train_steps": 1_000, "eval.batch_size": 50,
-            "data.num_test_signals": 500}
-# The offline sets (shapes, avdigits): 50,000 steps without a preset, every test signal
-# evaluated in batches of 50; `smoke` reads their small builder config.
-OFFLINE = {**IMAGE, "num_train_steps": 50_000, "eval.batch_size": 50}
-# `smoke`: seconds, a tiny model and a few steps, for tests.
-SMOKE = {"model.hidden": 16, "model.rank": 4, "rule.sft_width": 24, "rule.head_dim": 8,
-         "log_every_steps": 2, "log_reconstructions": 0, "eval.fixed_ratios": ""}
-IMAGE_SMOKE = {**SMOKE, "num_train_steps": 4, "batch_size": 4, "model.ff_dim": 16,
-               "data.num_test_signals": 8, "eval.batch_size": 4, "checkpoint_every_steps": 2}
-OFFLINE_SMOKE = {**IMAGE_SMOKE, "data.builder_config": "small"}
-
 
 # Arguments whose default is "unset" (None: keep the preset's value); given, they are typed so.
 UNSET_TYPES = {"batch_size": int, "num_train_steps": int, "inner_steps": int}
@@ -112,8 +60,8 @@ def parse_arg(arg: str | None, allowed: Mapping[str, Any]) -> dict[str, Any]:
   out = dict(allowed)
   for key, value in syntax.split_args(arg):
     if value is None:
-      if key not in PRESETS:
-        raise ValueError(f"Unknown config flag {key!r}; allowed presets: {', '.join(PRESETS)} "
+      if key not in shared.PRESETS:
+        raise ValueError(f"Unknown config flag {key!r}; allowed presets: {', '.join(shared.PRESETS)} "
                          f"(or key=value with key in {', '.join(sorted(allowed))}).")
       out["preset"] = key
       continue
@@ -144,7 +92,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.lr_schedule = "constant"
   c.warmup_steps = 0
   c.skip_nonfinite = False      # skip a step with a non-finite loss/gradient instead of stopping
-  released = {k: v[0] for k, v in RELEASED_VS_SPEC.items()}  # the released code's training
+  released = {k: v[0] for k, v in shared.RELEASED_VS_SPEC.items()}  # the released code's training
   c.support_counts = released["support_counts"]
   c.initial_loss = released["initial_loss"]
   c.compute_dtype = "float32"   # "bfloat16": INR and rule in bf16, float32 state (accelerators)
@@ -185,7 +133,7 @@ def base_config() -> ml_collections.ConfigDict:
       # Also evaluate every meta-test signal at each of these support ratios (clipped to each
       # modality's range; keys {measure}/{modality}/ratio{r}): the error-vs-support curves of
       # the study reports. "" = none. Each distinct ratio is one more pass over the test set.
-      fixed_ratios=FIXED_RATIOS,
+      fixed_ratios=shared.FIXED_RATIOS,
   ))
   c.log_every_steps = 50
   c.tensorboard = True          # TensorBoard event files in the workdir (experiments/run/events.py)
@@ -239,11 +187,11 @@ def benchmark_config(arg: str | None, args_spec: Mapping[str, Any], *, benchmark
   preset, and a `data_dir` argument sets `config.data.data_dir`.
   """
   args = parse_arg(arg, args_spec)
-  if args.get("variant", "released") not in VARIANTS:
-    raise ValueError(f"Unknown variant {args['variant']!r}; allowed: {', '.join(VARIANTS)}.")
+  if args.get("variant", "released") not in shared.VARIANTS:
+    raise ValueError(f"Unknown variant {args['variant']!r}; allowed: {', '.join(shared.VARIANTS)}.")
   c = base_config()
   if args.get("variant") == "spec":
-    set_fields(c, {k: spec for k, (_, spec) in RELEASED_VS_SPEC.items()})
+    set_fields(c, {k: spec for k, (_, spec) in shared.RELEASED_VS_SPEC.items()})
   c.benchmark = benchmark
   for key in ("method", "modalities", "seed", "first_order", "remat", "preset"):
     c[key] = args[key]
@@ -268,7 +216,7 @@ def standard_studies(modalities: str, label: str, *, modality_text: str,
                      headline_alone: str | None = None) -> dict[str, dict]:
   """A benchmark's ablation studies (`python -m experiments.ablate --study=NAME`).
 
-  The arms come from the registries, so a new MIA ablation (`mia_jax.methods.ABLATIONS`) or method
+  The arms come from the registries, so a new MIA ablation (`experiments.methods.ABLATIONS`) or method
   (`METHODS`) appears in every benchmark's studies:
 
   * `modality_replacement`: every modality together (`multimodal_arm`, the reference) against each
@@ -290,7 +238,7 @@ def standard_studies(modalities: str, label: str, *, modality_text: str,
   """
   names = modalities.split("+")
   replacement = dict(
-      description=modality_text, reference=multimodal_arm, measures=MEASURES,
+      description=modality_text, reference=multimodal_arm, measures=shared.MEASURES,
       arms={multimodal_arm: dict(modalities=modalities),
             **{f"{m}_alone": dict(modalities=m) for m in names}})
   if headline_alone:
@@ -304,12 +252,12 @@ def standard_studies(modalities: str, label: str, *, modality_text: str,
               "trajectory."),
           arms={("mia" if a == "none" else a): dict(method="mia", ablation=a)
                 for a in methods.ABLATIONS},
-          reference="mia", headline=("mia", "no_sft"), measures=MEASURES),
+          reference="mia", headline=("mia", "no_sft"), measures=shared.MEASURES),
       "modality_replacement": replacement,
       "methods": dict(
           description=f"MIA against the baselines on {label}, same backbone and episodes.",
           arms={m: dict(method=m, ablation="none") for m in methods.METHODS},
-          reference="mia", measures=MEASURES),
+          reference="mia", measures=shared.MEASURES),
       "fidelity": dict(
           description=(
               f"MIA on {label} with the released implementation's training (`released`) "
@@ -317,9 +265,9 @@ def standard_studies(modalities: str, label: str, *, modality_text: str,
               "switched back (`spec_...`) and all of them (`spec`): what each difference does."),
           arms={"released": dict(method="mia", ablation="none"),
                 **{f"spec_{k.rpartition('.')[2]}": {"method": "mia", "ablation": "none", k: spec}
-                   for k, (_, spec) in RELEASED_VS_SPEC.items() if not k.startswith("eval.")},
+                   for k, (_, spec) in shared.RELEASED_VS_SPEC.items() if not k.startswith("eval.")},
                 "spec": dict(method="mia", ablation="none", variant="spec")},
-          reference="released", headline=("released", "spec"), measures=MEASURES),
+          reference="released", headline=("released", "spec"), measures=shared.MEASURES),
   }
 
 
@@ -340,7 +288,7 @@ class Benchmark:
   modalities: str
   dataset: str = ""
   fields: Mapping[str, Any] = dataclasses.field(default_factory=dict)
-  mia_grad_scale: float = IMAGE_GRAD_SCALE
+  mia_grad_scale: float = shared.IMAGE_GRAD_SCALE
   presets: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
   own_args: Mapping[str, Any] = dataclasses.field(default_factory=dict)
   own: Callable[[ml_collections.ConfigDict, dict], None] | None = None

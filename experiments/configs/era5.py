@@ -22,11 +22,11 @@ from the offline sets, not measured on ERA5 itself.
 """
 
 from data_pipelines import benchmarks
-from experiments.configs import common
+from experiments.configs import common, shared
 
 BENCHMARK = common.Benchmark(
     "era5", "+".join(benchmarks.ERA5_MODALITIES), dataset="era5", label="ERA5",
-    fields=common.IMAGE, presets={"cpu": common.REAL_CPU, "smoke": common.IMAGE_SMOKE},
+    fields=shared.IMAGE, presets={"cpu": shared.REAL_CPU, "smoke": shared.IMAGE_SMOKE},
     own_args={"data_dir": ""}, modality_text=(
         "Modality replacement: each climate variable adapted alone versus with the other two; "
         "identical meta-test supports in every arm (paired)."))

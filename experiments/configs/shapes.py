@@ -15,7 +15,7 @@ data dir (a few seconds); nothing is downloaded.
       --study=modality_replacement --seeds=3 --other_seeds=1 --workdir=workdirs/shapes_modrep
 
 Arguments: the standard ones (`experiments/configs/common.py`). Without a preset, the paper's
-CelebA settings (for a GPU/TPU). The `cpu` preset is the image one (common.IMAGE_CPU): with the
+CelebA settings (for a GPU/TPU). The `cpu` preset is the image one (shared.IMAGE_CPU): with the
 paper's sigma 30 and lr 1e-4, 800 steps learn only each image's mean colour (rgb generalization
 MSE 0.0151, as the per-image mean); after 300 steps rgb alone reaches 0.0061 with sigma 1 and
 lr 1e-3, 0.0094 with sigma 3, 0.0154 with sigma 30 (docs/results.md). All 500 test signals are
@@ -23,12 +23,12 @@ evaluated.
 """
 
 from data_pipelines import benchmarks
-from experiments.configs import common
+from experiments.configs import common, shared
 
 BENCHMARK = common.Benchmark(
     "shapes", "+".join(benchmarks.SHAPES_MODALITIES), dataset="shapes_trimodal",
-    label="rendered shapes", fields=common.OFFLINE, presets={
-        "cpu": {**common.IMAGE_CPU, "num_train_steps": 800}, "smoke": common.OFFLINE_SMOKE},
+    label="rendered shapes", fields=shared.OFFLINE, presets={
+        "cpu": {**shared.IMAGE_CPU, "num_train_steps": 800}, "smoke": shared.OFFLINE_SMOKE},
     headline_alone="rgb", modality_text=(
         "Modality replacement on rendered shapes: each image modality adapted and evaluated "
         "alone versus with the other two (rgb+normal+sketch), on identical meta-test supports "

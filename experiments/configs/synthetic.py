@@ -15,7 +15,7 @@ Arguments: the standard ones (`experiments/configs/common.py`: method, ablation,
 modalities, seed, ..., and a preset `smoke` | `cpu` | `full`), and `backbone` (composer | functa).
 """
 
-from experiments.configs import common
+from experiments.configs import common, shared
 
 MODALITIES = "sine+tanh+gaussian+relu"
 BACKBONES = ("composer", "functa")
@@ -41,7 +41,7 @@ BENCHMARK = common.Benchmark(
     own_args={"backbone": "composer"}, presets={
         # 2,000 meta-steps at batch 64: about 20 minutes on 2 CPU cores.
         "cpu": {"num_train_steps": 2_000, "checkpoint_every_steps": 250},
-        "smoke": {**common.SMOKE, "num_train_steps": 6, "batch_size": 8,
+        "smoke": {**shared.SMOKE, "num_train_steps": 6, "batch_size": 8,
                   "data.builder_config": "small", "data.num_test_signals": 16,
                   "eval.batch_size": 8, "checkpoint_every_steps": 3}},
     multimodal_arm="all", modality_text=(

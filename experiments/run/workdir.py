@@ -22,7 +22,7 @@ import os
 from typing import Any, Mapping, Sequence
 
 from experiments import atomic
-from experiments.configs.common import RELEASED_VS_SPEC
+from experiments.configs.shared import RELEASED_VS_SPEC
 
 # Config fields that may differ between a run and a restart of it (budget, logging, where the
 # data lives); any other difference means the workdir holds another config.
@@ -37,7 +37,7 @@ DIVERGENCE_FIELDS = ("learning_rate", "skip_nonfinite")
 DIVERGED_FILE = "diverged.json"
 HISTORY_FILE = "config_history.jsonl"
 # Fields added after runs were stored, with the value a config without them computed with (the
-# paper's values in `configs.common.RELEASED_VS_SPEC`, docs/method.md section 9): a stored config
+# paper's values in `configs.shared.RELEASED_VS_SPEC`, docs/method.md section 9): a stored config
 # that lacks one is compared with this value, so an earlier run is not mistaken for one with the
 # new defaults.
 ADDED_FIELDS = {k: spec for k, (_, spec) in RELEASED_VS_SPEC.items()}

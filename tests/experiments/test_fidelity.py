@@ -1,5 +1,5 @@
 """The switches between the released implementation's training and the paper's
-(`experiments.configs.common.RELEASED_VS_SPEC`, docs/method.md section 9), each against a hand
+(`experiments.configs.shared.RELEASED_VS_SPEC`, docs/method.md section 9), each against a hand
 computation."""
 
 import dataclasses
@@ -14,7 +14,7 @@ import optax
 import pytest
 
 from data_pipelines.benchmarks import synthetic_spec
-from experiments.configs import common, synthetic
+from experiments.configs import shared, synthetic
 from experiments.run import workdir as workdir_lib
 from mia_jax import adaptation, evaluation, meta_step, sampling
 from mia_jax.modalities import ModalitySpec
@@ -160,7 +160,7 @@ def test_closed_bins_count_an_edge_ratio_in_both_bins():
 
 def test_released_defaults_spec_variant_and_old_runs():
   released, spec = synthetic.get_config("cpu"), synthetic.get_config("cpu,variant=spec")
-  for field, (want_released, want_spec) in common.RELEASED_VS_SPEC.items():
+  for field, (want_released, want_spec) in shared.RELEASED_VS_SPEC.items():
     get = lambda c: c[field] if "." not in field else c[field.split(".")[0]][field.split(".")[1]]
     assert get(released) == want_released and get(spec) == want_spec, field
   with pytest.raises(ValueError, match="'paper'.*released, spec"):
@@ -168,7 +168,7 @@ def test_released_defaults_spec_variant_and_old_runs():
   # A run stored before these fields existed computed the spec's variant: it matches the spec
   # variant's config and differs from the released defaults.
   old = json.loads(spec.to_json())
-  for field in common.RELEASED_VS_SPEC:
+  for field in shared.RELEASED_VS_SPEC:
     head, _, tail = field.rpartition(".")
     (old[head] if head else old).pop(tail)
   assert workdir_lib.config_differences(old, json.loads(spec.to_json())) == []

@@ -1,5 +1,6 @@
-"""Using what was trained: adaptation to observations, prediction anywhere, `load_run`, and the
-`experiments.reconstruct` command (issue 31)."""
+"""Using what was trained (issue 31): `load_run` of a finished run, and the
+`experiments.reconstruct` command. Adapting to observations: `tests/library/test_observations.py`;
+observation files: `test_observation_files.py`."""
 
 import json
 import os
@@ -7,7 +8,6 @@ import subprocess
 import sys
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -17,8 +17,7 @@ from experiments import reconstruct
 from experiments.configs import arrays as arrays_config
 from experiments.configs import synthetic
 from experiments.run import checkpoints, loading, train
-from mia_jax import adaptation, episodes_file
-from tests.helpers import episode, image_spec, random_batch, tiny_learner, wave_spec
+from mia_jax import episodes_file
 from tests.paths import ROOT
 
 pytestmark = pytest.mark.slow  # trains, or runs the command line
@@ -27,174 +26,6 @@ pytestmark = pytest.mark.slow  # trains, or runs the command line
 def _close(a, b, rtol=1e-5, atol=1e-6):
   jax.tree.map(lambda x, y: np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=rtol,
                                                        atol=atol), a, b)
-
-
-def _grid_observations(learner, batch, ep):
-  """An episode's supports as coordinate/value observations."""
-  out = {}
-  for spec in learner.specs:
-    idx = np.asarray(ep[spec.name]["idx"])
-    out[spec.name] = {"coords": np.asarray(learner.model.coords[spec.name])[idx],
-                      "values": np.take_along_axis(batch[spec.name]["y"], idx[..., None], 1),
-                      "mask": np.asarray(ep[spec.name]["mask"])}
-  return out
-
-
-# ------------------------------------------------------------------------------------------------
-# the library
-
-
-@pytest.mark.parametrize("method", ["mia", "cavia"])
-def test_observations_at_grid_points_give_adapts_latents(method):
-  learner = tiny_learner(method, names=("sine", "tanh"), inner_steps=3)
-  state = learner.init(jax.random.PRNGKey(0))
-  batch = random_batch(learner.specs, 4)
-  ep = jax.tree.map(np.asarray, episode(learner, 4))
-  lat_a, pred_a, aux_a = adaptation.adapt(learner.model, learner.rule, state.params,
-                                          state.buffers, batch, ep, 3)
-  lat_o, pred_o, aux_o = adaptation.adapt_to_observations(
-      learner.model, learner.rule, state.params, state.buffers,
-      _grid_observations(learner, batch, ep), 3)
-  _close(lat_a, lat_o)
-  _close(pred_a, pred_o)
-  _close(aux_a["support_loss"], aux_o["support_loss"])
-  moved = np.abs(np.asarray(lat_a["sine"]) - np.asarray(
-      learner.model.initial_latents(state.params["inr"], 4)["sine"])).max()
-  assert moved > 1e-4  # the comparison is of adapted latents, not of the initialisation
-
-
-def test_prediction_anywhere():
-  learner = tiny_learner("cavia", names=("sine", "tanh"))
-  state = learner.init(jax.random.PRNGKey(1))
-  model, b = learner.model, 3
-  latents = jax.tree.map(lambda z: z + 0.3 * jax.random.normal(jax.random.PRNGKey(2), z.shape),
-                         model.initial_latents(state.params["inr"], b))
-  grid = model.predict(state.params["inr"], state.buffers, latents)
-  spec = learner.specs[0]
-  coords = {s.name: jnp.broadcast_to(model.coords[s.name], (b,) + model.coords[s.name].shape)
-            for s in learner.specs}
-  _close(model.predict(state.params["inr"], state.buffers, latents, coords), grid)
-  # A 4x finer grid holds the training grid as every 4th point.
-  fine_shape = spec.upsampled_shape(4)
-  assert fine_shape == (797,)
-  fine = jnp.asarray(spec.coordinates(fine_shape))
-  np.testing.assert_array_equal(np.asarray(fine[::4]), np.asarray(model.coords[spec.name]))
-  out = model.predict(state.params["inr"], state.buffers, latents,
-                      {spec.name: jnp.broadcast_to(fine, (b,) + fine.shape)})
-  assert out[spec.name].shape == (b, 797, 1) and out["tanh"].shape == (b, 200, 1)
-  _close(out[spec.name][:, ::4], grid[spec.name])
-  _close(out["tanh"], grid["tanh"])  # left out: its grid, within the same stacked group
-  # Different point counts within one group, and points between grid points.
-  mid = (fine[1::4][:50])
-  out = model.predict(state.params["inr"], state.buffers, latents,
-                      {"sine": jnp.broadcast_to(mid, (b,) + mid.shape), "tanh": coords["tanh"]})
-  assert out["sine"].shape == (b, 50, 1)
-  alone = model.predict(state.params["inr"], state.buffers, latents,
-                        {"sine": jnp.broadcast_to(mid, (b,) + mid.shape),
-                         "tanh": jnp.broadcast_to(mid, (b,) + mid.shape)})
-  _close(out["sine"], alone["sine"])
-
-
-def test_an_unobserved_modality_moves_only_under_a_fusing_rule():
-  for method, moves in (("mia", True), ("cavia", False)):
-    learner = tiny_learner(method, names=("sine", "tanh"), inner_steps=2)
-    state = learner.init(jax.random.PRNGKey(0))
-    batch = random_batch(learner.specs, 2)
-    ep = jax.tree.map(np.asarray, episode(learner, 2))
-    obs = _grid_observations(learner, batch, ep)
-    del obs["tanh"]
-    latents, _, aux = adaptation.adapt_to_observations(
-        learner.model, learner.rule, state.params, state.buffers, obs, 2)
-    init = learner.model.initial_latents(state.params["inr"], 2)["tanh"]
-    change = float(np.abs(np.asarray(latents["tanh"]) - np.asarray(init)).max())
-    assert (change > 1e-6) == moves, (method, change)
-    np.testing.assert_array_equal(np.asarray(aux["support_loss"]["tanh"]), 0.0)
-
-
-@pytest.mark.parametrize("obs, match", [
-    ({}, "No observations"),
-    ({"rgb": {"coords": np.zeros((1, 2, 1)), "values": np.zeros((1, 2, 1))}},
-     r"modalities \['rgb'\] the model does not have; it has \['sine', 'tanh'\]"),
-    ({"sine": {"coords": np.zeros((1, 2, 2)), "values": np.zeros((1, 2, 1))}},
-     r"coords must be \[B, S, 1\]"),
-    ({"sine": {"coords": np.zeros((1, 2, 1)), "values": np.zeros((1, 2, 3))}},
-     r"values must be \[B, S, 1\]"),
-    ({"sine": {"coords": np.zeros((1, 2, 1)), "values": np.zeros((1, 2, 1)),
-               "mask": np.ones((1, 3))}}, r"mask must be \[B, S\]"),
-    ({"sine": {"coords": np.zeros((1, 2, 1)), "values": np.zeros((1, 2, 1))},
-      "tanh": {"coords": np.zeros((2, 2, 1)), "values": np.zeros((2, 2, 1))}},
-     "different numbers of signals"),
-    ({"sine": {"values": np.zeros((1, 2, 1))}}, "need 'coords'"),
-])
-def test_bad_observations_are_clear_errors(obs, match):
-  learner = tiny_learner("cavia")
-  state = learner.init(jax.random.PRNGKey(0))
-  with pytest.raises(ValueError, match=match):
-    adaptation.adapt_to_observations(learner.model, learner.rule, state.params, state.buffers,
-                                     obs, 1)
-
-
-# ------------------------------------------------------------------------------------------------
-# observation files
-
-
-SPECS = (wave_spec("wav", 20), image_spec("img", 6, 3))
-
-
-def _parse(arrays):
-  return reconstruct.parse_observations(arrays, SPECS, "'obs.npz'")
-
-
-def test_grid_and_point_observations_parse_to_the_same_points():
-  rng = np.random.default_rng(0)
-  wav = rng.normal(size=(3, 20)).astype(np.float32)
-  mask = np.zeros((3, 20))
-  mask[:, [2, 5, 11]] = 1
-  mask[2, 7] = 1
-  grid = _parse({"wav": wav, "wav_mask": mask})["wav"]
-  assert grid["truth"].shape == (3, 20, 1) and grid["mask"].sum(1).tolist() == [3, 3, 4]
-  coords = SPECS[0].coordinates()[[2, 5, 11, 7]][None].repeat(3, 0)
-  values = wav[:, [2, 5, 11, 7]]
-  pts = _parse({"wav_coords": coords[..., 0], "wav_values": values,
-                "wav_count": np.array([3, 3, 4])})["wav"]
-  for i in range(3):
-    on = grid["mask"][i] > 0
-    order = np.argsort(pts["coords"][i, pts["mask"][i] > 0, 0])
-    np.testing.assert_allclose(grid["coords"][i, on], pts["coords"][i, pts["mask"][i] > 0][order])
-    np.testing.assert_allclose(grid["values"][i, on], pts["values"][i, pts["mask"][i] > 0][order])
-  # Unknown values (NaN) where unobserved: no ground truth, still reconstructable.
-  wav_nan = np.where(mask > 0, wav, np.nan)
-  assert _parse({"wav": wav_nan, "wav_mask": mask})["wav"]["truth"] is None
-
-
-@pytest.mark.parametrize("arrays, match", [
-    ({"audio": np.zeros((2, 20))}, r"'audio' that names no modality of the run; the run's "
-     r"modalities are \['img', 'wav'\]"),
-    ({"wav": np.zeros((2, 21))}, r"'wav' has grid \(21,\); the run's 'wav' is on \(20,\)"),
-    ({"img": np.zeros((2, 6, 6, 4))}, r"expected \[n, 6, 6, 3\]"),
-    ({"wav": np.zeros((2, 20)), "wav_mask": np.full((2, 20), 0.5)}, "must hold 0"),
-    ({"wav": np.full((2, 20), np.nan)}, "NaN or infinite values at observed points"),
-    ({"wav": np.zeros((2, 20)), "wav_coords": np.zeros((2, 3))}, "both on the grid"),
-    ({"wav_coords": np.zeros((2, 3))}, "no wav_values"),
-    ({"wav_coords": np.full((2, 3), 1.5), "wav_values": np.zeros((2, 3))},
-     r"wav_coords\[0, 0\] = \[1.5\] lies outside the domain the run was trained on, \[-1, 1\]"),
-    ({"img_coords": np.zeros((2, 3, 1)), "img_values": np.zeros((2, 3, 3))},
-     r"expected \[n, S, 2\] \(modality 'img' has d_in=2\)"),
-    ({"img_coords": np.zeros((2, 3, 2)), "img_values": np.zeros((2, 3, 1))},
-     r"has d_out=3"),
-    ({"wav_coords": np.zeros((2, 3)), "wav_values": np.zeros((2, 3)), "wav_count": [1, 4]},
-     r"wav_count must be \[2\] whole numbers in 0..3"),
-    ({"wav": np.zeros((2, 20)), "img": np.zeros((3, 6, 6, 3))}, "different numbers of signals"),
-    ({"wav": np.zeros((2, 20)), "wav_amplitude": np.array([1.0, -1.0])}, "positive numbers"),
-    ({"wav_mask": np.ones((2, 20))}, "no observations of 'wav'"),
-])
-def test_bad_observation_files_are_clear_errors(arrays, match):
-  with pytest.raises(ValueError, match=match):
-    _parse(arrays)
-
-
-# ------------------------------------------------------------------------------------------------
-# runs: load_run and the reconstruct command
 
 
 @pytest.fixture(scope="module")

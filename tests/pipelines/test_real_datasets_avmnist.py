@@ -11,7 +11,7 @@ from scipy.io import wavfile
 import tensorflow_datasets as tfds
 
 from data_pipelines import benchmarks, registry
-from data_pipelines.avmnist import avmnist, load_avmnist
+from data_pipelines.avmnist import avmnist, fsdd, load_avmnist
 from tests.real_data_files import assert_same_signals, manual_folder
 
 
@@ -74,18 +74,18 @@ def test_avmnist_shapes_ranges_and_pairing(tmp_path):
       assert -1.0 <= wav.min() and wav.max() <= 1.0 and np.abs(wav).max() == 1.0
       record = records[i]
       name = record["wav_name"].decode()
-      digit, _, index = avmnist.parse_fsdd_name(name)
+      digit, _, index = fsdd.parse_fsdd_name(name)
       # The image's label, the stored label and the spoken digit agree for every pair.
       assert digit == labels[i] == record["label"]
       assert (index < 5) == (split == "test")
       names.append(name)
       # The stored waveform is the prepared recording, quantised to int16.
       rate, samples = wavfile.read(os.path.join(root, "recordings", name + ".wav"))
-      expected = avmnist.prepare_waveform(samples, rate)
+      expected = fsdd.prepare_waveform(samples, rate)
       np.testing.assert_allclose(wav[:, 0], expected, atol=1 / 32767)
     # Pairs are the documented seeded draw over the split's recordings in name order.
     recordings = sorted(f[:-4] for f in os.listdir(os.path.join(root, "recordings"))
-                        if avmnist.parse_fsdd_name(f) and avmnist.fsdd_split(f) == split)
+                        if fsdd.parse_fsdd_name(f) and fsdd.fsdd_split(f) == split)
     rows = avmnist.pair_by_label(labels, np.array([int(r[0]) for r in recordings]),
                                  avmnist.SPLIT_SEEDS[split])
     assert names == [recordings[r] for r in rows]
@@ -102,19 +102,19 @@ def test_prepare_waveform_by_hand():
   assert benchmarks.WAV_SAMPLE_RATE * 2 == rate
   # Short: decimated by 2 (a 100 Hz sine stays a 100 Hz sine), zero-padded, peak 1.
   t = np.arange(1200) / rate
-  out = avmnist.prepare_waveform((3000 * np.sin(2 * np.pi * 100 * t)).astype(np.int16), rate)
+  out = fsdd.prepare_waveform((3000 * np.sin(2 * np.pi * 100 * t)).astype(np.int16), rate)
   assert out.shape == (length,) and out.dtype == np.float32
   t4 = np.arange(600) / benchmarks.WAV_SAMPLE_RATE
   np.testing.assert_allclose(out[50:550], np.sin(2 * np.pi * 100 * t4)[50:550], atol=0.02)
   assert (out[600:] == 0).all() and np.isclose(np.abs(out).max(), 1.0)
   # Long: trimmed to its first `length` samples at 4 kHz; stereo averaged; silence stays zero.
   long = np.stack([np.sin(np.arange(9000) / 50.0)] * 2, axis=1)
-  out = avmnist.prepare_waveform(long, rate)
+  out = fsdd.prepare_waveform(long, rate)
   np.testing.assert_allclose(out[100:1900], np.sin(np.arange(9000)[::2] / 50.0)[100:1900],
                              atol=0.02)
-  assert (avmnist.prepare_waveform(np.zeros(100), rate) == 0).all()
-  assert avmnist.fsdd_split("3_theo_4.wav") == "test"
-  assert avmnist.fsdd_split("3_theo_5.wav") == "train"
+  assert (fsdd.prepare_waveform(np.zeros(100), rate) == 0).all()
+  assert fsdd.fsdd_split("3_theo_4.wav") == "test"
+  assert fsdd.fsdd_split("3_theo_5.wav") == "train"
 
 
 class _FakeMnist(tfds.core.GeneratorBasedBuilder, skip_registration=True):
