@@ -19,8 +19,7 @@ def dataset_size(source: Source) -> int:
   return len(source)
 
 
-def num_batches(num_signals: int, batch_size: int,
-                drop_remainder: bool = True) -> int:
+def num_batches(num_signals: int, batch_size: int, drop_remainder: bool = True) -> int:
   """Returns the number of batches in one epoch of `num_signals` signals."""
   if drop_remainder:
     return num_signals // batch_size
@@ -45,24 +44,25 @@ class _ShardRows(grain.MapDataset):
       return self.slice(k)
     epoch, k = divmod(k, self._length)  # later epochs: the parent's reshuffled ones
     batch, row = divmod(k, self._local)
-    return self._parent[epoch * len(self._parent) + batch * self._global
-                        + self._index * self._local + row]
+    return self._parent[
+      epoch * len(self._parent) + batch * self._global + self._index * self._local + row
+    ]
 
 
 def make_loader(
-    source: Source,
-    batch_size: int,
-    *,
-    shuffle: bool,
-    seed: int | None = None,
-    num_epochs: int | None = None,
-    drop_remainder: bool = True,
-    skip_batches: int = 0,
-    num_shards: int = 1,
-    shard_index: int = 0,
-    worker_count: int = 0,
-    num_threads: int = 1,
-    prefetch_buffer_size: int = 8,
+  source: Source,
+  batch_size: int,
+  *,
+  shuffle: bool,
+  seed: int | None = None,
+  num_epochs: int | None = None,
+  drop_remainder: bool = True,
+  skip_batches: int = 0,
+  num_shards: int = 1,
+  shard_index: int = 0,
+  worker_count: int = 0,
+  num_threads: int = 1,
+  prefetch_buffer_size: int = 8,
 ) -> grain.IterDataset:
   """Returns a deterministic iterator of batches of `source`.
 
@@ -128,12 +128,14 @@ def make_loader(
     raise ValueError(f"worker_count must be >= 0, got {worker_count}.")
   _check_shards(batch_size, num_shards, shard_index)
   if num_shards > 1 and not drop_remainder:
-    raise ValueError("A sharded loader needs drop_remainder=True (use make_eval_loader to "
-                     "evaluate on several processes).")
+    raise ValueError(
+      "A sharded loader needs drop_remainder=True (use make_eval_loader to "
+      "evaluate on several processes)."
+    )
   if num_batches(size, batch_size, drop_remainder) == 0:
     raise ValueError(
-        f"No batch of {batch_size} can be made from {size} signals "
-        f"(drop_remainder={drop_remainder}).")
+      f"No batch of {batch_size} can be made from {size} signals (drop_remainder={drop_remainder})."
+    )
 
   ds = grain.MapDataset.source(source)
   if shuffle:
@@ -146,31 +148,41 @@ def make_loader(
     ds = ds.repeat(num_epochs)
   if skip_batches:
     ds = ds.slice(slice(skip_batches, None))
-  loader = ds.to_iter_dataset(grain.ReadOptions(
-      num_threads=num_threads, prefetch_buffer_size=prefetch_buffer_size))
+  loader = ds.to_iter_dataset(
+    grain.ReadOptions(num_threads=num_threads, prefetch_buffer_size=prefetch_buffer_size)
+  )
   if worker_count > 0:
     if not flags.FLAGS.is_parsed():
       # grain reads an absl flag when it starts worker processes and fails
       # with UnparsedFlagAccessError outside `absl.app.run` (tests,
       # notebooks); marking the flags parsed makes it see their defaults.
       flags.FLAGS.mark_as_parsed()
-    loader = loader.mp_prefetch(
-        grain.MultiprocessingOptions(num_workers=worker_count))
+    loader = loader.mp_prefetch(grain.MultiprocessingOptions(num_workers=worker_count))
   return loader
 
 
 def _check_shards(batch_size: int, num_shards: int, shard_index: int) -> None:
   if num_shards < 1 or not 0 <= shard_index < num_shards:
-    raise ValueError(f"shard_index must be in [0, num_shards) and num_shards >= 1, got "
-                     f"shard_index={shard_index}, num_shards={num_shards}.")
+    raise ValueError(
+      f"shard_index must be in [0, num_shards) and num_shards >= 1, got "
+      f"shard_index={shard_index}, num_shards={num_shards}."
+    )
   if batch_size % num_shards:
-    raise ValueError(f"batch_size={batch_size} must be divisible by num_shards={num_shards} "
-                     "(each process reads an equal part of every batch).")
+    raise ValueError(
+      f"batch_size={batch_size} must be divisible by num_shards={num_shards} "
+      "(each process reads an equal part of every batch)."
+    )
 
 
-def make_eval_loader(source: Source, batch_size: int, num_signals: int | None = None, *,
-                     num_shards: int = 1, shard_index: int = 0,
-                     num_threads: int = 1) -> grain.IterDataset:
+def make_eval_loader(
+  source: Source,
+  batch_size: int,
+  num_signals: int | None = None,
+  *,
+  num_shards: int = 1,
+  shard_index: int = 0,
+  num_threads: int = 1,
+) -> grain.IterDataset:
   """Every one of the first `num_signals` signals once, in order, in full batches.
 
   Batch k holds signals `k * batch_size ...`; the last batch is padded with copies of the last
@@ -184,8 +196,9 @@ def make_eval_loader(source: Source, batch_size: int, num_signals: int | None = 
   """
   n = len(source) if num_signals is None else min(num_signals, len(source))
   if batch_size < 1 or n < 1:
-    raise ValueError(f"Need batch_size >= 1 and at least one signal, got batch_size="
-                     f"{batch_size} and {n} signals.")
+    raise ValueError(
+      f"Need batch_size >= 1 and at least one signal, got batch_size={batch_size} and {n} signals."
+    )
   _check_shards(batch_size, num_shards, shard_index)
   local = batch_size // num_shards
 

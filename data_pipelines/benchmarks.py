@@ -26,9 +26,16 @@ def synthetic_spec(name: str, num_points: int = SYNTHETIC_NUM_POINTS) -> Modalit
   """A 1-D synthetic function modality (amplitude-normalised errors)."""
   _check_name("synthetic", name, SYNTHETIC_FUNCTIONS)
   return ModalitySpec(
-      name=name, d_in=1, grid_shape=(num_points,), d_out=1, output_bias=0.0,
-      error_normaliser="amplitude", ratio_range=(0.01, 0.1),
-      ratio_bins=((0.01, 0.02), (0.02, 0.05), (0.05, 0.1)), fourier_sigma=0.0)
+    name=name,
+    d_in=1,
+    grid_shape=(num_points,),
+    d_out=1,
+    output_bias=0.0,
+    error_normaliser="amplitude",
+    ratio_range=(0.01, 0.1),
+    ratio_bins=((0.01, 0.02), (0.02, 0.05), (0.05, 0.1)),
+    fourier_sigma=0.0,
+  )
 
 
 # Image-like benchmarks (docs/method.md sections 1-2). Their images are in [0, 1] (output bias 0.5)
@@ -70,8 +77,14 @@ def celeba_spec(name: str, grid_shape: tuple[int, int] = CELEBA_GRID) -> Modalit
   """A CelebA modality (rgb, normal or sketch): a 3-channel image in [0, 1]."""
   _check_name("celeba", name, CELEBA_MODALITIES)
   return ModalitySpec(
-      name=name, d_in=2, grid_shape=grid_shape, d_out=3, output_bias=0.5,
-      ratio_range=IMAGE_RATIO_RANGE, ratio_bins=IMAGE_RATIO_BINS)
+    name=name,
+    d_in=2,
+    grid_shape=grid_shape,
+    d_out=3,
+    output_bias=0.5,
+    ratio_range=IMAGE_RATIO_RANGE,
+    ratio_bins=IMAGE_RATIO_BINS,
+  )
 
 
 def shapes_spec(name: str, grid_shape: tuple[int, int] = CELEBA_GRID) -> ModalitySpec:
@@ -80,22 +93,36 @@ def shapes_spec(name: str, grid_shape: tuple[int, int] = CELEBA_GRID) -> Modalit
   return celeba_spec(name, grid_shape)
 
 
-def avmnist_spec(name: str, image_grid: tuple[int, int] = AVMNIST_IMAGE_GRID,
-                 wav_length: int = WAV_LENGTH) -> ModalitySpec:
+def avmnist_spec(
+  name: str, image_grid: tuple[int, int] = AVMNIST_IMAGE_GRID, wav_length: int = WAV_LENGTH
+) -> ModalitySpec:
   """An AV-MNIST modality: "rgb" (a 1-channel digit image in [0, 1], output bias 0.5, R in
   [0.001, 1]) or "wav" (a 1-D waveform in [-1, 1], output bias 0, R in [0.25, 1])."""
   _check_name("avmnist", name, AVMNIST_MODALITIES)
   if name == "wav":  # the spec factory is where a benchmark's modalities are told apart
     return ModalitySpec(
-        name=name, d_in=1, grid_shape=(wav_length,), d_out=1, output_bias=0.0,
-        ratio_range=WAV_RATIO_RANGE, ratio_bins=IMAGE_RATIO_BINS)
+      name=name,
+      d_in=1,
+      grid_shape=(wav_length,),
+      d_out=1,
+      output_bias=0.0,
+      ratio_range=WAV_RATIO_RANGE,
+      ratio_bins=IMAGE_RATIO_BINS,
+    )
   return ModalitySpec(
-      name=name, d_in=2, grid_shape=image_grid, d_out=1, output_bias=0.5,
-      ratio_range=IMAGE_RATIO_RANGE, ratio_bins=IMAGE_RATIO_BINS)
+    name=name,
+    d_in=2,
+    grid_shape=image_grid,
+    d_out=1,
+    output_bias=0.5,
+    ratio_range=IMAGE_RATIO_RANGE,
+    ratio_bins=IMAGE_RATIO_BINS,
+  )
 
 
-def avdigits_spec(name: str, image_grid: tuple[int, int] = AVMNIST_IMAGE_GRID,
-                  wav_length: int = WAV_LENGTH) -> ModalitySpec:
+def avdigits_spec(
+  name: str, image_grid: tuple[int, int] = AVMNIST_IMAGE_GRID, wav_length: int = WAV_LENGTH
+) -> ModalitySpec:
   """A modality of the offline audio-visual digits: the same facts as AV-MNIST's."""
   _check_name("avdigits", name, AVDIGITS_MODALITIES)
   return avmnist_spec(name, image_grid, wav_length)
@@ -105,18 +132,24 @@ def era5_spec(name: str, grid_shape: tuple[int, int] = ERA5_GRID) -> ModalitySpe
   """An ERA5 variable (temperature, pressure, humidity): 1 channel in [0, 1] on lat x lon."""
   _check_name("era5", name, ERA5_MODALITIES)
   return ModalitySpec(
-      name=name, d_in=2, grid_shape=grid_shape, d_out=1, output_bias=0.5,
-      ratio_range=IMAGE_RATIO_RANGE, ratio_bins=IMAGE_RATIO_BINS)
+    name=name,
+    d_in=2,
+    grid_shape=grid_shape,
+    d_out=1,
+    output_bias=0.5,
+    ratio_range=IMAGE_RATIO_RANGE,
+    ratio_bins=IMAGE_RATIO_BINS,
+  )
 
 
 BENCHMARKS = {
-    # benchmark name -> (its modality names, spec factory)
-    "synthetic": (SYNTHETIC_FUNCTIONS, synthetic_spec),
-    "celeba": (CELEBA_MODALITIES, celeba_spec),
-    "shapes": (SHAPES_MODALITIES, shapes_spec),
-    "avmnist": (AVMNIST_MODALITIES, avmnist_spec),
-    "avdigits": (AVDIGITS_MODALITIES, avdigits_spec),
-    "era5": (ERA5_MODALITIES, era5_spec),
+  # benchmark name -> (its modality names, spec factory)
+  "synthetic": (SYNTHETIC_FUNCTIONS, synthetic_spec),
+  "celeba": (CELEBA_MODALITIES, celeba_spec),
+  "shapes": (SHAPES_MODALITIES, shapes_spec),
+  "avmnist": (AVMNIST_MODALITIES, avmnist_spec),
+  "avdigits": (AVDIGITS_MODALITIES, avdigits_spec),
+  "era5": (ERA5_MODALITIES, era5_spec),
 }
 
 

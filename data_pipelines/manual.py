@@ -42,8 +42,11 @@ def default_manual_dir(builder: tfds.core.DatasetBuilder) -> str:
   return os.path.join(data_dir_root(builder), "downloads", "manual", builder.name)
 
 
-def prepare(builder: tfds.core.DatasetBuilder, manual_dir: str | os.PathLike[str] | None,
-            check: Callable[[str], Any]) -> str:
+def prepare(
+  builder: tfds.core.DatasetBuilder,
+  manual_dir: str | os.PathLike[str] | None,
+  check: Callable[[str], Any],
+) -> str:
   """Builds `builder` from its manual folder unless it is already built.
 
   Args:
@@ -59,13 +62,13 @@ def prepare(builder: tfds.core.DatasetBuilder, manual_dir: str | os.PathLike[str
   if builder.is_prepared():
     return manual_dir
   check(manual_dir)
-  builder.download_and_prepare(
-      download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
+  builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
   return manual_dir
 
 
-def manual_dir_of(dl_manager: tfds.download.DownloadManager, instructions: str,
-                  required: bool = True) -> str | None:
+def manual_dir_of(
+  dl_manager: tfds.download.DownloadManager, instructions: str, required: bool = True
+) -> str | None:
   """`dl_manager.manual_dir`, with tfds' "does not exist or is empty" error made ours.
 
   Args:
@@ -84,9 +87,13 @@ def manual_dir_of(dl_manager: tfds.download.DownloadManager, instructions: str,
 def list_files(folder: str, suffixes: Sequence[str]) -> list[str]:
   """Sorted names of the visible files in `folder` whose suffix (any case) is in `suffixes`."""
   suffixes = tuple(s.lower() for s in suffixes)
-  return sorted(name for name in os.listdir(folder)
-                if not name.startswith(".") and name.lower().endswith(suffixes)
-                and os.path.isfile(os.path.join(folder, name)))
+  return sorted(
+    name
+    for name in os.listdir(folder)
+    if not name.startswith(".")
+    and name.lower().endswith(suffixes)
+    and os.path.isfile(os.path.join(folder, name))
+  )
 
 
 class ManualBuilder(tfds_loading.InOrderBuilder, skip_registration=True):
@@ -105,8 +112,9 @@ class RecordSource:
   in one call (what `sources.to_memory` and grain use).
   """
 
-  def __init__(self, records: Any, decode: Callable[[Record, Sequence[str]], Signal],
-               modalities: Sequence[str]):
+  def __init__(
+    self, records: Any, decode: Callable[[Record, Sequence[str]], Signal], modalities: Sequence[str]
+  ):
     """Wraps the records.
 
     Args:
@@ -226,16 +234,21 @@ class PackedSource:
     if not -self._num_signals <= index < self._num_signals:
       raise IndexError(f"Index {index} out of range for {self._num_signals} signals.")
     index %= self._num_signals
-    return {name: {"y": m.get(index), "amplitude": np.float32(1.0)}
-            for name, m in self._modalities.items()}
+    return {
+      name: {"y": m.get(index), "amplitude": np.float32(1.0)}
+      for name, m in self._modalities.items()
+    }
 
   def __repr__(self) -> str:
-    return (f"PackedSource(modalities={list(self._modalities)}, num_signals={self._num_signals}, "
-            f"{self.nbytes / 2**20:.1f} MiB)")
+    return (
+      f"PackedSource(modalities={list(self._modalities)}, num_signals={self._num_signals}, "
+      f"{self.nbytes / 2**20:.1f} MiB)"
+    )
 
 
-def read_records(records: Any, keys: Sequence[str],
-                 chunk_size: int = 1024) -> dict[str, np.ndarray]:
+def read_records(
+  records: Any, keys: Sequence[str], chunk_size: int = 1024
+) -> dict[str, np.ndarray]:
   """Reads fields `keys` of every record of a tfds data source into stacked numpy arrays.
 
   Args:
@@ -257,9 +270,14 @@ def read_records(records: Any, keys: Sequence[str],
       for key in keys:
         value = record[key]
         columns[key].append(value.decode() if isinstance(value, bytes) else value)
-  return {key: (np.array(values, dtype=object) if isinstance(values[0], str)
-                else np.stack([np.asarray(v) for v in values]))
-          for key, values in columns.items()}
+  return {
+    key: (
+      np.array(values, dtype=object)
+      if isinstance(values[0], str)
+      else np.stack([np.asarray(v) for v in values])
+    )
+    for key, values in columns.items()
+  }
 
 
 def flat_points(array: np.ndarray) -> np.ndarray:
@@ -298,21 +316,39 @@ class ManualDataset:
 
   def decode(self, record: Record, modalities: Sequence[str]) -> Signal:
     """One record as `{name: {"y": float32 [N, d_out] (scaled), "amplitude": 1.0}}`."""
-    return {m: {"y": (np.asarray(record[m], np.float32).reshape(-1, self.d_out)
-                      * np.float32(self.scales.get(m, 1.0))),
-                "amplitude": np.float32(1.0)} for m in modalities}
+    return {
+      m: {
+        "y": (
+          np.asarray(record[m], np.float32).reshape(-1, self.d_out)
+          * np.float32(self.scales.get(m, 1.0))
+        ),
+        "amplitude": np.float32(1.0),
+      }
+      for m in modalities
+    }
 
-  def builder(self, data_dir: str | os.PathLike[str] | None, config: str,
-              manual_dir: str | os.PathLike[str] | None) -> tfds.core.DatasetBuilder:
+  def builder(
+    self,
+    data_dir: str | os.PathLike[str] | None,
+    config: str,
+    manual_dir: str | os.PathLike[str] | None,
+  ) -> tfds.core.DatasetBuilder:
     """The builder of `config`, built from the manual folder unless it already is."""
     tfds_loading.check_config(self.builder_class, config)
     builder = self.builder_class(config=config, data_dir=data_dir, file_format="array_record")
     prepare(builder, manual_dir, lambda folder: self.check(builder, folder))
     return builder
 
-  def load(self, data_dir: str | os.PathLike[str] | None, split: str, *, config: str,
-           modalities: str | Sequence[str] | None, in_memory: bool,
-           manual_dir: str | os.PathLike[str] | None) -> RecordSource | PackedSource:
+  def load(
+    self,
+    data_dir: str | os.PathLike[str] | None,
+    split: str,
+    *,
+    config: str,
+    modalities: str | Sequence[str] | None,
+    in_memory: bool,
+    manual_dir: str | os.PathLike[str] | None,
+  ) -> RecordSource | PackedSource:
     """Returns a split, building the dataset from the manual folder on first use.
 
     Args:
@@ -337,5 +373,6 @@ class ManualDataset:
     if self.pack is not None:
       return self.pack(records, modalities)
     arrays = read_records(records, modalities)
-    return PackedSource({m: PackedModality(flat_points(arrays[m]), scale=self.scales.get(m, 1.0))
-                         for m in modalities})
+    return PackedSource(
+      {m: PackedModality(flat_points(arrays[m]), scale=self.scales.get(m, 1.0)) for m in modalities}
+    )

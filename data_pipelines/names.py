@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Sequence
 
 
-def parse_modalities(arg: str | Sequence[str], known: Sequence[str],
-                     what: str = "") -> tuple[str, ...]:
+def parse_modalities(
+  arg: str | Sequence[str], known: Sequence[str], what: str = ""
+) -> tuple[str, ...]:
   """Parses "sine+tanh" (or a sequence) into names, checking each against `known`.
 
   The one check of modality names against a known list (benchmarks, datasets, configs). `what`

@@ -37,12 +37,12 @@ class GridSource(ArraySource):
   """
 
   def __init__(
-      self,
-      signals: Mapping[str, np.ndarray | Mapping[str, np.ndarray]],
-      modalities: Sequence[str] | None = None,
-      grid_ndims: Mapping[str, int] | None = None,
-      *,
-      where: str = "the arrays",
+    self,
+    signals: Mapping[str, np.ndarray | Mapping[str, np.ndarray]],
+    modalities: Sequence[str] | None = None,
+    grid_ndims: Mapping[str, int] | None = None,
+    *,
+    where: str = "the arrays",
   ):
     """Stores the arrays.
 
@@ -69,18 +69,21 @@ class GridSource(ArraySource):
       modalities = (modalities,)
     for name in modalities:  # named with the data, which the own-data driver's errors quote
       if name not in available:
-        raise ValueError(
-            f"Modality {name!r} is not in {where}, which has {available}.")
+        raise ValueError(f"Modality {name!r} is not in {where}, which has {available}.")
     for name in available:
       if not isinstance(name, str) or not name.strip():
-        raise ValueError(f"In {where}: the modality name {name!r} is blank; give every "
-                         "modality a name (e.g. 'img').")
+        raise ValueError(
+          f"In {where}: the modality name {name!r} is blank; give every "
+          "modality a name (e.g. 'img')."
+        )
     modalities = parse_modalities(modalities, available)  # at least one, none twice
     grid_ndims = dict(grid_ndims or {})
     unknown = sorted(set(grid_ndims) - set(modalities))
     if unknown:
-      raise ValueError(f"grid_ndims names {unknown}, which are not among the "
-                       f"selected modalities {list(modalities)}.")
+      raise ValueError(
+        f"grid_ndims names {unknown}, which are not among the "
+        f"selected modalities {list(modalities)}."
+      )
 
     flat = {}
     self._grid_shapes = {}
@@ -89,24 +92,26 @@ class GridSource(ArraySource):
       value = signals[name]
       if isinstance(value, Mapping):
         if "y" not in value:
-          raise ValueError(
-              f"Modality {name!r} lacks 'y'; keys: {list(value)}.")
+          raise ValueError(f"Modality {name!r} lacks 'y'; keys: {list(value)}.")
         y, amplitude = value["y"], value.get("amplitude")
       else:
         y, amplitude = value, None
-      y, self._grid_shapes[name] = _flatten_grid(
-          name, np.asarray(y), grid_ndims.get(name))
+      y, self._grid_shapes[name] = _flatten_grid(name, np.asarray(y), grid_ndims.get(name))
       self._has_amplitude[name] = amplitude is not None
       if amplitude is not None:
         amp = np.asarray(amplitude)
-        bad = (np.flatnonzero(~(np.isfinite(amp) & (amp > 0))) if amp.dtype.kind in "biuf"
-               else np.arange(amp.size))
+        bad = (
+          np.flatnonzero(~(np.isfinite(amp) & (amp > 0)))
+          if amp.dtype.kind in "biuf"
+          else np.arange(amp.size)
+        )
         if bad.size:
           raise ValueError(
-              f"In {where}: the amplitudes of modality {name!r} ({name}_amplitude) must be "
-              "finite numbers > 0 (errors are divided "
-              f"by amplitude^2); signals {bad[:5].tolist()} have "
-              f"{amp.ravel()[bad[:5]].tolist()}.")
+            f"In {where}: the amplitudes of modality {name!r} ({name}_amplitude) must be "
+            "finite numbers > 0 (errors are divided "
+            f"by amplitude^2); signals {bad[:5].tolist()} have "
+            f"{amp.ravel()[bad[:5]].tolist()}."
+          )
       flat[name] = {"y": y, "amplitude": amplitude}
     try:
       super().__init__(flat)
@@ -123,8 +128,10 @@ class GridSource(ArraySource):
     """`{name: float32 [num_signals, *grid, d_out]}`: read-only views, channel
     axis always present (the layout `mia_jax.specs_from_arrays`
     reads without hints)."""
-    return {name: y.reshape(len(self), *self._grid_shapes[name], y.shape[-1])
-            for name, y in self._ys.items()}
+    return {
+      name: y.reshape(len(self), *self._grid_shapes[name], y.shape[-1])
+      for name, y in self._ys.items()
+    }
 
   @property
   def has_amplitude(self) -> dict[str, bool]:
@@ -149,10 +156,10 @@ class NpzSource(GridSource):
   """
 
   def __init__(
-      self,
-      path: str | os.PathLike[str],
-      modalities: Sequence[str] | None = None,
-      grid_ndims: Mapping[str, int] | None = None,
+    self,
+    path: str | os.PathLike[str],
+    modalities: Sequence[str] | None = None,
+    grid_ndims: Mapping[str, int] | None = None,
   ):
     """Reads the file.
 
@@ -179,19 +186,23 @@ class NpzSource(GridSource):
       raise ValueError(f"Could not read .npz file {path!r}: {e}") from None
     available = [key for key in arrays if not _is_amplitude_key(key, arrays)]
     if not available:
-      raise ValueError(f"{path!r} holds no modality arrays; keys: "
-                       f"{list(arrays)}.")
-    selected = ((modalities,) if isinstance(modalities, str)
-                else available if modalities is None else modalities)
+      raise ValueError(f"{path!r} holds no modality arrays; keys: {list(arrays)}.")
+    selected = (
+      (modalities,)
+      if isinstance(modalities, str)
+      else available
+      if modalities is None
+      else modalities
+    )
     signals = {}
     for name in available:
       amplitude = arrays.get(name + _AMPLITUDE_SUFFIX)
-      if (name in selected and amplitude is not None
-          and amplitude.shape != arrays[name].shape[:1]):
+      if name in selected and amplitude is not None and amplitude.shape != arrays[name].shape[:1]:
         raise ValueError(
-            f"{name + _AMPLITUDE_SUFFIX!r} in {path!r} has shape "
-            f"{amplitude.shape}; expected [num_signals] = "
-            f"{arrays[name].shape[:1]}.")
+          f"{name + _AMPLITUDE_SUFFIX!r} in {path!r} has shape "
+          f"{amplitude.shape}; expected [num_signals] = "
+          f"{arrays[name].shape[:1]}."
+        )
       signals[name] = {"y": arrays[name], "amplitude": amplitude}
     self._path = path
     super().__init__(signals, modalities, grid_ndims, where=repr(path))
@@ -202,17 +213,15 @@ class NpzSource(GridSource):
     return self._path
 
   def __repr__(self) -> str:
-    return (f"NpzSource({self._path!r}, modalities={list(self.modalities)}, "
-            f"num_signals={len(self)})")
+    return f"NpzSource({self._path!r}, modalities={list(self.modalities)}, num_signals={len(self)})"
 
 
 def _is_amplitude_key(key: str, arrays: Mapping[str, np.ndarray]) -> bool:
-  return (key.endswith(_AMPLITUDE_SUFFIX)
-          and key[:-len(_AMPLITUDE_SUFFIX)] in arrays)
+  return key.endswith(_AMPLITUDE_SUFFIX) and key[: -len(_AMPLITUDE_SUFFIX)] in arrays
 
 
 def _flatten_grid(
-    name: str, array: np.ndarray, grid_ndim: int | None
+  name: str, array: np.ndarray, grid_ndim: int | None
 ) -> tuple[np.ndarray, tuple[int, ...]]:
   """Reshapes `[n, *grid(, d_out)]` to float32 `[n, prod(grid), d_out]`."""
   if grid_ndim is not None and grid_ndim < 1:
@@ -223,28 +232,31 @@ def _flatten_grid(
   else:
     if array.ndim not in (grid_ndim + 1, grid_ndim + 2):
       raise ValueError(
-          f"Modality {name!r} has shape {array.shape}; with grid_ndims "
-          f"{grid_ndim} expected {grid_ndim + 1} or {grid_ndim + 2} axes "
-          "([num_signals, *grid] or [num_signals, *grid, d_out]).")
+        f"Modality {name!r} has shape {array.shape}; with grid_ndims "
+        f"{grid_ndim} expected {grid_ndim + 1} or {grid_ndim + 2} axes "
+        "([num_signals, *grid] or [num_signals, *grid, d_out])."
+      )
     has_channels = array.ndim == grid_ndim + 2
   if array.ndim < 2 or grid_ndim < 1:
     raise ValueError(
-        f"Modality {name!r} has shape {array.shape}; expected "
-        "[num_signals, *grid, d_out] or [num_signals, num_points].")
-  if not (np.issubdtype(array.dtype, np.floating)
-          or np.issubdtype(array.dtype, np.integer)
-          or array.dtype == np.bool_):
+      f"Modality {name!r} has shape {array.shape}; expected "
+      "[num_signals, *grid, d_out] or [num_signals, num_points]."
+    )
+  if not (
+    np.issubdtype(array.dtype, np.floating)
+    or np.issubdtype(array.dtype, np.integer)
+    or array.dtype == np.bool_
+  ):
     raise ValueError(f"Modality {name!r} has non-numeric dtype {array.dtype}.")
-  grid = tuple(array.shape[1:1 + grid_ndim])
+  grid = tuple(array.shape[1 : 1 + grid_ndim])
   d_out = array.shape[-1] if has_channels else 1
-  y = np.asarray(array, dtype=np.float32).reshape(
-      array.shape[0], math.prod(grid), d_out)
+  y = np.asarray(array, dtype=np.float32).reshape(array.shape[0], math.prod(grid), d_out)
   return y, grid
 
 
 def save_npz(
-    path: str | os.PathLike[str],
-    signals: Mapping[str, np.ndarray | Mapping[str, np.ndarray]],
+  path: str | os.PathLike[str],
+  signals: Mapping[str, np.ndarray | Mapping[str, np.ndarray]],
 ) -> None:
   """Writes signals in the format `NpzSource` reads.
 
@@ -271,11 +283,10 @@ def save_npz(
     else:
       arrays[name] = np.asarray(value)
   for name in signals:
-    if name.endswith(_AMPLITUDE_SUFFIX) and name[:-len(_AMPLITUDE_SUFFIX)] in (
-        arrays):
+    if name.endswith(_AMPLITUDE_SUFFIX) and name[: -len(_AMPLITUDE_SUFFIX)] in (arrays):
       raise ValueError(
-          f"Modality name {name!r} would be read back as the amplitude of "
-          f"{name[:-len(_AMPLITUDE_SUFFIX)]!r}; rename it.")
+        f"Modality name {name!r} would be read back as the amplitude of "
+        f"{name[: -len(_AMPLITUDE_SUFFIX)]!r}; rename it."
+      )
   with open(path, "wb") as f:
     np.savez(f, **arrays)
-

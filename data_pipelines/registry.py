@@ -25,20 +25,26 @@ from data_pipelines.signals import Source
 class Loader(Protocol):
   """Loads one split of a dataset as a random-access source."""
 
-  def __call__(self, data_dir: str | os.PathLike[str] | None, split: str, *, config: str,
-               modalities: Sequence[str] | None, in_memory: bool) -> Source:
-    ...
+  def __call__(
+    self,
+    data_dir: str | os.PathLike[str] | None,
+    split: str,
+    *,
+    config: str,
+    modalities: Sequence[str] | None,
+    in_memory: bool,
+  ) -> Source: ...
 
 
 LOADERS: dict[str, str] = {
-    # Generated locally; no download.
-    "synthetic_functions": "data_pipelines.synthetic.synthetic:load_synthetic",
-    "shapes_trimodal": "data_pipelines.shapes.shapes:load_shapes",
-    "avdigits": "data_pipelines.avdigits.avdigits:load_avdigits",
-    # Real datasets, built from files the user puts in place (see docs/datasets.md):
-    "celeba_trimodal": "data_pipelines.celeba.loader:load_celeba",
-    "avmnist": "data_pipelines.avmnist.loader:load_avmnist",
-    "era5": "data_pipelines.era5.loader:load_era5",
+  # Generated locally; no download.
+  "synthetic_functions": "data_pipelines.synthetic.synthetic:load_synthetic",
+  "shapes_trimodal": "data_pipelines.shapes.shapes:load_shapes",
+  "avdigits": "data_pipelines.avdigits.avdigits:load_avdigits",
+  # Real datasets, built from files the user puts in place (see docs/datasets.md):
+  "celeba_trimodal": "data_pipelines.celeba.loader:load_celeba",
+  "avmnist": "data_pipelines.avmnist.loader:load_avmnist",
+  "era5": "data_pipelines.era5.loader:load_era5",
 }
 
 
@@ -59,9 +65,16 @@ def get_loader(name: str) -> Loader:
   return getattr(importlib.import_module(module_name), function_name)
 
 
-def load(name: str, data_dir: str | os.PathLike[str] | None, split: str, *,
-         config: str = "default", modalities: Sequence[str] | None = None,
-         in_memory: bool = False) -> Source:
+def load(
+  name: str,
+  data_dir: str | os.PathLike[str] | None,
+  split: str,
+  *,
+  config: str = "default",
+  modalities: Sequence[str] | None = None,
+  in_memory: bool = False,
+) -> Source:
   """Loads split `split` of dataset `name` (see the loader's docstring for its configs)."""
-  return get_loader(name)(data_dir, split, config=config, modalities=modalities,
-                          in_memory=in_memory)
+  return get_loader(name)(
+    data_dir, split, config=config, modalities=modalities, in_memory=in_memory
+  )

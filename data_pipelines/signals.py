@@ -24,22 +24,19 @@ Signal = dict[str, dict[str, np.ndarray]]
 class Source(Protocol):
   """A random-access sequence of signals."""
 
-  def __len__(self) -> int:
-    ...
+  def __len__(self) -> int: ...
 
-  def __getitem__(self, index: SupportsIndex) -> Signal:
-    ...
+  def __getitem__(self, index: SupportsIndex) -> Signal: ...
 
 
-def _as_signal(element: Mapping[str, Mapping[str, Any]],
-               modalities: Sequence[str]) -> Signal:
+def _as_signal(element: Mapping[str, Mapping[str, Any]], modalities: Sequence[str]) -> Signal:
   """Keeps `modalities` of an element and casts its leaves to float32."""
   return {
-      name: {
-          "y": np.asarray(element[name]["y"], dtype=np.float32),
-          "amplitude": np.asarray(element[name]["amplitude"],
-                                  dtype=np.float32),
-      } for name in modalities
+    name: {
+      "y": np.asarray(element[name]["y"], dtype=np.float32),
+      "amplitude": np.asarray(element[name]["amplitude"], dtype=np.float32),
+    }
+    for name in modalities
   }
 
 
@@ -79,8 +76,7 @@ class ModalitySubset:
     return _as_signal(self._source[index], self._modalities)
 
   def __repr__(self) -> str:
-    return (f"ModalitySubset({self._source!r}, "
-            f"modalities={list(self._modalities)})")
+    return f"ModalitySubset({self._source!r}, modalities={list(self._modalities)})"
 
 
 class ArraySource:
@@ -110,14 +106,14 @@ class ArraySource:
       y = np.array(arrays["y"], dtype=np.float32)  # A copy we own.
       if y.ndim != 3:
         raise ValueError(
-            f"Modality {name!r}: 'y' has shape {y.shape}; expected "
-            "[num_signals, num_points, d_out].")
+          f"Modality {name!r}: 'y' has shape {y.shape}; expected [num_signals, num_points, d_out]."
+        )
       counts[name] = y.shape[0]
       self._ys[name] = y
     if len(set(counts.values())) != 1:
       raise ValueError(
-          "The modalities disagree on the number of signals (leading axis): "
-          f"{counts}.")
+        f"The modalities disagree on the number of signals (leading axis): {counts}."
+      )
     self._num_signals = next(iter(counts.values()))
     for name, arrays in signals.items():
       if arrays.get("amplitude") is None:
@@ -126,8 +122,9 @@ class ArraySource:
         amplitude = np.array(arrays["amplitude"], dtype=np.float32)
       if amplitude.shape != (self._num_signals,):
         raise ValueError(
-            f"Modality {name!r}: 'amplitude' has shape {amplitude.shape}; "
-            f"expected [num_signals] = ({self._num_signals},).")
+          f"Modality {name!r}: 'amplitude' has shape {amplitude.shape}; "
+          f"expected [num_signals] = ({self._num_signals},)."
+        )
       self._amplitudes[name] = amplitude
     # Read-only, so that the views returned by __getitem__ cannot alter the
     # source.
@@ -147,8 +144,7 @@ class ArraySource:
   @property
   def arrays(self) -> dict[str, dict[str, np.ndarray]]:
     """All signals: `{name: {"y": [S, N, d_out], "amplitude": [S]}}`."""
-    return {name: {"y": self._ys[name], "amplitude": self._amplitudes[name]}
-            for name in self._ys}
+    return {name: {"y": self._ys[name], "amplitude": self._amplitudes[name]} for name in self._ys}
 
   def __len__(self) -> int:
     return self._num_signals
@@ -164,15 +160,14 @@ class ArraySource:
     """
     index = index.__index__()
     if not -self._num_signals <= index < self._num_signals:
-      raise IndexError(
-          f"Index {index} out of range for {self._num_signals} signals.")
-    return {name: {"y": self._ys[name][index],
-                   "amplitude": self._amplitudes[name][index]}
-            for name in self._ys}
+      raise IndexError(f"Index {index} out of range for {self._num_signals} signals.")
+    return {
+      name: {"y": self._ys[name][index], "amplitude": self._amplitudes[name][index]}
+      for name in self._ys
+    }
 
   def __repr__(self) -> str:
-    return (f"{type(self).__name__}(modalities={list(self._ys)}, "
-            f"num_signals={self._num_signals})")
+    return f"{type(self).__name__}(modalities={list(self._ys)}, num_signals={self._num_signals})"
 
 
 def read_chunks(source: Any, chunk_size: int = 1024) -> Iterator[list[Any]]:
@@ -217,8 +212,9 @@ def to_memory(source: Source, chunk_size: int = 1024) -> ArraySource:
     raise ValueError("Cannot read an empty source into memory.")
   chunks = [stack_signals(elements) for elements in read_chunks(source, chunk_size)]
   first = chunks[0]
-  return ArraySource({
-      name: {key: np.concatenate([chunk[name][key] for chunk in chunks])
-             for key in first[name]}
+  return ArraySource(
+    {
+      name: {key: np.concatenate([chunk[name][key] for chunk in chunks]) for key in first[name]}
       for name in first
-  })
+    }
+  )

@@ -19,7 +19,17 @@ from data_pipelines.signals import ArraySource, ModalitySubset, Signal, Source, 
 from data_pipelines.synthetic.synthetic import load_synthetic
 
 __all__ = [
-    "ArraySource", "GridSource", "ModalitySubset", "NpzSource", "Signal", "Source",
-    "dataset_size", "load_synthetic", "make_eval_loader", "make_loader", "num_batches", "save_npz",
-    "to_memory",
+  "ArraySource",
+  "GridSource",
+  "ModalitySubset",
+  "NpzSource",
+  "Signal",
+  "Source",
+  "dataset_size",
+  "load_synthetic",
+  "make_eval_loader",
+  "make_loader",
+  "num_batches",
+  "save_npz",
+  "to_memory",
 ]

@@ -31,12 +31,14 @@ def check_config(builder_class: type[tfds.core.DatasetBuilder], config: str) -> 
   """Raises ValueError naming the allowed configs when `config` is not one of the builder's."""
   names = [c.name for c in builder_class.BUILDER_CONFIGS]
   if config not in names:
-    raise ValueError(f"Unknown {builder_class.name} config {config!r}; allowed: "
-                     f"{', '.join(names)}.")
+    raise ValueError(
+      f"Unknown {builder_class.name} config {config!r}; allowed: {', '.join(names)}."
+    )
 
 
-def select_modalities(modalities: str | Sequence[str] | None, known: Sequence[str],
-                      dataset: str) -> tuple[str, ...]:
+def select_modalities(
+  modalities: str | Sequence[str] | None, known: Sequence[str], dataset: str
+) -> tuple[str, ...]:
   """The names to load: None means all of `known`, in order; else checked against `known`
   (`parse_modalities`: "rgb+wav" or a sequence, at least one, none unknown or twice)."""
   return parse_modalities(tuple(known) if modalities is None else modalities, known, dataset)
@@ -62,11 +64,11 @@ class InOrderBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
 
   def _info(self) -> tfds.core.DatasetInfo:
     return self.dataset_info_from_configs(
-        description=self.DESCRIPTION,
-        features=tfds.features.FeaturesDict(dict(self.features())),
-        supervised_keys=None,
-        disable_shuffling=True,
-        **self.info_options(),
+      description=self.DESCRIPTION,
+      features=tfds.features.FeaturesDict(dict(self.features())),
+      supervised_keys=None,
+      disable_shuffling=True,
+      **self.info_options(),
     )
 
 
@@ -85,19 +87,28 @@ class SizeConfig(tfds.core.BuilderConfig):
 
 def size_configs(num_train: int, num_test: int) -> list[SizeConfig]:
   """A "default" config of the given sizes, and a "small" one (64 / 32 signals) for tests."""
-  return [SizeConfig(name="default", description=f"{num_train} train / {num_test} test signals.",
-                     num_train=num_train, num_test=num_test),
-          SizeConfig(name="small", description="64 train / 32 test signals, for tests.",
-                     num_train=64, num_test=32)]
+  return [
+    SizeConfig(
+      name="default",
+      description=f"{num_train} train / {num_test} test signals.",
+      num_train=num_train,
+      num_test=num_test,
+    ),
+    SizeConfig(
+      name="small", description="64 train / 32 test signals, for tests.", num_train=64, num_test=32
+    ),
+  ]
 
 
 def signal_features(points: int, d_out: int, **extra: Any) -> tfds.features.FeaturesDict:
   """The features of one modality: float32 `y [points, d_out]`, `amplitude []`, and `extra`."""
-  return tfds.features.FeaturesDict({
+  return tfds.features.FeaturesDict(
+    {
       "y": tfds.features.Tensor(shape=(points, d_out), dtype=np.float32),
       "amplitude": tfds.features.Tensor(shape=(), dtype=np.float32),
       **extra,
-  })
+    }
+  )
 
 
 class GeneratedBuilder(InOrderBuilder, skip_registration=True):
@@ -115,32 +126,37 @@ class GeneratedBuilder(InOrderBuilder, skip_registration=True):
     return {name: signal_features(self.NUM_POINTS, self.D_OUT) for name in self.MODALITIES}
 
   @abc.abstractmethod
-  def generate(self, num_signals: int, seed: int,
-               split: str) -> dict[str, dict[str, np.ndarray]]:
+  def generate(self, num_signals: int, seed: int, split: str) -> dict[str, dict[str, np.ndarray]]:
     """`{modality: {feature: [num_signals, ...]}}`, the signals of a split."""
 
   def _split_generators(self, dl_manager):
     del dl_manager  # Nothing to download.
     sizes = {"train": self.builder_config.num_train, "test": self.builder_config.num_test}
-    return {split: self._generate_examples(sizes[split], seed, split)
-            for split, seed in SPLIT_SEEDS.items()}
+    return {
+      split: self._generate_examples(sizes[split], seed, split)
+      for split, seed in SPLIT_SEEDS.items()
+    }
 
   def _generate_examples(self, num_signals: int, seed: int, split: str):
     """Yields `(index, {name: {feature: value}})`."""
     signals = self.generate(num_signals, seed, split)
     for i in range(num_signals):
-      yield i, {name: {key: value[i] for key, value in arrays.items()}
-                for name, arrays in signals.items()}
+      yield (
+        i,
+        {
+          name: {key: value[i] for key, value in arrays.items()} for name, arrays in signals.items()
+        },
+      )
 
 
 def load_split(
-    builder_class: type[GeneratedBuilder],
-    data_dir: str | os.PathLike[str] | None,
-    split: str,
-    *,
-    config: str,
-    modalities: str | Sequence[str] | None,
-    in_memory: bool,
+  builder_class: type[GeneratedBuilder],
+  data_dir: str | os.PathLike[str] | None,
+  split: str,
+  *,
+  config: str,
+  modalities: str | Sequence[str] | None,
+  in_memory: bool,
 ) -> ModalitySubset | ArraySource:
   """Builds `builder_class` (if not built yet) and returns one split as a source.
 

@@ -63,48 +63,89 @@ def define_flags() -> None:
 def _define_study_flags() -> None:
   """What is run: the study, its arms, seeds and budget, and what is reported."""
   config_flags.DEFINE_config_file(
-      "config", None, "Base config file with arguments (`file.py:key=value,...`); every arm's "
-      "overrides apply on top of it.", lock_config=False)
+    "config",
+    None,
+    "Base config file with arguments (`file.py:key=value,...`); every arm's "
+    "overrides apply on top of it.",
+    lock_config=False,
+  )
   flags.DEFINE_string("workdir", None, "Study directory: runs in W/{arm}/seed{s}, reports in W/.")
-  flags.DEFINE_string("study", None, "A study defined by the config file's studies() "
-                      "(synthetic: sft_removal, modality_replacement, methods).")
-  flags.DEFINE_string("grid", None, "Instead of --study: a grid of overrides, "
-                      "'key=v1|v2;key2=w1|w2' (one arm per combination).")
+  flags.DEFINE_string(
+    "study",
+    None,
+    "A study defined by the config file's studies() "
+    "(synthetic: sft_removal, modality_replacement, methods).",
+  )
+  flags.DEFINE_string(
+    "grid",
+    None,
+    "Instead of --study: a grid of overrides, 'key=v1|v2;key2=w1|w2' (one arm per combination).",
+  )
   flags.DEFINE_list("arms", None, "Run only these arms (the reference arm is always run).")
   flags.DEFINE_string("reference", None, "Reference arm (default: the study's; a grid's first).")
   flags.DEFINE_integer("seeds", 3, "Number of seeds per arm: config.seed + 0..seeds-1.")
-  flags.DEFINE_integer("other_seeds", 0, "Seeds for the arms that are not the study's headline "
-                       "arms (the first ones of --seeds); 0 = all of --seeds.")
-  flags.DEFINE_integer("steps", 0, "Meta-steps per run for every arm (0: the preset's); scales a "
-                       "study to a time budget.")
-  flags.DEFINE_list("measures", None, "Measures to report (default: the study's), from "
-                    f"{', '.join(MEASURES)}.")
+  flags.DEFINE_integer(
+    "other_seeds",
+    0,
+    "Seeds for the arms that are not the study's headline "
+    "arms (the first ones of --seeds); 0 = all of --seeds.",
+  )
+  flags.DEFINE_integer(
+    "steps",
+    0,
+    "Meta-steps per run for every arm (0: the preset's); scales a study to a time budget.",
+  )
+  flags.DEFINE_list(
+    "measures", None, f"Measures to report (default: the study's), from {', '.join(MEASURES)}."
+  )
   flags.DEFINE_integer("reconstructions", 3, "Meta-test signals in reconstructions.png (0: none).")
 
 
 def _define_runner_flags() -> None:
   """How it is run: processes, shards, the archive, the compilation cache."""
-  flags.DEFINE_integer("parallel", 1, "Runs trained at once, each in its own process (for hosts "
-                       "with cores or accelerator memory to spare).")
-  flags.DEFINE_string("shard", None, "I/N: train only shard I of N of the study's runs (run k "
-                      "goes to shard k % N), e.g. one per machine or SLURM array task; with a "
-                      "shared --archive, --report_only then writes the report.")
-  flags.DEFINE_bool("report_only", False, "Train nothing: write the report from the finished "
-                    "runs (in --workdir or restored from --archive).")
-  flags.DEFINE_string("archive", None, "Also keep each finished run's results.json and "
-                      "config.json, its episodes (once per content, in DIR/episodes/), and the "
-                      "reports in this directory (no checkpoints); runs finished there are "
-                      "reused, not retrained.")
-  flags.DEFINE_string("compilation_cache", "auto", "Persistent JAX compilation cache shared by "
-                      "the runs (seeds and restarts skip compilation): 'auto' = W/jax_cache, a "
-                      "path, or '' for none. JAX_COMPILATION_CACHE_DIR takes precedence.")
+  flags.DEFINE_integer(
+    "parallel",
+    1,
+    "Runs trained at once, each in its own process (for hosts "
+    "with cores or accelerator memory to spare).",
+  )
+  flags.DEFINE_string(
+    "shard",
+    None,
+    "I/N: train only shard I of N of the study's runs (run k "
+    "goes to shard k % N), e.g. one per machine or SLURM array task; with a "
+    "shared --archive, --report_only then writes the report.",
+  )
+  flags.DEFINE_bool(
+    "report_only",
+    False,
+    "Train nothing: write the report from the finished "
+    "runs (in --workdir or restored from --archive).",
+  )
+  flags.DEFINE_string(
+    "archive",
+    None,
+    "Also keep each finished run's results.json and "
+    "config.json, its episodes (once per content, in DIR/episodes/), and the "
+    "reports in this directory (no checkpoints); runs finished there are "
+    "reused, not retrained.",
+  )
+  flags.DEFINE_string(
+    "compilation_cache",
+    "auto",
+    "Persistent JAX compilation cache shared by "
+    "the runs (seeds and restarts skip compilation): 'auto' = W/jax_cache, a "
+    "path, or '' for none. JAX_COMPILATION_CACHE_DIR takes precedence.",
+  )
 
 
 def study_from_flags(builder: studies_lib.ConfigBuilder) -> Study:
   """The study named by --study or --grid, restricted by --arms, --measures, --reference."""
   if bool(FLAGS.study) == bool(FLAGS.grid):
-    raise app.UsageError("Give exactly one of --study (a study of the config's studies()) or "
-                         "--grid ('key=v1|v2;key2=w1|w2').")
+    raise app.UsageError(
+      "Give exactly one of --study (a study of the config's studies()) or "
+      "--grid ('key=v1|v2;key2=w1|w2')."
+    )
   if FLAGS.grid:
     study = studies_lib.grid_study(FLAGS.grid, FLAGS.reference)
   else:
@@ -112,8 +153,10 @@ def study_from_flags(builder: studies_lib.ConfigBuilder) -> Study:
     if FLAGS.reference:
       study = dataclasses.replace(study, reference=FLAGS.reference)
   if FLAGS.arms is not None and not [a for a in FLAGS.arms if a.strip()]:
-    raise ValueError(f"--arms is empty; name some of the study's arms ({', '.join(study.arms)}), "
-                     "or leave the flag out to run them all.")
+    raise ValueError(
+      f"--arms is empty; name some of the study's arms ({', '.join(study.arms)}), "
+      "or leave the flag out to run them all."
+    )
   return study.with_measures(FLAGS.measures).select(FLAGS.arms)
 
 
@@ -125,11 +168,13 @@ def check_inputs(study: Study, builder: studies_lib.ConfigBuilder) -> None:
   if FLAGS.shard and FLAGS.report_only:
     raise ValueError("Give --shard (train one shard) or --report_only (train nothing), not both.")
   if FLAGS.steps < 0:
-    raise ValueError(f"--steps={FLAGS.steps} is not allowed; expected an integer >= 1 (0: the "
-                     "preset's).")
+    raise ValueError(
+      f"--steps={FLAGS.steps} is not allowed; expected an integer >= 1 (0: the preset's)."
+    )
   seeds = runner.seed_list(FLAGS.seeds, builder.build().seed)
-  runs = runner.plan(study, builder, FLAGS.workdir, seeds, FLAGS.steps or None,
-                     FLAGS.other_seeds or None)
+  runs = runner.plan(
+    study, builder, FLAGS.workdir, seeds, FLAGS.steps or None, FLAGS.other_seeds or None
+  )
   todo = unfinished_runs(runs)
   # The folders next: they are cheap to check, and reading the data may build a dataset.
   for name in ("workdir", "archive", "compilation_cache"):
@@ -171,8 +216,13 @@ def prepare_runs(runs) -> None:
 
   checked = set()
   for r in runs:
-    key = (r.config.data.to_json(), r.config.modalities, r.config.eval.episodes_path,
-           r.config.batch_size, r.config.eval.batch_size)
+    key = (
+      r.config.data.to_json(),
+      r.config.modalities,
+      r.config.eval.episodes_path,
+      r.config.batch_size,
+      r.config.eval.batch_size,
+    )
     if key not in checked:
       checked.add(key)
       try:
@@ -185,8 +235,9 @@ def main(argv):
   with cli.exit_on_error(2):  # usage errors: nothing is written before these checks
     cli.check_argv(argv)
     builder = studies_lib.ConfigBuilder.from_spec(
-        config_flags.get_config_filename(FLAGS["config"]),
-        config_flags.get_override_values(FLAGS["config"]))
+      config_flags.get_config_filename(FLAGS["config"]),
+      config_flags.get_override_values(FLAGS["config"]),
+    )
     study = study_from_flags(builder)
     check_inputs(study, builder)
   cache = FLAGS.compilation_cache
@@ -194,12 +245,21 @@ def main(argv):
     cache = os.path.join(FLAGS.workdir, "jax_cache")
   with cli.exit_on_error(1):
     try:
-      out = runner.run(study, builder, FLAGS.workdir, FLAGS.seeds, FLAGS.steps or None,
-                       other_seeds=FLAGS.other_seeds or None,
-                       parallel=FLAGS.parallel, num_reconstructions=FLAGS.reconstructions,
-                       compilation_cache=cache or None, archive=FLAGS.archive,
-                       shard=syntax.parse_shard(FLAGS.shard), report_only=FLAGS.report_only,
-                       log=logging.info)
+      out = runner.run(
+        study,
+        builder,
+        FLAGS.workdir,
+        FLAGS.seeds,
+        FLAGS.steps or None,
+        other_seeds=FLAGS.other_seeds or None,
+        parallel=FLAGS.parallel,
+        num_reconstructions=FLAGS.reconstructions,
+        compilation_cache=cache or None,
+        archive=FLAGS.archive,
+        shard=syntax.parse_shard(FLAGS.shard),
+        report_only=FLAGS.report_only,
+        log=logging.info,
+      )
     except runner.StudyUnfinished as e:  # another runner shares the folder: not an error
       print(f"\n{e}")
       return

@@ -57,8 +57,9 @@ def write_json(path: str | os.PathLike, value: Any, **dump_kwargs: Any) -> None:
   write(path, lambda f: json.dump(value, f, **dump_kwargs))
 
 
-def write_npz(path: str | os.PathLike, arrays: Mapping[str, np.ndarray],
-              compressed: bool = False) -> None:
+def write_npz(
+  path: str | os.PathLike, arrays: Mapping[str, np.ndarray], compressed: bool = False
+) -> None:
   """Writes `arrays` as an `.npz` to `path` atomically (the name is kept as given: numpy adds no
   `.npz` to a file object)."""
   save = np.savez_compressed if compressed else np.savez

@@ -53,8 +53,11 @@ def _fail(error: BaseException, code: int, summary: bool = False):
   if jax is not None and jax.distributed.is_initialized():
     # One of several processes: say which, and leave at once; a normal exit would wait at the
     # runtime's shutdown barrier for processes that may be gone.
-    print(f"error: process {jax.process_index()} of {jax.process_count()}: {line}",
-          file=sys.stderr, flush=True)
+    print(
+      f"error: process {jax.process_index()} of {jax.process_count()}: {line}",
+      file=sys.stderr,
+      flush=True,
+    )
     os._exit(code)
   print(f"error: {line}", file=sys.stderr)
   sys.exit(code)
@@ -67,8 +70,9 @@ class OwnInfoOnly:
 
   def __init__(self):
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    self._ours = tuple(os.path.join(root, p) + os.sep
-                       for p in ("experiments", "data_pipelines", "mia_jax"))
+    self._ours = tuple(
+      os.path.join(root, p) + os.sep for p in ("experiments", "data_pipelines", "mia_jax")
+    )
 
   def filter(self, record) -> bool:
     return record.levelno >= 30 or os.path.abspath(record.pathname).startswith(self._ours)
@@ -109,25 +113,39 @@ def check_config_file(argv) -> None:
     path = value.split(":", 1)[0]
     example = "experiments/configs/synthetic.py:cpu"
     if not path.endswith(".py"):
-      raise ValueError(f"--config {value!r}: {path!r} is not a Python config file; give one of "
-                       f"experiments/configs/*.py with its arguments, e.g. {example}.")
+      raise ValueError(
+        f"--config {value!r}: {path!r} is not a Python config file; give one of "
+        f"experiments/configs/*.py with its arguments, e.g. {example}."
+      )
     if not os.path.isfile(path):
-      raise ValueError(f"--config {value!r}: the file {path!r} does not exist (configs are "
-                       f"experiments/configs/*.py, e.g. {example}).")
+      raise ValueError(
+        f"--config {value!r}: the file {path!r} does not exist (configs are "
+        f"experiments/configs/*.py, e.g. {example})."
+      )
     try:
       with open(path) as f:
         tree = ast.parse(f.read(), path)
     except (SyntaxError, ValueError, OSError) as e:
-      raise ValueError(f"--config {value!r}: {path!r} is not a readable Python file "
-                       f"({type(e).__name__}: {e}).") from None
+      raise ValueError(
+        f"--config {value!r}: {path!r} is not a readable Python file ({type(e).__name__}: {e})."
+      ) from None
     names = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
-    names |= {t.id for n in tree.body if isinstance(n, ast.Assign) for target in n.targets
-              for t in ast.walk(target) if isinstance(t, ast.Name)}
-    names |= {a.asname or a.name for n in tree.body if isinstance(n, ast.ImportFrom)
-              for a in n.names}
+    names |= {
+      t.id
+      for n in tree.body
+      if isinstance(n, ast.Assign)
+      for target in n.targets
+      for t in ast.walk(target)
+      if isinstance(t, ast.Name)
+    }
+    names |= {
+      a.asname or a.name for n in tree.body if isinstance(n, ast.ImportFrom) for a in n.names
+    }
     if "get_config" not in names:
-      raise ValueError(f"--config {value!r}: {path!r} defines no get_config(), so it is not a "
-                       f"config file; configs are experiments/configs/*.py, e.g. {example}.")
+      raise ValueError(
+        f"--config {value!r}: {path!r} defines no get_config(), so it is not a "
+        f"config file; configs are experiments/configs/*.py, e.g. {example}."
+      )
 
 
 def _parse_flags(argv):
@@ -147,8 +165,10 @@ def _parse_flags(argv):
       hint = re.search(r'Did you mean "([\w.]+)"', text)
       flag = next((a.split("=")[0] for a in argv[1:] if name and name in a.split("=")[0]), None)
       if flag:
-        e = ValueError(f"{flag}: no config field {name!r}" +
-                       (f" (did you mean {hint.group(1)!r}?)" if hint else ""))
+        e = ValueError(
+          f"{flag}: no config field {name!r}"
+          + (f" (did you mean {hint.group(1)!r}?)" if hint else "")
+        )
     _fail(e, 2)
 
 

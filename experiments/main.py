@@ -23,20 +23,30 @@ from experiments.run import distributed, train, validate
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics and results.json.")
 config_flags.DEFINE_config_file("config", None, "Config file (with :args).", lock_config=True)
-flags.DEFINE_string("coordinator_address", None,
-                    "Multi-process runs: HOST:PORT of process 0, where the processes meet.")
+flags.DEFINE_string(
+  "coordinator_address",
+  None,
+  "Multi-process runs: HOST:PORT of process 0, where the processes meet.",
+)
 flags.DEFINE_integer("num_processes", None, "Multi-process runs: the number of processes.")
 flags.DEFINE_integer("process_id", None, "Multi-process runs: this process's index, 0..N-1.")
-flags.DEFINE_integer("heartbeat_timeout_seconds", 100,
-                     "Multi-process runs: the others stop this long after a process dies.")
+flags.DEFINE_integer(
+  "heartbeat_timeout_seconds",
+  100,
+  "Multi-process runs: the others stop this long after a process dies.",
+)
 flags.mark_flags_as_required(["config", "workdir"])
 
 
 def main(argv):
   with cli.exit_on_error(2):  # usage errors: nothing is written before these checks
     cli.check_argv(argv)
-    distributed.initialize(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id,
-                           FLAGS.heartbeat_timeout_seconds)
+    distributed.initialize(
+      FLAGS.coordinator_address,
+      FLAGS.num_processes,
+      FLAGS.process_id,
+      FLAGS.heartbeat_timeout_seconds,
+    )
     validate.validate_config(FLAGS.config)
     validate.check_writable_dir(FLAGS.workdir, "workdir")
     # One run per workdir: a second one exits here, naming the holder (process 0 holds it).
@@ -48,9 +58,15 @@ def main(argv):
       raise
   if distributed.is_primary():
     c = FLAGS.config
-    logging.info("Config: method=%s on %s, preset %s, seed %d, %d meta-steps; every field in %s",
-                 c.method, c.benchmark, c.get("preset", "?"), c.seed, c.num_train_steps,
-                 os.path.join(FLAGS.workdir, "config.json"))
+    logging.info(
+      "Config: method=%s on %s, preset %s, seed %d, %d meta-steps; every field in %s",
+      c.method,
+      c.benchmark,
+      c.get("preset", "?"),
+      c.seed,
+      c.num_train_steps,
+      os.path.join(FLAGS.workdir, "config.json"),
+    )
     logging.vlog(1, "Config:\n%s", c)
   try:
     with cli.exit_on_error(1):

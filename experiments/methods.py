@@ -34,18 +34,18 @@ METHODS = ("mia", "cavia", "metasgd", "alfa", "gap")
 # SFT with that method's own update module in MIA's chain: the learned gradient scaler stays,
 # starting at 1 (so the module starts as its method does), then the method's rate and module.
 ABLATIONS: dict[str, dict[str, Any] | str | None] = {
-    "none": {},
-    "no_sft": None,
-    "no_usft": {"use_usft": False},
-    "no_msft": {"use_msft": False},
-    "no_fuser": {"use_fuser": False},
-    "grad_only": {"use_latent": False},
-    "latent_only": {"use_grad": False},
-    "sft_mlp": {"mixer": "mlp_pooled"},
-    "sft_mlp_local": {"mixer": "mlp"},
-    "rule_alfa": "alfa",
-    "rule_gap": "gap",
-    "rule_metasgd": "metasgd",
+  "none": {},
+  "no_sft": None,
+  "no_usft": {"use_usft": False},
+  "no_msft": {"use_msft": False},
+  "no_fuser": {"use_fuser": False},
+  "grad_only": {"use_latent": False},
+  "latent_only": {"use_grad": False},
+  "sft_mlp": {"mixer": "mlp_pooled"},
+  "sft_mlp_local": {"mixer": "mlp"},
+  "rule_alfa": "alfa",
+  "rule_gap": "gap",
+  "rule_metasgd": "metasgd",
 }
 LR_POSITIONS = ("pre", "post")
 
@@ -98,10 +98,17 @@ class RuleConfig:
     return cls(**fields)
 
   def sft_args(self) -> dict[str, Any]:
-    return dict(width=self.sft_width, usft_depth=self.usft_depth, msft_depth=self.msft_depth,
-                num_heads=self.num_heads, head_dim=self.head_dim, mlp_depth=self.mlp_depth,
-                residual=self.residual, out_init_scale=self.out_init_scale,
-                exact_gelu=self.exact_gelu)
+    return dict(
+      width=self.sft_width,
+      usft_depth=self.usft_depth,
+      msft_depth=self.msft_depth,
+      num_heads=self.num_heads,
+      head_dim=self.head_dim,
+      mlp_depth=self.mlp_depth,
+      residual=self.residual,
+      out_init_scale=self.out_init_scale,
+      exact_gelu=self.exact_gelu,
+    )
 
 
 def build_rule(method: str, fields: Mapping[str, Any] | RuleConfig | None = None) -> UpdateRule:
@@ -124,20 +131,27 @@ def build_rule(method: str, fields: Mapping[str, Any] | RuleConfig | None = None
   if c.grad_scale < 0:
     raise ValueError(f"grad_scale must be > 0 (or 0 for none), got {c.grad_scale}.")
   if method in ("cavia", "alfa") and c.learn_lr:
-    raise ValueError(f"{method} uses a fixed learning rate (ALFA generates its own); learn_lr "
-                     "must be False (method=metasgd learns per-element rates).")
+    raise ValueError(
+      f"{method} uses a fixed learning rate (ALFA generates its own); learn_lr "
+      "must be False (method=metasgd learns per-element rates)."
+    )
   if method == "mia" and ablation == "no_sft":
     return cavia(c.inner_lr)
   replacement = ABLATIONS[ablation]
   if method == "mia" and isinstance(replacement, str):  # the SFT replaced by a module
-    return build_rule(replacement, dataclasses.replace(
-        c, ablation="none", grad_scale=1.0 if c.grad_scale else 0.0))
+    return build_rule(
+      replacement, dataclasses.replace(c, ablation="none", grad_scale=1.0 if c.grad_scale else 0.0)
+    )
   scale = [gradient_scaler(c.grad_scale, c.scaler_lr_multiplier)] if c.grad_scale else []
   if method == "alfa":
     return chain(*scale, alfa(inner_lr=c.inner_lr, depth=c.alfa_depth))
   learn = c.learn_lr or method == "metasgd"
   lr = learned_learning_rate(c.inner_lr) if learn else learning_rate(c.inner_lr)
-  core = {"cavia": [], "metasgd": [], "gap": [gap()],
-          "mia": [sft(**c.sft_args(), **cast(dict, ABLATIONS[ablation] or {}))]}[method]
+  core = {
+    "cavia": [],
+    "metasgd": [],
+    "gap": [gap()],
+    "mia": [sft(**c.sft_args(), **cast(dict, ABLATIONS[ablation] or {}))],
+  }[method]
   pieces = [*scale, lr, *core] if c.lr_position == "pre" else [*scale, *core, lr]
   return chain(*pieces)

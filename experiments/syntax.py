@@ -37,11 +37,15 @@ def parse_fixed_ratios(value: str | Sequence[float] | None) -> tuple[float, ...]
     try:
       r = float(item)
     except (TypeError, ValueError):
-      raise ValueError(f"eval.fixed_ratios: {item!r} is not a number; expected comma-separated "
-                       "support ratios in (0, 1], e.g. '0.01,0.1,1'.") from None
+      raise ValueError(
+        f"eval.fixed_ratios: {item!r} is not a number; expected comma-separated "
+        "support ratios in (0, 1], e.g. '0.01,0.1,1'."
+      ) from None
     if not 0.0 < r <= 1.0:
-      raise ValueError(f"eval.fixed_ratios: {item!r} is outside (0, 1]; a ratio is the fraction "
-                       "of the grid in the support.")
+      raise ValueError(
+        f"eval.fixed_ratios: {item!r} is outside (0, 1]; a ratio is the fraction "
+        "of the grid in the support."
+      )
     out.add(r)
   return tuple(sorted(out))
 
@@ -60,11 +64,14 @@ def parse_sigmas(value: str, known: Sequence[str] | None = None) -> dict[str, fl
     except ValueError:
       sigma = None
     if sigma is None or not 0 <= sigma < float("inf"):
-      raise ValueError(f"model.ff_sigmas entry {item!r} is not name=sigma with sigma >= 0 "
-                       f"(e.g. 'rgb=1,wav=30').")
+      raise ValueError(
+        f"model.ff_sigmas entry {item!r} is not name=sigma with sigma >= 0 (e.g. 'rgb=1,wav=30')."
+      )
     if known is not None and name not in known:
-      raise ValueError(f"model.ff_sigmas names modality {name!r}, which is not configured; "
-                       f"configured: {', '.join(known)}.")
+      raise ValueError(
+        f"model.ff_sigmas names modality {name!r}, which is not configured; "
+        f"configured: {', '.join(known)}."
+      )
     out[name] = sigma
   return out
 
@@ -112,8 +119,9 @@ def typed_value(key: str, value, like):
     if isinstance(like, float):
       return float(value)
   except ValueError:
-    raise ValueError(f"Config value {key}={value!r} is not a valid "
-                     f"{type(like).__name__}.") from None
+    raise ValueError(
+      f"Config value {key}={value!r} is not a valid {type(like).__name__}."
+    ) from None
   return value
 
 
@@ -132,8 +140,10 @@ def parse_grid(spec: str) -> list[tuple[str, list[str]]]:
     key, sep, values = part.partition("=")
     vals = [v.strip() for v in values.split("|") if v.strip()]
     if not sep or not key.strip() or not vals:
-      raise ValueError(f"Bad grid axis {part!r} in {spec!r}; expected key=value1|value2, axes "
-                       "separated by ';' (e.g. 'method=cavia|mia;inner_steps=1|3').")
+      raise ValueError(
+        f"Bad grid axis {part!r} in {spec!r}; expected key=value1|value2, axes "
+        "separated by ';' (e.g. 'method=cavia|mia;inner_steps=1|3')."
+      )
     axes.append((key.strip(), vals))
   if not axes:
     raise ValueError(f"Empty grid {spec!r}; expected e.g. 'method=cavia|mia;inner_steps=1|3'.")
@@ -149,6 +159,8 @@ def parse_shard(text: str | None) -> tuple[int, int] | None:
     return None
   m = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text)
   if not m or int(m.group(2)) < 1 or int(m.group(1)) >= int(m.group(2)):
-    raise ValueError(f"--shard={text!r} is not allowed; expected I/N with 0 <= I < N, e.g. "
-                     "--shard=0/4 (SLURM: --shard=$SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT).")
+    raise ValueError(
+      f"--shard={text!r} is not allowed; expected I/N with 0 <= I < N, e.g. "
+      "--shard=0/4 (SLURM: --shard=$SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT)."
+    )
   return int(m.group(1)), int(m.group(2))

@@ -29,7 +29,25 @@ from mia_jax.tokens import token_shape
 
 __version__ = "0.4.0"
 
-__all__ = ["ComposerINR", "FunctaINR", "MetaConfig", "MetaLearner", "ModalitySpec", "ModelConfig",
-           "MultimodalINR", "TrainState", "UpdateRule", "adapt", "adapt_to_observations", "chain",
-           "evaluation", "group_modalities", "meta_step", "optim", "rules", "sampling",
-           "specs_from_arrays", "token_shape"]
+__all__ = [
+  "ComposerINR",
+  "FunctaINR",
+  "MetaConfig",
+  "MetaLearner",
+  "ModalitySpec",
+  "ModelConfig",
+  "MultimodalINR",
+  "TrainState",
+  "UpdateRule",
+  "adapt",
+  "adapt_to_observations",
+  "chain",
+  "evaluation",
+  "group_modalities",
+  "meta_step",
+  "optim",
+  "rules",
+  "sampling",
+  "specs_from_arrays",
+  "token_shape",
+]

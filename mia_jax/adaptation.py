@@ -38,8 +38,9 @@ def error_normaliser(spec, amplitude: jax.Array) -> jax.Array:
   return jnp.ones_like(amplitude)
 
 
-def prepare_batch(model: MultimodalINR, batch: Mapping[str, Mapping[str, jax.Array]]
-                  ) -> dict[str, dict[str, jax.Array]]:
+def prepare_batch(
+  model: MultimodalINR, batch: Mapping[str, Mapping[str, jax.Array]]
+) -> dict[str, dict[str, jax.Array]]:
   """Checks a batch against the specs; returns `{name: {"y": [B, N, d_out], "norm": [B]}}`."""
   out = {}
   for spec in model.specs:
@@ -47,8 +48,10 @@ def prepare_batch(model: MultimodalINR, batch: Mapping[str, Mapping[str, jax.Arr
       raise ValueError(f"Batch lacks modality {spec.name!r}; it has {sorted(batch)}.")
     y = jnp.asarray(batch[spec.name]["y"], jnp.float32)
     if y.shape[1:] != (spec.num_points, spec.d_out):
-      raise ValueError(f"Modality {spec.name!r}: expected values [B, {spec.num_points}, "
-                       f"{spec.d_out}], got {y.shape}.")
+      raise ValueError(
+        f"Modality {spec.name!r}: expected values [B, {spec.num_points}, "
+        f"{spec.d_out}], got {y.shape}."
+      )
     amp = batch[spec.name].get("amplitude")
     amp = jnp.ones(y.shape[:1], jnp.float32) if amp is None else jnp.asarray(amp, jnp.float32)
     out[spec.name] = {"y": y, "norm": error_normaliser(spec, amp)}
@@ -61,8 +64,9 @@ def per_signal_support_loss(pred: jax.Array, target: jax.Array, mask: jax.Array)
   return jnp.sum(sq * mask, axis=-1) / jnp.maximum(jnp.sum(mask, axis=-1), 1.0)
 
 
-def grid_errors(pred: jax.Array, target: jax.Array, in_support: jax.Array,
-                norm: jax.Array) -> dict[str, jax.Array]:
+def grid_errors(
+  pred: jax.Array, target: jax.Array, in_support: jax.Array, norm: jax.Array
+) -> dict[str, jax.Array]:
   """Per-signal normalised errors on the full grid.
 
   Args:
@@ -77,16 +81,29 @@ def grid_errors(pred: jax.Array, target: jax.Array, in_support: jax.Array,
   sq = jnp.mean(jnp.square(pred - target), axis=-1) / norm[..., None]
   out_support = 1.0 - in_support
   return {
-      "generalization": jnp.sum(sq * out_support, -1) / jnp.maximum(jnp.sum(out_support, -1), 1.0),
-      "memorization": jnp.sum(sq * in_support, -1) / jnp.maximum(jnp.sum(in_support, -1), 1.0),
-      "full": jnp.mean(sq, -1),
+    "generalization": jnp.sum(sq * out_support, -1) / jnp.maximum(jnp.sum(out_support, -1), 1.0),
+    "memorization": jnp.sum(sq * in_support, -1) / jnp.maximum(jnp.sum(in_support, -1), 1.0),
+    "full": jnp.mean(sq, -1),
   }
 
 
-def _inner_loop(model: MultimodalINR, rule: UpdateRule, params: PyTree, buffers: PyTree,
-                s_coords: Mapping, s_values: Mapping, s_mask: Mapping, batch_size: int,
-                num_steps: int, *, first_order: bool, remat: bool, unroll: int,
-                compute_dtype: Any, observe=None):
+def _inner_loop(
+  model: MultimodalINR,
+  rule: UpdateRule,
+  params: PyTree,
+  buffers: PyTree,
+  s_coords: Mapping,
+  s_values: Mapping,
+  s_mask: Mapping,
+  batch_size: int,
+  num_steps: int,
+  *,
+  first_order: bool,
+  remat: bool,
+  unroll: int,
+  compute_dtype: Any,
+  observe=None,
+):
   """The scan both `adapt` and `adapt_to_observations` run.
 
   Args:
@@ -138,16 +155,28 @@ def _inner_loop(model: MultimodalINR, rule: UpdateRule, params: PyTree, buffers:
   if remat:
     step = jax.checkpoint(step)
   latents0 = model.initial_latents(inr_params, batch_size)
-  latents, traj = jax.lax.scan(step, latents0, None, length=num_steps,
-                               unroll=max(1, min(int(unroll), max(num_steps, 1))))
+  latents, traj = jax.lax.scan(
+    step, latents0, None, length=num_steps, unroll=max(1, min(int(unroll), max(num_steps, 1)))
+  )
   return latents0, latents, traj, predict
 
 
-def adapt(model: MultimodalINR, rule: UpdateRule, params: PyTree, buffers: PyTree,
-          batch: Mapping, episode: Mapping, num_steps: int, *, first_order: bool = False,
-          remat: bool = False, track: bool = False,
-          unroll: int = 1, initial: bool = False,
-          compute_dtype: Any = None) -> tuple[dict, dict, dict]:
+def adapt(
+  model: MultimodalINR,
+  rule: UpdateRule,
+  params: PyTree,
+  buffers: PyTree,
+  batch: Mapping,
+  episode: Mapping,
+  num_steps: int,
+  *,
+  first_order: bool = False,
+  remat: bool = False,
+  track: bool = False,
+  unroll: int = 1,
+  initial: bool = False,
+  compute_dtype: Any = None,
+) -> tuple[dict, dict, dict]:
   """Adapts the latents of every modality on its support set (grid points of known signals).
 
   For observations that are not grid points, or signals known only where observed, use
@@ -187,11 +216,12 @@ def adapt(model: MultimodalINR, rule: UpdateRule, params: PyTree, buffers: PyTre
   s_coords, s_values, s_mask, in_support = {}, {}, {}, {}
   for spec in model.specs:
     idx = episode[spec.name]["idx"]
-    s_coords[spec.name] = model.coords[spec.name][idx]                       # [B, S, d_in]
+    s_coords[spec.name] = model.coords[spec.name][idx]  # [B, S, d_in]
     s_values[spec.name] = jnp.take_along_axis(batch[spec.name]["y"], idx[..., None], axis=1)
     s_mask[spec.name] = episode[spec.name]["mask"]
-    in_support[spec.name] = sampling.support_membership(idx, episode[spec.name]["mask"],
-                                                        spec.num_points)
+    in_support[spec.name] = sampling.support_membership(
+      idx, episode[spec.name]["mask"], spec.num_points
+    )
 
   def errors_of(pred):
     errs = {k: grid_errors(pred[k], batch[k]["y"], in_support[k], batch[k]["norm"]) for k in pred}
@@ -200,22 +230,36 @@ def adapt(model: MultimodalINR, rule: UpdateRule, params: PyTree, buffers: PyTre
   observe = (lambda predict, latents: errors_of(predict(latents))) if track else None
   batch_size = next(iter(batch.values()))["y"].shape[0]
   latents0, latents, traj, predict = _inner_loop(
-      model, rule, params, buffers, s_coords, s_values, s_mask, batch_size, num_steps,
-      first_order=first_order, remat=remat, unroll=unroll, compute_dtype=compute_dtype,
-      observe=observe)
+    model,
+    rule,
+    params,
+    buffers,
+    s_coords,
+    s_values,
+    s_mask,
+    batch_size,
+    num_steps,
+    first_order=first_order,
+    remat=remat,
+    unroll=unroll,
+    compute_dtype=compute_dtype,
+    observe=observe,
+  )
   prediction = predict(latents)
   aux = {"support_loss": traj["support_loss"]}
   if initial:
     aux["initial_prediction"] = predict(latents0)
   if track:
     final = errors_of(prediction)
-    aux["errors"] = jax.tree.map(lambda t, f: jnp.concatenate([t, f[None]], 0),
-                                 traj["observed"], final)
+    aux["errors"] = jax.tree.map(
+      lambda t, f: jnp.concatenate([t, f[None]], 0), traj["observed"], final
+    )
   return latents, prediction, aux
 
 
-def check_observations(model: MultimodalINR, observations: Mapping[str, Mapping]
-                       ) -> tuple[int, dict[str, dict[str, jax.Array]]]:
+def check_observations(
+  model: MultimodalINR, observations: Mapping[str, Mapping]
+) -> tuple[int, dict[str, dict[str, jax.Array]]]:
   """Checks observations against the model's modalities and fills in what may be left out.
 
   Returns `(batch_size, {name: {"coords", "values", "mask"}})` for every modality of the
@@ -230,12 +274,15 @@ def check_observations(model: MultimodalINR, observations: Mapping[str, Mapping]
   """
   known = [s.name for s in model.specs]
   if not isinstance(observations, Mapping):
-    raise ValueError(f"observations must be a dict {{modality: {{'coords', 'values', 'mask'}}}}; "
-                     f"got {type(observations).__name__}.")
+    raise ValueError(
+      f"observations must be a dict {{modality: {{'coords', 'values', 'mask'}}}}; "
+      f"got {type(observations).__name__}."
+    )
   unknown = [n for n in observations if n not in known]
   if unknown:
-    raise ValueError(f"Observations name modalities {unknown} the model does not have; it has "
-                     f"{known}.")
+    raise ValueError(
+      f"Observations name modalities {unknown} the model does not have; it has {known}."
+    )
   if not observations:
     raise ValueError(f"No observations: give at least one of the modalities {known}.")
   out, sizes = {}, {}
@@ -244,52 +291,75 @@ def check_observations(model: MultimodalINR, observations: Mapping[str, Mapping]
       continue
     obs = observations[spec.name]
     if not isinstance(obs, Mapping) or "coords" not in obs or "values" not in obs:
-      raise ValueError(f"Observations of {spec.name!r} need 'coords' [B, S, {spec.d_in}] and "
-                       f"'values' [B, S, {spec.d_out}] (and optionally 'mask' [B, S]); got "
-                       f"{sorted(obs) if isinstance(obs, Mapping) else type(obs).__name__}.")
+      raise ValueError(
+        f"Observations of {spec.name!r} need 'coords' [B, S, {spec.d_in}] and "
+        f"'values' [B, S, {spec.d_out}] (and optionally 'mask' [B, S]); got "
+        f"{sorted(obs) if isinstance(obs, Mapping) else type(obs).__name__}."
+      )
     coords = jnp.asarray(obs["coords"], jnp.float32)
     values = jnp.asarray(obs["values"], jnp.float32)
     if coords.ndim != 3 or coords.shape[-1] != spec.d_in:
-      raise ValueError(f"Observations of {spec.name!r}: coords must be [B, S, {spec.d_in}] "
-                       f"(the modality's coordinate dimension d_in={spec.d_in}); got "
-                       f"{tuple(coords.shape)}.")
+      raise ValueError(
+        f"Observations of {spec.name!r}: coords must be [B, S, {spec.d_in}] "
+        f"(the modality's coordinate dimension d_in={spec.d_in}); got "
+        f"{tuple(coords.shape)}."
+      )
     if values.shape != coords.shape[:2] + (spec.d_out,):
-      raise ValueError(f"Observations of {spec.name!r}: values must be [B, S, {spec.d_out}] "
-                       f"= {coords.shape[:2] + (spec.d_out,)} to match coords "
-                       f"{tuple(coords.shape)} and d_out={spec.d_out}; got "
-                       f"{tuple(values.shape)}.")
+      raise ValueError(
+        f"Observations of {spec.name!r}: values must be [B, S, {spec.d_out}] "
+        f"= {coords.shape[:2] + (spec.d_out,)} to match coords "
+        f"{tuple(coords.shape)} and d_out={spec.d_out}; got "
+        f"{tuple(values.shape)}."
+      )
     mask = obs.get("mask")
-    mask = (jnp.ones(coords.shape[:2], jnp.float32) if mask is None
-            else jnp.asarray(mask, jnp.float32))
+    mask = (
+      jnp.ones(coords.shape[:2], jnp.float32) if mask is None else jnp.asarray(mask, jnp.float32)
+    )
     if mask.shape != coords.shape[:2]:
-      raise ValueError(f"Observations of {spec.name!r}: mask must be [B, S] = "
-                       f"{coords.shape[:2]}; got {tuple(mask.shape)}.")
+      raise ValueError(
+        f"Observations of {spec.name!r}: mask must be [B, S] = "
+        f"{coords.shape[:2]}; got {tuple(mask.shape)}."
+      )
     out[spec.name] = {"coords": coords, "values": values, "mask": mask}
     sizes[spec.name] = coords.shape[0]
   if len(set(sizes.values())) > 1:
-    raise ValueError(f"Observations hold different numbers of signals per modality: {sizes}; "
-                     "every modality needs the same batch B (mask out what is not observed).")
+    raise ValueError(
+      f"Observations hold different numbers of signals per modality: {sizes}; "
+      "every modality needs the same batch B (mask out what is not observed)."
+    )
   batch_size = next(iter(sizes.values()))
   for spec in model.specs:
     if spec.name not in out or out[spec.name]["coords"].shape[1] == 0:
-      out[spec.name] = {"coords": jnp.zeros((batch_size, 1, spec.d_in), jnp.float32),
-                        "values": jnp.zeros((batch_size, 1, spec.d_out), jnp.float32),
-                        "mask": jnp.zeros((batch_size, 1), jnp.float32)}
+      out[spec.name] = {
+        "coords": jnp.zeros((batch_size, 1, spec.d_in), jnp.float32),
+        "values": jnp.zeros((batch_size, 1, spec.d_out), jnp.float32),
+        "mask": jnp.zeros((batch_size, 1), jnp.float32),
+      }
   for group in model.groups:
     s_max = max(out[n]["coords"].shape[1] for n in group.names)
     for n in group.names:
       pad = s_max - out[n]["coords"].shape[1]
       if pad:
-        out[n] = {k: jnp.pad(v, [(0, 0), (0, pad)] + [(0, 0)] * (v.ndim - 2))
-                  for k, v in out[n].items()}
+        out[n] = {
+          k: jnp.pad(v, [(0, 0), (0, pad)] + [(0, 0)] * (v.ndim - 2)) for k, v in out[n].items()
+        }
   return batch_size, out
 
 
-def adapt_to_observations(model: MultimodalINR, rule: UpdateRule, params: PyTree,
-                          buffers: PyTree, observations: Mapping[str, Mapping], num_steps: int,
-                          *, query: Mapping[str, jax.Array] | None = None,
-                          first_order: bool = False, remat: bool = False, unroll: int = 1,
-                          compute_dtype: Any = None) -> tuple[dict, dict, dict]:
+def adapt_to_observations(
+  model: MultimodalINR,
+  rule: UpdateRule,
+  params: PyTree,
+  buffers: PyTree,
+  observations: Mapping[str, Mapping],
+  num_steps: int,
+  *,
+  query: Mapping[str, jax.Array] | None = None,
+  first_order: bool = False,
+  remat: bool = False,
+  unroll: int = 1,
+  compute_dtype: Any = None,
+) -> tuple[dict, dict, dict]:
   """Adapts the latents to observations alone: a few points of each signal, anywhere.
 
   The inner loop of `adapt` (the same K rule steps on the same support loss) with the support
@@ -318,9 +388,19 @@ def adapt_to_observations(model: MultimodalINR, rule: UpdateRule, params: PyTree
   """
   batch_size, obs = check_observations(model, observations)
   latents0, latents, traj, predict = _inner_loop(
-      model, rule, params, buffers, {k: v["coords"] for k, v in obs.items()},
-      {k: v["values"] for k, v in obs.items()}, {k: v["mask"] for k, v in obs.items()},
-      batch_size, num_steps, first_order=first_order, remat=remat, unroll=unroll,
-      compute_dtype=compute_dtype)
+    model,
+    rule,
+    params,
+    buffers,
+    {k: v["coords"] for k, v in obs.items()},
+    {k: v["values"] for k, v in obs.items()},
+    {k: v["mask"] for k, v in obs.items()},
+    batch_size,
+    num_steps,
+    first_order=first_order,
+    remat=remat,
+    unroll=unroll,
+    compute_dtype=compute_dtype,
+  )
   del latents0
   return latents, predict(latents, query), {"support_loss": traj["support_loss"]}

@@ -42,31 +42,39 @@ def array_layout(name: str, array: np.ndarray) -> tuple[tuple[int, ...], int]:
     raise ValueError(f"{what} has dtype {array.dtype}; allowed: bool, integer or float numbers.")
   if array.ndim < 2:
     raise ValueError(
-        f"{what}: expected [num_signals, *grid, d_out] (e.g. [n, H, W, 3] images) or "
-        "[num_signals, num_points] (1-D signals with one channel).")
+      f"{what}: expected [num_signals, *grid, d_out] (e.g. [n, H, W, 3] images) or "
+      "[num_signals, num_points] (1-D signals with one channel)."
+    )
   if array.size == 0:
     raise ValueError(f"{what} is empty; every axis (signals, grid, channels) needs length >= 1.")
   finite = np.isfinite(array)
   if not finite.all():
-    raise ValueError(f"{what} holds {int(array.size - finite.sum())} NaN or infinite values; "
-                     "all values must be finite.")
+    raise ValueError(
+      f"{what} holds {int(array.size - finite.sum())} NaN or infinite values; "
+      "all values must be finite."
+    )
   peak = float(np.max(np.abs(array.astype(np.float64))))
   if peak > MAX_ABS_VALUE:
-    raise ValueError(f"{what} holds values up to {peak:.3g} in magnitude, beyond "
-                     f"{MAX_ABS_VALUE:g}; scale the data to about [-1, 1] or [0, 1] (the "
-                     "learning rates assume that range, and larger values overflow float32 "
-                     "squared errors or diverge).")
+    raise ValueError(
+      f"{what} holds values up to {peak:.3g} in magnitude, beyond "
+      f"{MAX_ABS_VALUE:g}; scale the data to about [-1, 1] or [0, 1] (the "
+      "learning rates assume that range, and larger values overflow float32 "
+      "squared errors or diverge)."
+    )
   grid = (array.shape[1],) if array.ndim == 2 else tuple(array.shape[1:-1])
   if min(grid) < 2:
-    raise ValueError(f"{what}: its grid {grid} has an axis of length {min(grid)}; every grid "
-                     "axis needs at least 2 points (a coordinate axis from -1 to 1). A "
-                     "modality without a channel axis may need grid_ndims (e.g. "
-                     "--config.data.grid_ndims=NAME=2).")
+    raise ValueError(
+      f"{what}: its grid {grid} has an axis of length {min(grid)}; every grid "
+      "axis needs at least 2 points (a coordinate axis from -1 to 1). A "
+      "modality without a channel axis may need grid_ndims (e.g. "
+      "--config.data.grid_ndims=NAME=2)."
+    )
   return grid, 1 if array.ndim == 2 else int(array.shape[-1])
 
 
-def default_ratio_bins(ratio_range: tuple[float, float],
-                       num_bins: int = ARRAYS_NUM_RATIO_BINS) -> tuple[tuple[float, float], ...]:
+def default_ratio_bins(
+  ratio_range: tuple[float, float], num_bins: int = ARRAYS_NUM_RATIO_BINS
+) -> tuple[tuple[float, float], ...]:
   """Evaluation bins for a support-ratio range: the `num_bins` equal parts of [0, Rmax] that reach
   above Rmin (the last one is always kept). (0.001, 1) gives the image benchmarks' quarters."""
   lo, hi = (float(r) for r in ratio_range)
@@ -75,13 +83,13 @@ def default_ratio_bins(ratio_range: tuple[float, float],
 
 
 def specs_from_arrays(
-    arrays: Mapping[str, np.ndarray],
-    *,
-    ratio_range: tuple[float, float] | Mapping[str, Any] | None = None,
-    ratio_bins: Sequence[tuple[float, float]] | Mapping[str, Any] | None = None,
-    output_bias: float | Mapping[str, Any] | None = None,
-    error_normaliser: str | Mapping[str, Any] | None = None,
-    fourier_sigma: float | Mapping[str, Any] | None = None,
+  arrays: Mapping[str, np.ndarray],
+  *,
+  ratio_range: tuple[float, float] | Mapping[str, Any] | None = None,
+  ratio_bins: Sequence[tuple[float, float]] | Mapping[str, Any] | None = None,
+  output_bias: float | Mapping[str, Any] | None = None,
+  error_normaliser: str | Mapping[str, Any] | None = None,
+  fourier_sigma: float | Mapping[str, Any] | None = None,
 ) -> tuple[ModalitySpec, ...]:
   """The modality specs of a user's own data, read from its arrays (no benchmark to register).
 
@@ -127,8 +135,10 @@ def specs_from_arrays(
       return {name: value for name in names}
     unknown = [n for n in value if n not in arrays]
     if unknown:
-      raise ValueError(f"{keyword} names {unknown}, which are not among the arrays' modalities; "
-                       f"known: {', '.join(names)}.")
+      raise ValueError(
+        f"{keyword} names {unknown}, which are not among the arrays' modalities; "
+        f"known: {', '.join(names)}."
+      )
     return {name: value.get(name) for name in names}
 
   ranges = per_modality("ratio_range", ratio_range)
@@ -139,21 +149,34 @@ def specs_from_arrays(
   specs = []
   for name in names:
     grid, d_out = layouts[name]
-    r = ARRAYS_RATIO_RANGE if ranges[name] is None else _number_pair(name, "ratio_range",
-                                                                     ranges[name])
+    r = (
+      ARRAYS_RATIO_RANGE
+      if ranges[name] is None
+      else _number_pair(name, "ratio_range", ranges[name])
+    )
     b = default_ratio_bins(r) if bins[name] is None else _ratio_bins(name, bins[name])
     if biases[name] is None:
-      bias = round(float(np.mean(arrays[name], dtype=np.float64)),
-                   ARRAYS_OUTPUT_BIAS_DECIMALS) + 0.0  # + 0.0: no -0.0
+      bias = (
+        round(float(np.mean(arrays[name], dtype=np.float64)), ARRAYS_OUTPUT_BIAS_DECIMALS) + 0.0
+      )  # + 0.0: no -0.0
     else:
       bias = _number(name, "output_bias", biases[name])
     sigma = None if sigmas[name] is None else _number(name, "fourier_sigma", sigmas[name])
     if sigma is not None and sigma < 0:
       raise ValueError(f"Modality {name!r}: fourier_sigma must be >= 0, got {sigma}.")
-    specs.append(ModalitySpec(
-        name=name, d_in=len(grid), grid_shape=grid, d_out=d_out, output_bias=bias,
-        error_normaliser=normalisers[name] or ARRAYS_ERROR_NORMALISER, ratio_range=r,
-        ratio_bins=b, fourier_sigma=sigma))
+    specs.append(
+      ModalitySpec(
+        name=name,
+        d_in=len(grid),
+        grid_shape=grid,
+        d_out=d_out,
+        output_bias=bias,
+        error_normaliser=normalisers[name] or ARRAYS_ERROR_NORMALISER,
+        ratio_range=r,
+        ratio_bins=b,
+        fourier_sigma=sigma,
+      )
+    )
   return tuple(specs)
 
 
@@ -177,13 +200,14 @@ def _number_pair(name: str, keyword: str, value: Any) -> tuple[float, float]:
 def _ratio_bins(name: str, value: Any) -> tuple[tuple[float, float], ...]:
   items = _items(value)
   if not items:
-    raise ValueError(f"Modality {name!r}: ratio_bins must be a non-empty sequence of (lo, hi) "
-                     f"pairs, got {value!r}.")
+    raise ValueError(
+      f"Modality {name!r}: ratio_bins must be a non-empty sequence of (lo, hi) "
+      f"pairs, got {value!r}."
+    )
   bins = tuple(_number_pair(name, "ratio_bins", b) for b in items)
   for lo, hi in bins:
     if not 0.0 <= lo < hi <= 1.0:
-      raise ValueError(f"Modality {name!r}: ratio bin ({lo}, {hi}) must satisfy "
-                       "0 <= lo < hi <= 1.")
+      raise ValueError(f"Modality {name!r}: ratio bin ({lo}, {hi}) must satisfy 0 <= lo < hi <= 1.")
   return bins
 
 

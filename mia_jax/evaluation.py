@@ -23,11 +23,20 @@ import numpy as np
 
 from mia_jax.modalities import ModalitySpec
 
-MEASURES = ("generalization_mse", "memorization_mse", "full_mse",
-            "generalization_psnr", "memorization_psnr")
-_SOURCE = {"generalization_mse": "generalization", "memorization_mse": "memorization",
-           "full_mse": "full", "generalization_psnr": "generalization",
-           "memorization_psnr": "memorization"}
+MEASURES = (
+  "generalization_mse",
+  "memorization_mse",
+  "full_mse",
+  "generalization_psnr",
+  "memorization_psnr",
+)
+_SOURCE = {
+  "generalization_mse": "generalization",
+  "memorization_mse": "memorization",
+  "full_mse": "full",
+  "generalization_psnr": "generalization",
+  "memorization_psnr": "memorization",
+}
 
 
 def psnr(mse: np.ndarray, peak: float = 1.0) -> np.ndarray:
@@ -53,7 +62,8 @@ class Accumulator:
     self.num_steps = num_steps
     self.closed_bins = closed_bins
     self._errors: dict[str, dict[str, list[np.ndarray]]] = {
-        s.name: {m: [] for m in ("generalization", "memorization", "full")} for s in self.specs}
+      s.name: {m: [] for m in ("generalization", "memorization", "full")} for s in self.specs
+    }
     self._ratio: dict[str, list[np.ndarray]] = {s.name: [] for s in self.specs}
     self._has_gen: dict[str, list[np.ndarray]] = {s.name: [] for s in self.specs}
 
@@ -106,15 +116,17 @@ def check_finite(per_signal: Mapping) -> None:
   whose errors are NaN or infinite: a result is never an average over the signals that remain."""
   bad = {}
   for name, d in per_signal.items():
-    finite = np.all([np.isfinite(d[m]).all(axis=0) for m in ("generalization", "memorization",
-                                                             "full")], axis=0)
+    finite = np.all(
+      [np.isfinite(d[m]).all(axis=0) for m in ("generalization", "memorization", "full")], axis=0
+    )
     if not finite.all():
       bad[name] = np.flatnonzero(~finite)
   if bad:
-    raise FloatingPointError("Non-finite meta-test errors (NaN/inf in the data or the "
-                             "predictions): " + "; ".join(
-                                 f"{n}: {len(i)} signal(s), e.g. {i[:5].tolist()}"
-                                 for n, i in bad.items()))
+    raise FloatingPointError(
+      "Non-finite meta-test errors (NaN/inf in the data or the "
+      "predictions): "
+      + "; ".join(f"{n}: {len(i)} signal(s), e.g. {i[:5].tolist()}" for n, i in bad.items())
+    )
 
 
 def _reduce(measure: str, values: np.ndarray, has_gen: np.ndarray) -> float:
@@ -128,8 +140,9 @@ def _reduce(measure: str, values: np.ndarray, has_gen: np.ndarray) -> float:
   return float(np.mean(values))
 
 
-def summarize(per_signal: Mapping, specs: Sequence[ModalitySpec], num_steps: int,
-              closed_bins: bool = False) -> dict[str, float]:
+def summarize(
+  per_signal: Mapping, specs: Sequence[ModalitySpec], num_steps: int, closed_bins: bool = False
+) -> dict[str, float]:
   """Reduces per-signal errors to `{measure}/{modality}/step{k}` and `.../R{lo}-{hi}` metrics
   (`closed_bins`: every bin `[lo, hi]`; else `[lo, hi)` and the last `[lo, hi]`)."""
   per_mod: dict[str, dict[str, float]] = {}
@@ -145,7 +158,8 @@ def summarize(per_signal: Mapping, specs: Sequence[ModalitySpec], num_steps: int
         in_bin = (d["ratio"] >= lo) & ((d["ratio"] <= hi) if last else (d["ratio"] < hi))
         if in_bin.any():
           keys[f"{measure}/{spec.name}/{bin_label(lo, hi)}"] = _reduce(
-              measure, src[num_steps][in_bin], d["has_gen"][in_bin])
+            measure, src[num_steps][in_bin], d["has_gen"][in_bin]
+          )
     per_mod[spec.name] = keys
   return _with_average(per_mod)
 
@@ -166,25 +180,32 @@ def _with_average(per_mod: Mapping[str, Mapping[str, float]]) -> dict[str, float
   return {k: v for k, v in metrics.items() if np.isfinite(v)}
 
 
-def fixed_ratio_metrics(per_signal: Mapping, specs: Sequence[ModalitySpec], num_steps: int,
-                        label: str) -> dict[str, float]:
+def fixed_ratio_metrics(
+  per_signal: Mapping, specs: Sequence[ModalitySpec], num_steps: int, label: str
+) -> dict[str, float]:
   """`{measure}/{modality}/{label}` after K steps (and avg) of an evaluation at one fixed
   support ratio (`label` = `sampling.ratio_label(r)`); `per_signal` as `Accumulator.per_signal`."""
   per_mod = {}
   for spec in specs:
     d = per_signal[spec.name]
     per_mod[spec.name] = {
-        f"{measure}/{spec.name}/{label}": _reduce(measure, d[_SOURCE[measure]][num_steps],
-                                                  d["has_gen"])
-        for measure in MEASURES}
+      f"{measure}/{spec.name}/{label}": _reduce(
+        measure, d[_SOURCE[measure]][num_steps], d["has_gen"]
+      )
+      for measure in MEASURES
+    }
   return _with_average(per_mod)
 
 
 def format_table(metrics: Mapping[str, float], names: Sequence[str], num_steps: int) -> str:
   """A plain-text table: one row per modality (and avg), MSEs after K steps and PSNRs."""
-  cols = [("gen MSE", "generalization_mse"), ("mem MSE", "memorization_mse"),
-          ("full MSE", "full_mse"), ("gen PSNR", "generalization_psnr"),
-          ("mem PSNR", "memorization_psnr")]
+  cols = [
+    ("gen MSE", "generalization_mse"),
+    ("mem MSE", "memorization_mse"),
+    ("full MSE", "full_mse"),
+    ("gen PSNR", "generalization_psnr"),
+    ("mem PSNR", "memorization_psnr"),
+  ]
   rows = [["modality"] + [c for c, _ in cols]]
   for name in list(names) + ["avg"]:
     row = [name]
@@ -193,7 +214,9 @@ def format_table(metrics: Mapping[str, float], names: Sequence[str], num_steps: 
       row.append("-" if v is None else (f"{v:.2f}" if measure.endswith("psnr") else f"{v:.5f}"))
     rows.append(row)
   widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-  lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in
-                     enumerate(zip(r, widths))) for r in rows]
+  lines = [
+    "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
+    for r in rows
+  ]
   lines.insert(1, "-" * len(lines[0]))
   return "\n".join(lines)

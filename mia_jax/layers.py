@@ -28,13 +28,17 @@ class TorchDense(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     fan_in = x.shape[-1]
-    kernel_init = nn.initializers.variance_scaling(self.kernel_scale**2 / 3.0, "fan_in",
-                                                   "uniform") if self.kernel_scale else (
-                                                       nn.initializers.zeros)
-    return nn.Dense(self.features, kernel_init=kernel_init,
-                    bias_init=(torch_bias_init(fan_in) if self.kernel_scale
-                               else nn.initializers.zeros),
-                    name="linear")(x)
+    kernel_init = (
+      nn.initializers.variance_scaling(self.kernel_scale**2 / 3.0, "fan_in", "uniform")
+      if self.kernel_scale
+      else (nn.initializers.zeros)
+    )
+    return nn.Dense(
+      self.features,
+      kernel_init=kernel_init,
+      bias_init=(torch_bias_init(fan_in) if self.kernel_scale else nn.initializers.zeros),
+      name="linear",
+    )(x)
 
 
 class MLP(nn.Module):
@@ -94,7 +98,7 @@ class Attention(nn.Module):
     inner = self.num_heads * self.head_dim
     qkv = nn.Dense(3 * inner, use_bias=False, kernel_init=torch_kernel_init, name="qkv")(x)
     q, k, v = jnp.split(qkv.reshape(*lead, t, 3, self.num_heads, self.head_dim), 3, axis=-3)
-    q, k, v = q[..., 0, :, :], k[..., 0, :, :], v[..., 0, :, :]   # [..., T, H, hd]
+    q, k, v = q[..., 0, :, :], k[..., 0, :, :], v[..., 0, :, :]  # [..., T, H, hd]
     logits = jnp.einsum("...qhd,...khd->...hqk", q, k) * self.head_dim**-0.5
     out = jnp.einsum("...hqk,...khd->...qhd", jax.nn.softmax(logits, -1), v)
     return TorchDense(d, name="out")(out.reshape(*lead, t, inner))

@@ -90,14 +90,16 @@ class MetaConfig:
       raise ValueError(f"scan_unroll must be >= 1, got {self.scan_unroll}.")
     sampling.check_support_counts(self.support_counts)
     if self.compute_dtype not in COMPUTE_DTYPES:
-      raise ValueError(f"Unknown compute_dtype {self.compute_dtype!r}; allowed: "
-                       f"{', '.join(COMPUTE_DTYPES)}.")
+      raise ValueError(
+        f"Unknown compute_dtype {self.compute_dtype!r}; allowed: {', '.join(COMPUTE_DTYPES)}."
+      )
     self.default_optimizer()  # checks the rate, the clip and the schedule
 
   def default_optimizer(self) -> optax.GradientTransformation:
     """The default outer optimiser of these settings (`optim.default_optimizer`)."""
-    return optim.default_optimizer(self.learning_rate, self.grad_clip, self.lr_schedule,
-                                   self.warmup_steps, self.decay_steps)
+    return optim.default_optimizer(
+      self.learning_rate, self.grad_clip, self.lr_schedule, self.warmup_steps, self.decay_steps
+    )
 
 
 class MetaLearner:
@@ -113,14 +115,19 @@ class MetaLearner:
       skip of non-finite steps (`optim.skip_nonfinite`) are put around it.
   """
 
-  def __init__(self, model: MultimodalINR, rule: UpdateRule,
-               meta_config: MetaConfig = MetaConfig(),
-               optimizer: optax.GradientTransformation | None = None):
+  def __init__(
+    self,
+    model: MultimodalINR,
+    rule: UpdateRule,
+    meta_config: MetaConfig = MetaConfig(),
+    optimizer: optax.GradientTransformation | None = None,
+  ):
     if not isinstance(model, MultimodalINR):
       raise TypeError(f"model must be a MultimodalINR, got {type(model).__name__}.")
     if not isinstance(rule, UpdateRule):
-      raise TypeError(f"rule must be an UpdateRule (see mia_jax.rules), got "
-                      f"{type(rule).__name__}: {rule!r}.")
+      raise TypeError(
+        f"rule must be an UpdateRule (see mia_jax.rules), got {type(rule).__name__}: {rule!r}."
+      )
     self.model = model
     self.specs = model.specs
     self.rule = rule
@@ -130,8 +137,10 @@ class MetaLearner:
     if optimizer is None:
       optimizer = meta_config.default_optimizer()
     elif not isinstance(optimizer, optax.GradientTransformation):
-      raise TypeError(f"optimizer must be an optax.GradientTransformation (e.g. optax.adam(1e-4)), "
-                      f"got {type(optimizer).__name__}: {optimizer!r}.")
+      raise TypeError(
+        f"optimizer must be an optax.GradientTransformation (e.g. optax.adam(1e-4)), "
+        f"got {type(optimizer).__name__}: {optimizer!r}."
+      )
     self.optimizer = optimizer
     tx = optim.with_outer_lr(optimizer, rule)
     self.tx = optim.skip_nonfinite(tx) if meta_config.skip_nonfinite else tx
@@ -151,17 +160,23 @@ class MetaLearner:
     k_model, k_rule, k_state = jax.random.split(rng, 3)
     inr_params, buffers = self.model.init(k_model)
     params = {
-        "inr": inr_params,
-        "rule": self.rule.init(k_rule, self.model.token_shapes),
-        "log_var": {n: jnp.zeros((), jnp.float32) for n in self.names},
+      "inr": inr_params,
+      "rule": self.rule.init(k_rule, self.model.token_shapes),
+      "log_var": {n: jnp.zeros((), jnp.float32) for n in self.names},
     }
-    return TrainState(step=jnp.zeros((), jnp.int32), params=params,
-                      opt_state=self.tx.init(params), buffers=buffers, rng=k_state)
+    return TrainState(
+      step=jnp.zeros((), jnp.int32),
+      params=params,
+      opt_state=self.tx.init(params),
+      buffers=buffers,
+      rng=k_state,
+    )
 
   # -- loss ----------------------------------------------------------------------------------------
 
-  def loss_fn(self, params: PyTree, buffers: PyTree, batch: Mapping, episode: Mapping,
-              track: bool = False) -> tuple[jax.Array, dict]:
+  def loss_fn(
+    self, params: PyTree, buffers: PyTree, batch: Mapping, episode: Mapping, track: bool = False
+  ) -> tuple[jax.Array, dict]:
     """Uncertainty-weighted query loss after K steps.
 
     Args:
@@ -172,10 +187,20 @@ class MetaLearner:
       "errors": {name: {measure: [K+1, B]}} and "ratio": {name: [B]} (if track)}`.
     """
     _, pred, aux = adaptation.adapt(
-        self.model, self.rule, params, buffers, batch, episode, self.meta.inner_steps,
-        first_order=self.meta.first_order, remat=self.meta.remat, track=track,
-        unroll=self.meta.scan_unroll, initial=self.meta.initial_loss,
-        compute_dtype=jnp.dtype(self.meta.compute_dtype))
+      self.model,
+      self.rule,
+      params,
+      buffers,
+      batch,
+      episode,
+      self.meta.inner_steps,
+      first_order=self.meta.first_order,
+      remat=self.meta.remat,
+      track=track,
+      unroll=self.meta.scan_unroll,
+      initial=self.meta.initial_loss,
+      compute_dtype=jnp.dtype(self.meta.compute_dtype),
+    )
     loss: Any = 0.0
     query_mse, support_loss = {}, {}
     for n in self.names:
@@ -203,26 +228,33 @@ class MetaLearner:
     batch_size = next(iter(batch.values()))["y"].shape[0]
     episode = sampling.sample_episode(rng, self.specs, batch_size, self.meta.support_counts)
     (loss, aux), grads = jax.value_and_grad(self.loss_fn, has_aux=True)(
-        state.params, state.buffers, batch, episode)
+      state.params, state.buffers, batch, episode
+    )
     updates, opt_state = self.tx.update(grads, state.opt_state, state.params, value=loss)
     params = optax.apply_updates(state.params, updates)
     params = dict(params, rule=self.rule.project(params["rule"]))
     grad_norm = optax.tree.norm(grads)
     finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
-    metrics = {"loss": loss, "grad_norm": grad_norm, "nonfinite": 1.0 - finite.astype(jnp.float32),
-               "query_mse": aux["query_mse"], "support_loss": aux["support_loss"]}
+    metrics = {
+      "loss": loss,
+      "grad_norm": grad_norm,
+      "nonfinite": 1.0 - finite.astype(jnp.float32),
+      "query_mse": aux["query_mse"],
+      "support_loss": aux["support_loss"],
+    }
     new = state.replace(  # type: ignore[attr-defined]  # flax.struct adds it
-        step=state.step + 1, params=params, opt_state=opt_state)
+      step=state.step + 1, params=params, opt_state=opt_state
+    )
     return new, metrics
 
-  def eval_step(self, params: PyTree, buffers: PyTree, batch: Mapping,
-                episode: Mapping) -> dict:
+  def eval_step(self, params: PyTree, buffers: PyTree, batch: Mapping, episode: Mapping) -> dict:
     """Per-signal errors after every inner step: `{name: {measure: [K+1, B]}}` plus ratios."""
     _, aux = self.loss_fn(params, buffers, batch, episode, track=True)
     return {"errors": aux["errors"], "ratio": aux["ratio"]}
 
 
 # -- data parallelism ------------------------------------------------------------------------------
+
 
 def data_mesh(devices: Sequence[jax.Device] | None = None) -> Mesh:
   """A one-axis mesh named `data` over the given devices (default: all of them, of every process
@@ -261,8 +293,15 @@ class _OnMesh:
 def make_train_step(learner: MetaLearner, mesh: Mesh, donate: bool = True):
   """Jitted `train_step(state, batch) -> (state, metrics)`, batch sharded over `data`."""
   rep, shard = replicated(mesh), batch_sharding(mesh)
-  return _OnMesh(jax.jit(learner.train_step, in_shardings=(rep, shard), out_shardings=(rep, rep),
-                         donate_argnums=(0,) if donate else ()), mesh)
+  return _OnMesh(
+    jax.jit(
+      learner.train_step,
+      in_shardings=(rep, shard),
+      out_shardings=(rep, rep),
+      donate_argnums=(0,) if donate else (),
+    ),
+    mesh,
+  )
 
 
 def make_eval_step(learner: MetaLearner, mesh: Mesh):
@@ -283,8 +322,9 @@ def put_batch(tree: PyTree, mesh: Mesh) -> PyTree:
   sharding = batch_sharding(mesh)
   if jax.process_count() == 1:
     return jax.device_put(tree, sharding)
-  return jax.tree.map(lambda x: jax.make_array_from_process_local_data(sharding, np.asarray(x)),
-                      tree)
+  return jax.tree.map(
+    lambda x: jax.make_array_from_process_local_data(sharding, np.asarray(x)), tree
+  )
 
 
 def put_replicated(tree: PyTree, mesh: Mesh) -> PyTree:

@@ -57,25 +57,31 @@ class ModalitySpec:
 
   def __post_init__(self):
     if not isinstance(self.name, str) or not self.name.strip() or "/" in self.name:
-      raise ValueError(f"Modality name {self.name!r} must be a non-empty string and contain "
-                       "no '/'.")
+      raise ValueError(
+        f"Modality name {self.name!r} must be a non-empty string and contain no '/'."
+      )
     if self.name in RESERVED_NAMES:
-      raise ValueError(f"Modality name {self.name!r} is reserved (the results' "
-                       f"{'/'.join(RESERVED_NAMES)} keys); rename the modality.")
+      raise ValueError(
+        f"Modality name {self.name!r} is reserved (the results' "
+        f"{'/'.join(RESERVED_NAMES)} keys); rename the modality."
+      )
     object.__setattr__(self, "grid_shape", tuple(int(s) for s in self.grid_shape))
     if len(self.grid_shape) != self.d_in:
       raise ValueError(
-          f"Modality {self.name!r}: grid_shape {self.grid_shape} has {len(self.grid_shape)} axes "
-          f"but d_in={self.d_in}.")
+        f"Modality {self.name!r}: grid_shape {self.grid_shape} has {len(self.grid_shape)} axes "
+        f"but d_in={self.d_in}."
+      )
     if self.error_normaliser not in ERROR_NORMALISERS:
       raise ValueError(
-          f"Modality {self.name!r}: unknown error_normaliser {self.error_normaliser!r}; "
-          f"allowed: {', '.join(ERROR_NORMALISERS)}.")
+        f"Modality {self.name!r}: unknown error_normaliser {self.error_normaliser!r}; "
+        f"allowed: {', '.join(ERROR_NORMALISERS)}."
+      )
     lo, hi = self.ratio_range
     if not 0.0 <= lo <= hi <= 1.0 or hi <= 0.0:
       raise ValueError(
-          f"Modality {self.name!r}: ratio_range {self.ratio_range} must satisfy "
-          "0 <= Rmin <= Rmax <= 1 and Rmax > 0.")
+        f"Modality {self.name!r}: ratio_range {self.ratio_range} must satisfy "
+        "0 <= Rmin <= Rmax <= 1 and Rmax > 0."
+      )
 
   @property
   def num_points(self) -> int:
@@ -95,8 +101,9 @@ class ModalitySpec:
     """
     shape = self.grid_shape if grid_shape is None else tuple(int(s) for s in grid_shape)
     if len(shape) != self.d_in or any(s < 1 for s in shape):
-      raise ValueError(f"Modality {self.name!r}: grid_shape {shape} must have d_in={self.d_in} "
-                       "positive sizes.")
+      raise ValueError(
+        f"Modality {self.name!r}: grid_shape {shape} must have d_in={self.d_in} positive sizes."
+      )
     axes = [np.linspace(-1.0, 1.0, s, dtype=np.float32) for s in shape]
     mesh = np.meshgrid(*axes, indexing="ij")
     return np.stack([m.reshape(-1) for m in mesh], axis=-1).astype(np.float32)
@@ -143,9 +150,11 @@ def signature(spec: ModalitySpec, default_sigma: float = 0.0) -> tuple:
   return (spec.d_in, spec.grid_shape, spec.d_out, spec.max_support, float(sigma))
 
 
-def group_modalities(specs: Sequence[ModalitySpec], default_sigma: float = 0.0,
-                     key: Callable[[ModalitySpec], Hashable] | None = None
-                     ) -> tuple[ModalityGroup, ...]:
+def group_modalities(
+  specs: Sequence[ModalitySpec],
+  default_sigma: float = 0.0,
+  key: Callable[[ModalitySpec], Hashable] | None = None,
+) -> tuple[ModalityGroup, ...]:
   """Groups modalities by signature, keeping the order of first appearance.
 
   Args:
@@ -182,7 +191,13 @@ def name_hash(name: str) -> int:
   return h
 
 
-__getattr__ = _moved.module_getattr("mia_jax.modalities", {
-    **{n: f"mia_jax.arrays.{n}" for n in ("specs_from_arrays", "array_layout",
-                                          "default_ratio_bins", "MAX_ABS_VALUE")},
-    "parse_modalities": "data_pipelines.names.parse_modalities"})
+__getattr__ = _moved.module_getattr(
+  "mia_jax.modalities",
+  {
+    **{
+      n: f"mia_jax.arrays.{n}"
+      for n in ("specs_from_arrays", "array_layout", "default_ratio_bins", "MAX_ABS_VALUE")
+    },
+    "parse_modalities": "data_pipelines.names.parse_modalities",
+  },
+)

@@ -44,26 +44,31 @@ BACKBONES = ("composer", "functa")
 
 
 def _integer(low: int, even: bool = False) -> Callable[[Any], bool]:
-  return lambda v: (isinstance(v, int) and not isinstance(v, bool) and v >= low
-                    and (not even or v % 2 == 0))
+  return lambda v: (
+    isinstance(v, int) and not isinstance(v, bool) and v >= low and (not even or v % 2 == 0)
+  )
 
 
 def _number(low: float, strict: bool = True) -> Callable[[Any], bool]:
-  return lambda v: (isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-                    and (v > low if strict else v >= low))
+  return lambda v: (
+    isinstance(v, (int, float))
+    and not isinstance(v, bool)
+    and math.isfinite(v)
+    and (v > low if strict else v >= low)
+  )
 
 
 # ModelConfig's numeric fields: (name, check, what is allowed).
 _FIELD_CHECKS = (
-    ("hidden", _integer(1), "an integer >= 1"),
-    ("num_layers", _integer(3), "an integer >= 3 (encoder, modulated, output)"),
-    ("rank", _integer(1), "an integer >= 1"),
-    ("ff_dim", _integer(2, even=True), "an even integer >= 2 (cos and sin halves)"),
-    ("ff_sigma", _number(0, strict=False), "a finite number >= 0"),
-    ("latent_init_std", _number(0, strict=False), "a finite number >= 0"),
-    ("latent_dim", _integer(1), "an integer >= 1"),
-    ("w0", _number(0), "a finite number > 0"),
-    ("token_width", _integer(0), "an integer >= 0 (0: the latent's last axis)"),
+  ("hidden", _integer(1), "an integer >= 1"),
+  ("num_layers", _integer(3), "an integer >= 3 (encoder, modulated, output)"),
+  ("rank", _integer(1), "an integer >= 1"),
+  ("ff_dim", _integer(2, even=True), "an even integer >= 2 (cos and sin halves)"),
+  ("ff_sigma", _number(0, strict=False), "a finite number >= 0"),
+  ("latent_init_std", _number(0, strict=False), "a finite number >= 0"),
+  ("latent_dim", _integer(1), "an integer >= 1"),
+  ("w0", _number(0), "a finite number > 0"),
+  ("token_width", _integer(0), "an integer >= 0 (0: the latent's last axis)"),
 )
 
 
@@ -100,32 +105,48 @@ class ModelConfig:
     if self.backbone not in BACKBONES:
       raise ValueError(f"Unknown backbone {self.backbone!r}; allowed: {', '.join(BACKBONES)}.")
     if self.latent_map not in LATENT_MAPS:
-      raise ValueError(f"Unknown latent_map {self.latent_map!r}; allowed: "
-                       f"{', '.join(LATENT_MAPS)}.")
+      raise ValueError(
+        f"Unknown latent_map {self.latent_map!r}; allowed: {', '.join(LATENT_MAPS)}."
+      )
     for name, ok, allowed in _FIELD_CHECKS:
       value = getattr(self, name)
       if not ok(value):
         raise ValueError(f"ModelConfig.{name}={value!r} is not allowed; expected {allowed}.")
     if not isinstance(self.ff_sigmas, Mapping):
-      raise TypeError(f"ModelConfig.ff_sigmas must be a mapping {{modality: sigma}}, got "
-                      f"{self.ff_sigmas!r} (the experiments' 'rgb=1,wav=30' strings are parsed by "
-                      "experiments.syntax.parse_sigmas).")
+      raise TypeError(
+        f"ModelConfig.ff_sigmas must be a mapping {{modality: sigma}}, got "
+        f"{self.ff_sigmas!r} (the experiments' 'rgb=1,wav=30' strings are parsed by "
+        "experiments.syntax.parse_sigmas)."
+      )
     for name, sigma in self.ff_sigmas.items():
       if not _number(0, strict=False)(sigma):
-        raise ValueError(f"ModelConfig.ff_sigmas[{name!r}]={sigma!r} is not allowed; expected a "
-                         "finite number >= 0.")
+        raise ValueError(
+          f"ModelConfig.ff_sigmas[{name!r}]={sigma!r} is not allowed; expected a "
+          "finite number >= 0."
+        )
 
   def backbone_for(self, spec: ModalitySpec) -> nn.Module:
     """The configured backbone module of one modality."""
     if self.backbone == "composer":
       sigma = self.ff_sigma if spec.fourier_sigma is None else spec.fourier_sigma
-      return ComposerINR(d_out=spec.d_out, hidden=self.hidden, num_layers=self.num_layers,
-                         rank=self.rank, ff_dim=self.ff_dim, ff_sigma=sigma,
-                         materialize_lowrank=self.materialize_lowrank,
-                         latent_map=self.latent_map)
+      return ComposerINR(
+        d_out=spec.d_out,
+        hidden=self.hidden,
+        num_layers=self.num_layers,
+        rank=self.rank,
+        ff_dim=self.ff_dim,
+        ff_sigma=sigma,
+        materialize_lowrank=self.materialize_lowrank,
+        latent_map=self.latent_map,
+      )
     if self.backbone == "functa":
-      return FunctaINR(d_out=spec.d_out, hidden=self.hidden, num_layers=self.num_layers,
-                       latent_dim=self.latent_dim, w0=self.w0)
+      return FunctaINR(
+        d_out=spec.d_out,
+        hidden=self.hidden,
+        num_layers=self.num_layers,
+        latent_dim=self.latent_dim,
+        w0=self.w0,
+      )
     raise ValueError(f"Unknown backbone {self.backbone!r}; allowed: {', '.join(BACKBONES)}.")
 
 
@@ -140,9 +161,14 @@ class MultimodalINR:
     latent_init_std: std of the meta-learned initial latents at initialisation (0 = zeros).
   """
 
-  def __init__(self, specs: Sequence[ModalitySpec],
-               backbone: nn.Module | Mapping[str, nn.Module] | Callable[[ModalitySpec], nn.Module],
-               *, token_width: int = 0, latent_init_std: float = 0.2):
+  def __init__(
+    self,
+    specs: Sequence[ModalitySpec],
+    backbone: nn.Module | Mapping[str, nn.Module] | Callable[[ModalitySpec], nn.Module],
+    *,
+    token_width: int = 0,
+    latent_init_std: float = 0.2,
+  ):
     self.specs = tuple(specs)
     names = [s.name for s in self.specs]
     if isinstance(backbone, nn.Module):
@@ -157,18 +183,20 @@ class MultimodalINR:
     for s in self.specs:
       m = self.modules[s.name]
       if not isinstance(m, nn.Module) or not hasattr(m, "latent_shape"):
-        raise TypeError(f"The backbone of modality {s.name!r} must be a Flax module with a "
-                        f"`latent_shape`; got {type(m).__name__}.")
+        raise TypeError(
+          f"The backbone of modality {s.name!r} must be a Flax module with a "
+          f"`latent_shape`; got {type(m).__name__}."
+        )
     if latent_init_std < 0:
       raise ValueError(f"latent_init_std must be >= 0, got {latent_init_std}.")
     self.latent_init_std = float(latent_init_std)
-    self.latent_shapes = {n: tuple(int(d) for d in m.latent_shape)
-                          for n, m in self.modules.items()}
-    self.token_shapes = {n: tokens_lib.token_shape(shape, token_width)
-                         for n, shape in self.latent_shapes.items()}
+    self.latent_shapes = {n: tuple(int(d) for d in m.latent_shape) for n, m in self.modules.items()}
+    self.token_shapes = {
+      n: tokens_lib.token_shape(shape, token_width) for n, shape in self.latent_shapes.items()
+    }
     self.groups = modalities_lib.group_modalities(
-        self.specs, key=lambda s: (s.d_in, s.grid_shape, s.d_out, s.max_support,
-                                   self.modules[s.name]))
+      self.specs, key=lambda s: (s.d_in, s.grid_shape, s.d_out, s.max_support, self.modules[s.name])
+    )
     self.coords = {s.name: jnp.asarray(s.coordinates()) for s in self.specs}
     self._bias = {s.name: float(s.output_bias) for s in self.specs}
 
@@ -178,13 +206,21 @@ class MultimodalINR:
     names = [s.name for s in specs]
     unknown = [n for n in config.ff_sigmas if n not in names]
     if unknown:
-      raise ValueError(f"ModelConfig.ff_sigmas names modality {unknown[0]!r}, which is not among "
-                       f"the specs; the specs have: {', '.join(names)}.")
+      raise ValueError(
+        f"ModelConfig.ff_sigmas names modality {unknown[0]!r}, which is not among "
+        f"the specs; the specs have: {', '.join(names)}."
+      )
     overrides = {n: float(s) for n, s in config.ff_sigmas.items()}
-    specs = tuple(dataclasses.replace(s, fourier_sigma=overrides[s.name])
-                  if s.name in overrides else s for s in specs)
-    return cls(specs, config.backbone_for, token_width=config.token_width,
-               latent_init_std=config.latent_init_std)
+    specs = tuple(
+      dataclasses.replace(s, fourier_sigma=overrides[s.name]) if s.name in overrides else s
+      for s in specs
+    )
+    return cls(
+      specs,
+      config.backbone_for,
+      token_width=config.token_width,
+      latent_init_std=config.latent_init_std,
+    )
 
   # -- parameters ----------------------------------------------------------------------------------
 
@@ -203,30 +239,44 @@ class MultimodalINR:
       variables = dict(module.init(k_backbone, coords, latent))
       out = jax.eval_shape(lambda v: module.apply(v, coords, latent), variables)
       if out.shape != (1, s.d_out):
-        raise ValueError(f"The backbone of modality {s.name!r} maps [1, {s.d_in}] coordinates to "
-                         f"{out.shape}; expected [1, {s.d_out}] ([P, d_out]).")
+        raise ValueError(
+          f"The backbone of modality {s.name!r} maps [1, {s.d_in}] coordinates to "
+          f"{out.shape}; expected [1, {s.d_out}] ([P, d_out])."
+        )
       params[s.name] = {
-          "backbone": variables.pop("params", {}),
-          "latent_init": self.latent_init_std * jax.random.normal(
-              k_latent, self.latent_shapes[s.name], jnp.float32)}
+        "backbone": variables.pop("params", {}),
+        "latent_init": self.latent_init_std
+        * jax.random.normal(k_latent, self.latent_shapes[s.name], jnp.float32),
+      }
       buffers[s.name] = variables
     return params, buffers
 
   def stack(self, params: PyTree, buffers: PyTree) -> dict:
     """Each group's backbone variables stacked on a leading `[G]` axis (done once per step)."""
     stack = lambda trees: jax.tree.map(lambda *xs: jnp.stack(xs), *trees)
-    return {g.name: stack([{"params": params[n]["backbone"], **buffers[n]} for n in g.names])
-            for g in self.groups}
+    return {
+      g.name: stack([{"params": params[n]["backbone"], **buffers[n]} for n in g.names])
+      for g in self.groups
+    }
 
   def initial_latents(self, params: PyTree, batch_size: int) -> dict[str, jax.Array]:
     """The meta-learned initial latents as tokens, broadcast over the batch: `{name: [B, T, W]}`."""
-    return {n: jnp.broadcast_to(params[n]["latent_init"].reshape(self.token_shapes[n]),
-                                (batch_size,) + self.token_shapes[n]) for n in self.latent_shapes}
+    return {
+      n: jnp.broadcast_to(
+        params[n]["latent_init"].reshape(self.token_shapes[n]), (batch_size,) + self.token_shapes[n]
+      )
+      for n in self.latent_shapes
+    }
 
   # -- evaluation ----------------------------------------------------------------------------------
 
-  def predict(self, params: PyTree, buffers: PyTree, latents: Mapping[str, jax.Array],
-              coords: Mapping[str, jax.Array] | None = None) -> dict[str, jax.Array]:
+  def predict(
+    self,
+    params: PyTree,
+    buffers: PyTree,
+    latents: Mapping[str, jax.Array],
+    coords: Mapping[str, jax.Array] | None = None,
+  ) -> dict[str, jax.Array]:
     """Evaluates every modality's learner.
 
     Args:
@@ -242,9 +292,13 @@ class MultimodalINR:
     """
     return self.predict_stacked(self.stack(params, buffers), latents, coords)
 
-  def predict_stacked(self, stacked: Mapping[str, PyTree], latents: Mapping[str, jax.Array],
-                      coords: Mapping[str, jax.Array] | None = None,
-                      compute_dtype: Any = None) -> dict[str, jax.Array]:
+  def predict_stacked(
+    self,
+    stacked: Mapping[str, PyTree],
+    latents: Mapping[str, jax.Array],
+    coords: Mapping[str, jax.Array] | None = None,
+    compute_dtype: Any = None,
+  ) -> dict[str, jax.Array]:
     """`predict` with the variables already `stack`ed (the inner loop stacks them once).
 
     `compute_dtype` (e.g. `jnp.bfloat16`): the backbones run in it (variables, latents and
@@ -266,12 +320,17 @@ class MultimodalINR:
       elif len(given) == len(g.names) and len({coords[n].shape for n in g.names}) == 1:
         c = jnp.stack([coords[n] for n in g.names])
       else:  # some on the grid or different point counts: pad to one [G, B, P, d_in]
-        per = {n: (jnp.asarray(coords[n]) if n in given else
-                   jnp.broadcast_to(self.coords[n], (b,) + self.coords[n].shape)) for n in g.names}
+        per = {
+          n: (
+            jnp.asarray(coords[n])
+            if n in given
+            else jnp.broadcast_to(self.coords[n], (b,) + self.coords[n].shape)
+          )
+          for n in g.names
+        }
         sizes = {n: per[n].shape[1] for n in g.names}
         p_max = max(sizes.values())
-        c = jnp.stack([jnp.pad(per[n], [(0, 0), (0, p_max - sizes[n]), (0, 0)])
-                       for n in g.names])
+        c = jnp.stack([jnp.pad(per[n], [(0, 0), (0, p_max - sizes[n]), (0, 0)]) for n in g.names])
       if low:
         c = c.astype(compute_dtype)
       if hasattr(module, "batched_apply"):
@@ -279,7 +338,7 @@ class MultimodalINR:
       else:
         pred = vmapped_apply(module, stacked[g.name], z, c)
       for i, n in enumerate(g.names):
-        p = pred[i] if sizes is None else pred[i][:, :sizes[n]]
+        p = pred[i] if sizes is None else pred[i][:, : sizes[n]]
         out[n] = (p.astype(jnp.float32) if low else p) + self._bias[n]
     return out
 
@@ -292,11 +351,13 @@ def is_lowered(compute_dtype: Any) -> bool:
 def cast_floats(tree: PyTree, dtype: Any) -> PyTree:
   """`tree` with its floating-point leaves cast to `dtype` (integer leaves kept)."""
   return jax.tree.map(
-      lambda x: x.astype(dtype) if jnp.issubdtype(jnp.result_type(x), jnp.floating) else x, tree)
+    lambda x: x.astype(dtype) if jnp.issubdtype(jnp.result_type(x), jnp.floating) else x, tree
+  )
 
 
-def vmapped_apply(module: nn.Module, variables: PyTree, latents: jax.Array,
-                  coords: jax.Array) -> jax.Array:
+def vmapped_apply(
+  module: nn.Module, variables: PyTree, latents: jax.Array, coords: jax.Array
+) -> jax.Array:
   """A backbone over `[G]` stacked modalities and `[B]` signals by `jax.vmap` (the plain path).
 
   Args:
@@ -312,5 +373,6 @@ def vmapped_apply(module: nn.Module, variables: PyTree, latents: jax.Array,
     shared = lambda v, z: module.apply(v, coords, z)
     return cast(jax.Array, jax.vmap(jax.vmap(shared, in_axes=(None, 0)))(variables, latents))
   per_signal = lambda v, c, z: module.apply(v, c, z)
-  return cast(jax.Array,
-              jax.vmap(jax.vmap(per_signal, in_axes=(None, 0, 0)))(variables, coords, latents))
+  return cast(
+    jax.Array, jax.vmap(jax.vmap(per_signal, in_axes=(None, 0, 0)))(variables, coords, latents)
+  )

@@ -33,8 +33,9 @@ PyTree = Any
 LR_SCHEDULES = ("constant", "warmup_cosine")  # MetaConfig.lr_schedule
 
 
-def learning_rate_schedule(learning_rate: float, schedule: str = "constant",
-                           warmup_steps: int = 0, decay_steps: int = 0) -> optax.ScalarOrSchedule:
+def learning_rate_schedule(
+  learning_rate: float, schedule: str = "constant", warmup_steps: int = 0, decay_steps: int = 0
+) -> optax.ScalarOrSchedule:
   """The outer learning rate: a constant, or a linear warm-up then a cosine decay to 0.
 
   Args:
@@ -55,14 +56,20 @@ def learning_rate_schedule(learning_rate: float, schedule: str = "constant",
   if schedule == "constant":
     return learning_rate
   if warmup_steps < 0 or decay_steps <= warmup_steps:
-    raise ValueError(f"lr_schedule 'warmup_cosine' needs 0 <= warmup_steps < decay_steps, got "
-                     f"warmup_steps={warmup_steps}, decay_steps={decay_steps}.")
+    raise ValueError(
+      f"lr_schedule 'warmup_cosine' needs 0 <= warmup_steps < decay_steps, got "
+      f"warmup_steps={warmup_steps}, decay_steps={decay_steps}."
+    )
   return optax.warmup_cosine_decay_schedule(0.0, learning_rate, warmup_steps, decay_steps)
 
 
-def default_optimizer(learning_rate: float = 1e-4, grad_clip: float = 0.0,
-                      schedule: str = "constant", warmup_steps: int = 0,
-                      decay_steps: int = 0) -> optax.GradientTransformation:
+def default_optimizer(
+  learning_rate: float = 1e-4,
+  grad_clip: float = 0.0,
+  schedule: str = "constant",
+  warmup_steps: int = 0,
+  decay_steps: int = 0,
+) -> optax.GradientTransformation:
   """Adam after an optional global-norm clip of the meta-gradient (`grad_clip` 0: none).
 
   The rate is `learning_rate_schedule(learning_rate, schedule, warmup_steps, decay_steps)`.
@@ -75,8 +82,9 @@ def default_optimizer(learning_rate: float = 1e-4, grad_clip: float = 0.0,
   return optax.chain(*parts)
 
 
-def with_outer_lr(tx: optax.GradientTransformation,
-                  rule: UpdateRule) -> optax.GradientTransformationExtraArgs:
+def with_outer_lr(
+  tx: optax.GradientTransformation, rule: UpdateRule
+) -> optax.GradientTransformationExtraArgs:
   """`tx`, with the `rule` part of its updates multiplied by `rule.outer_lr` (if it has one).
 
   The multipliers act on `tx`'s output (for Adam: the step, after its rate), so a multiplier of 2

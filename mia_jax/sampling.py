@@ -47,8 +47,9 @@ def check_support_counts(counts: str) -> str:
   return counts
 
 
-def sample_modality_support(rng: jax.Array, spec: ModalitySpec, batch_size: int,
-                            counts: str = "floor") -> dict:
+def sample_modality_support(
+  rng: jax.Array, spec: ModalitySpec, batch_size: int, counts: str = "floor"
+) -> dict:
   """Draws supports for one modality and `batch_size` signals (jit-friendly, static shapes).
 
   `counts`: how the support size is drawn, "floor" or "closed" (see the module docstring).
@@ -91,17 +92,21 @@ def support_count_range(spec: ModalitySpec) -> tuple[int, int]:
   return c_lo, c_hi
 
 
-def sample_episode(rng: jax.Array, specs: Sequence[ModalitySpec], batch_size: int,
-                   counts: str = "floor") -> Episode:
+def sample_episode(
+  rng: jax.Array, specs: Sequence[ModalitySpec], batch_size: int, counts: str = "floor"
+) -> Episode:
   """Independent supports for every modality, each from `fold_in(rng, hash(name))`.
 
   Keyed by name, not position, so a modality sees the same training supports whichever other
   modalities are configured (paired modality-replacement studies). `counts`: "floor" or
   "closed" (the module docstring).
   """
-  return {spec.name: sample_modality_support(jax.random.fold_in(rng, _name_hash(spec.name)),
-                                             spec, batch_size, counts)
-          for spec in specs}
+  return {
+    spec.name: sample_modality_support(
+      jax.random.fold_in(rng, _name_hash(spec.name)), spec, batch_size, counts
+    )
+    for spec in specs
+  }
 
 
 def make_eval_episodes(seed: int, specs: Sequence[ModalitySpec], num_signals: int) -> Episode:
@@ -131,9 +136,11 @@ def fixed_support_count(spec: ModalitySpec, ratio: float) -> int:
   return int(min(max(1, np.floor(r * spec.num_points + 1e-6)), spec.max_support))
 
 
-def fixed_ratio_episodes(episode: Mapping[str, Mapping[str, np.ndarray]],
-                         specs: Sequence[ModalitySpec], ratios: Sequence[float]
-                         ) -> dict[str, Episode]:
+def fixed_ratio_episodes(
+  episode: Mapping[str, Mapping[str, np.ndarray]],
+  specs: Sequence[ModalitySpec],
+  ratios: Sequence[float],
+) -> dict[str, Episode]:
   """`{ratio_label(r): episode}`: every signal's support cut to `fixed_support_count(spec, r)`
   points, the first ones of the meta-test `episode`'s `idx` (nested across ratios; see the module
   docstring). The `ratio` entry is the support's actual ratio, count / N."""
@@ -144,8 +151,11 @@ def fixed_ratio_episodes(episode: Mapping[str, Mapping[str, np.ndarray]],
       idx = np.asarray(episode[spec.name]["idx"])
       count = fixed_support_count(spec, r)
       mask = np.broadcast_to((np.arange(idx.shape[1]) < count).astype(np.float32), idx.shape)
-      ep[spec.name] = {"idx": idx, "mask": np.array(mask),
-                       "ratio": np.full(idx.shape[0], count / spec.num_points, np.float32)}
+      ep[spec.name] = {
+        "idx": idx,
+        "mask": np.array(mask),
+        "ratio": np.full(idx.shape[0], count / spec.num_points, np.float32),
+      }
     out[ratio_label(r)] = ep
   return out
 
@@ -159,7 +169,8 @@ def support_membership(idx: jax.Array, mask: jax.Array, num_points: int) -> jax.
   flat_idx = idx.reshape(-1, idx.shape[-1])
   flat_mask = mask.reshape(-1, mask.shape[-1])
   grid = jax.vmap(lambda i, m: jnp.zeros((num_points,), jnp.float32).at[i].max(m))(
-      flat_idx, flat_mask)
+    flat_idx, flat_mask
+  )
   return grid.reshape(idx.shape[:-1] + (num_points,))
 
 
@@ -171,8 +182,19 @@ def episode_for(episode: Mapping[str, Mapping[str, jax.Array]], names: Sequence[
   return {n: dict(episode[n]) for n in names}
 
 
-__getattr__ = _moved.module_getattr("mia_jax.sampling", {
-    **{n: f"mia_jax.episodes_file.{n}" for n in ("save_episodes", "load_episodes",
-                                                 "write_episode_arrays", "fixed_arrays",
-                                                 "check_fixed_arrays")},
-    "parse_fixed_ratios": "experiments.syntax.parse_fixed_ratios"})
+__getattr__ = _moved.module_getattr(
+  "mia_jax.sampling",
+  {
+    **{
+      n: f"mia_jax.episodes_file.{n}"
+      for n in (
+        "save_episodes",
+        "load_episodes",
+        "write_episode_arrays",
+        "fixed_arrays",
+        "check_fixed_arrays",
+      )
+    },
+    "parse_fixed_ratios": "experiments.syntax.parse_fixed_ratios",
+  },
+)

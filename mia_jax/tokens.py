@@ -35,7 +35,9 @@ def token_shape(latent_shape: Sequence[int], token_width: int = 0) -> tuple[int,
   size = math.prod(latent_shape)
   width = token_width or latent_shape[-1]
   if size % width:
-    raise ValueError(f"token_width={token_width} does not divide the latent of shape "
-                     f"{latent_shape} ({size} entries); use a divisor of {size} or 0 (the last "
-                     "axis).")
+    raise ValueError(
+      f"token_width={token_width} does not divide the latent of shape "
+      f"{latent_shape} ({size} entries); use a divisor of {size} or 0 (the last "
+      "axis)."
+    )
   return size // width, width

@@ -23,6 +23,7 @@ import pytest  # noqa: E402
 def synthetic_data_dir(tmp_path_factory):
   """A tfds data dir with the small synthetic_functions config built once per session."""
   from data_pipelines import sources
+
   d = tmp_path_factory.mktemp("tfds")
   sources.load_synthetic(str(d), "train", config="small")
   return str(d)

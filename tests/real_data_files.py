@@ -61,5 +61,6 @@ def write_celeba(root, names=None, size=64, extra_rgb=("zz_extra",)):
       if modality == "rgb" and split == "train":
         for name in extra_rgb:  # no normal or sketch partner: skipped and counted
           Image.fromarray(np.zeros((size, size, 3), np.uint8)).save(
-              os.path.join(folder, f"{name}.png"))
+            os.path.join(folder, f"{name}.png")
+          )
   return table

@@ -46,19 +46,22 @@ RTOL = 1e-6  # relative, on every loss and error (float64; see the module docstr
 ATOL = 1e-12
 # name -> the synthetic config's arguments (experiments/configs/synthetic.py).
 CASES = {
-    "mia": "method=mia,smoke",
-    "mia_spec": "method=mia,smoke,variant=spec",
-    "cavia": "method=cavia,smoke",
-    "metasgd": "method=metasgd,smoke",
-    "alfa": "method=alfa,smoke",
-    "gap": "method=gap,smoke",
+  "mia": "method=mia,smoke",
+  "mia_spec": "method=mia,smoke,variant=spec",
+  "cavia": "method=cavia,smoke",
+  "metasgd": "method=metasgd,smoke",
+  "alfa": "method=alfa,smoke",
+  "gap": "method=gap,smoke",
 }
 
 
 def _f64(tree):
   return jax.tree.map(
-      lambda x: jnp.asarray(x, jnp.float64) if jnp.issubdtype(jnp.asarray(x).dtype, jnp.floating)
-      else x, tree)
+    lambda x: (
+      jnp.asarray(x, jnp.float64) if jnp.issubdtype(jnp.asarray(x).dtype, jnp.floating) else x
+    ),
+    tree,
+  )
 
 
 def fingerprint(case: str) -> dict:
@@ -93,9 +96,12 @@ def fingerprint(case: str) -> dict:
     acc.add(jax.device_get(out), episodes)
     summary = acc.summarize()
   keep = ("generalization_mse/", "memorization_mse/", "full_mse/")
-  return {"loss": losses,
-          "metrics": {k: float(v) for k, v in sorted(summary.items())
-                      if k.startswith(keep) and "/R" not in k}}
+  return {
+    "loss": losses,
+    "metrics": {
+      k: float(v) for k, v in sorted(summary.items()) if k.startswith(keep) and "/R" not in k
+    },
+  }
 
 
 def compute_all() -> dict:
@@ -104,8 +110,9 @@ def compute_all() -> dict:
 
 def main(argv=None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--update", action="store_true",
-                      help=f"write the fingerprint to {os.path.relpath(PATH)}")
+  parser.add_argument(
+    "--update", action="store_true", help=f"write the fingerprint to {os.path.relpath(PATH)}"
+  )
   args = parser.parse_args(argv)
   result = compute_all()
   if args.update:

@@ -34,12 +34,18 @@ def fake_train(config, workdir):
     f.write(config.to_json(indent=2))
   names = config.modalities.split("+")
   value = 1.0 + config.seed + 0.5 * (config.rule.ablation != "none") + config.inner_steps
-  metrics = {f"{m}/{n}/step{k}": value / (k + 1) for m in studies.DEFAULT_MEASURES
-             for n in names + ["avg"] for k in range(config.inner_steps + 1)}
+  metrics = {
+    f"{m}/{n}/step{k}": value / (k + 1)
+    for m in studies.DEFAULT_MEASURES
+    for n in names + ["avg"]
+    for k in range(config.inner_steps + 1)
+  }
   with open(os.path.join(workdir, "results.json"), "w") as f:
     json.dump({"config": config.to_dict(), "step": config.num_train_steps, "metrics": metrics}, f)
-  np.savez(os.path.join(workdir, "episodes.npz"),
-           **{f"{n}/{k}": np.zeros(4) for n in names for k in ("idx", "count", "ratio")})
+  np.savez(
+    os.path.join(workdir, "episodes.npz"),
+    **{f"{n}/{k}": np.zeros(4) for n in names for k in ("idx", "count", "ratio")},
+  )
   with open(os.path.join(workdir, "calls.txt"), "a") as f:
     f.write("train\n")
 

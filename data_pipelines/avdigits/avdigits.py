@@ -44,32 +44,54 @@ Audio-visual digits: scikit-learn's 8x8 handwritten digits upsampled to 28x28 in
 2000 samples at 4 kHz in [-1, 1]). The MIA audio-visual benchmark that needs no download.
 """
   BUILDER_CONFIGS = [
-      AvDigitsConfig(name="default", description="2000 train / 500 test signals.",
-                     num_train=2000, num_test=500),
-      AvDigitsConfig(name="small", description="64 train / 32 test signals, for tests.",
-                     num_train=64, num_test=32),
-      AvDigitsConfig(name="8khz", description="2000 train / 500 test signals, audio at 8 kHz "
-                     "(2000 samples: 0.25 s).", num_train=2000, num_test=500, sample_rate=8000),
-      AvDigitsConfig(name="8khz_small", description="64 train / 32 test signals, audio at 8 kHz, "
-                     "for tests.", num_train=64, num_test=32, sample_rate=8000)]
+    AvDigitsConfig(
+      name="default", description="2000 train / 500 test signals.", num_train=2000, num_test=500
+    ),
+    AvDigitsConfig(
+      name="small", description="64 train / 32 test signals, for tests.", num_train=64, num_test=32
+    ),
+    AvDigitsConfig(
+      name="8khz",
+      description="2000 train / 500 test signals, audio at 8 kHz (2000 samples: 0.25 s).",
+      num_train=2000,
+      num_test=500,
+      sample_rate=8000,
+    ),
+    AvDigitsConfig(
+      name="8khz_small",
+      description="64 train / 32 test signals, audio at 8 kHz, for tests.",
+      num_train=64,
+      num_test=32,
+      sample_rate=8000,
+    ),
+  ]
 
   def features(self):
     """Both modalities with their class label; rgb with the scikit-learn digit shown."""
     label = lambda: tfds.features.ClassLabel(names=list(speech.DIGIT_NAMES))  # noqa: E731
     return {
-        "rgb": tfds_loading.signal_features(
-            generate.IMAGE_SIZE ** 2, 1, label=label(),
-            image_index=tfds.features.Tensor(shape=(), dtype=np.int64)),
-        "wav": tfds_loading.signal_features(speech.LENGTH, 1, label=label()),
+      "rgb": tfds_loading.signal_features(
+        generate.IMAGE_SIZE**2,
+        1,
+        label=label(),
+        image_index=tfds.features.Tensor(shape=(), dtype=np.int64),
+      ),
+      "wav": tfds_loading.signal_features(speech.LENGTH, 1, label=label()),
     }
 
   def generate(self, num_signals: int, seed: int, split: str):
-    return generate.generate_signals(num_signals, seed, split,
-                                     sample_rate=self.builder_config.sample_rate)
+    return generate.generate_signals(
+      num_signals, seed, split, sample_rate=self.builder_config.sample_rate
+    )
 
 
-def load_avdigits(data_dir: str | os.PathLike[str] | None, split: str, config: str = "default",
-                  modalities: Sequence[str] | None = None, in_memory: bool = False) -> Source:
+def load_avdigits(
+  data_dir: str | os.PathLike[str] | None,
+  split: str,
+  config: str = "default",
+  modalities: Sequence[str] | None = None,
+  in_memory: bool = False,
+) -> Source:
   """Returns a split of `avdigits`, building it on first use (seconds).
 
   Arguments as `tfds_loading.load_split`'s; `config` is "default" (2000 train / 500 test
@@ -84,5 +106,6 @@ def load_avdigits(data_dir: str | os.PathLike[str] | None, split: str, config: s
   Raises:
     ValueError: an unknown config or modality name.
   """
-  return tfds_loading.load_split(AvDigits, data_dir, split, config=config,
-                                 modalities=modalities, in_memory=in_memory)
+  return tfds_loading.load_split(
+    AvDigits, data_dir, split, config=config, modalities=modalities, in_memory=in_memory
+  )

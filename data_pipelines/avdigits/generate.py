@@ -28,7 +28,7 @@ from data_pipelines.names import parse_modalities
 MODALITIES: tuple[str, ...] = benchmarks.AVDIGITS_MODALITIES
 IMAGE_SIZE = benchmarks.AVMNIST_IMAGE_GRID[0]  # MNIST's (square) size, AV-MNIST's image grid
 NUM_CLASSES = 10
-NUM_TRAIN_IMAGES = 1437   # of scikit-learn's 1,797 digits; the other 360 are test images
+NUM_TRAIN_IMAGES = 1437  # of scikit-learn's 1,797 digits; the other 360 are test images
 _IMAGE_SPLIT_SEED = 0
 
 
@@ -48,6 +48,7 @@ def upsample_matrix(n_in: int, n_out: int) -> np.ndarray:
 def digit_images(size: int = IMAGE_SIZE) -> tuple[np.ndarray, np.ndarray]:
   """All scikit-learn digits upsampled: (float32 [1797, size, size] in [0, 1], int64 [1797])."""
   from sklearn.datasets import load_digits  # bundled with scikit-learn; imported on use
+
   digits = load_digits()
   m = upsample_matrix(8, size)
   images = np.einsum("ij,njk,lk->nil", m, digits.images / 16.0, m)
@@ -68,11 +69,11 @@ def split_image_indices(split: str) -> np.ndarray:
 
 
 def generate_signals(
-    num_signals: int,
-    seed: int,
-    split: str = "train",
-    modalities: Sequence[str] = MODALITIES,
-    sample_rate: int = speech.SAMPLE_RATE,
+  num_signals: int,
+  seed: int,
+  split: str = "train",
+  modalities: Sequence[str] = MODALITIES,
+  sample_rate: int = speech.SAMPLE_RATE,
 ) -> dict[str, dict[str, np.ndarray]]:
   """Generates paired audio-visual digit signals.
 
@@ -113,10 +114,13 @@ def generate_signals(
   for name in modalities:
     if name == "rgb":
       y = images[image_index].reshape(num_signals, IMAGE_SIZE * IMAGE_SIZE, 1)
-      out[name] = {"y": y, "amplitude": ones, "label": image_labels[image_index].copy(),
-                   "image_index": image_index}
+      out[name] = {
+        "y": y,
+        "amplitude": ones,
+        "label": image_labels[image_index].copy(),
+        "image_index": image_index,
+      }
     else:
-      wav = speech.synthesise(labels, np.random.default_rng(speech_stream),
-                              sample_rate=sample_rate)
+      wav = speech.synthesise(labels, np.random.default_rng(speech_stream), sample_rate=sample_rate)
       out[name] = {"y": wav[..., None], "amplitude": ones, "label": labels.copy()}
   return out

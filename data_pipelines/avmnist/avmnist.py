@@ -55,8 +55,8 @@ SPLITS = tuple(SPLIT_SEEDS)
 IMAGE_SHAPE = benchmarks.AVMNIST_IMAGE_GRID
 NUM_CLASSES = 10
 MNIST_FILES = {
-    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
-    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+  "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+  "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
 }
 
 _DESCRIPTION = """\
@@ -68,16 +68,18 @@ MIA (Lee, Lee & Kim, TMLR 2024).
 
 def instructions(manual_dir: str, data_dir: str = "<data_dir>") -> str:
   """What to put where, for error messages and `MANUAL_DOWNLOAD_INSTRUCTIONS`."""
-  files = "\n".join(f"  {manual_dir}/{name}.gz   (or unzipped)"
-                    for pair in MNIST_FILES.values() for name in pair)
+  files = "\n".join(
+    f"  {manual_dir}/{name}.gz   (or unzipped)" for pair in MNIST_FILES.values() for name in pair
+  )
   return (
-      f"AV-MNIST needs MNIST and the Free Spoken Digit Dataset in {manual_dir}/:\n{files}\n"
-      "    (from http://yann.lecun.com/exdb/mnist/ or any MNIST mirror), and\n"
-      f"  {manual_dir}/recordings/<digit>_<speaker>_<index>.wav\n"
-      "    (the recordings/ folder of https://github.com/Jakobovski/free-spoken-digit-dataset).\n"
-      f"Instead of the files, tfds datasets already prepared as array_record in {data_dir} are "
-      "used: mnist (tfds build mnist --file_format=array_record) and spoken_digit (read only "
-      "where TensorFlow is installed). See docs/datasets.md.")
+    f"AV-MNIST needs MNIST and the Free Spoken Digit Dataset in {manual_dir}/:\n{files}\n"
+    "    (from http://yann.lecun.com/exdb/mnist/ or any MNIST mirror), and\n"
+    f"  {manual_dir}/recordings/<digit>_<speaker>_<index>.wav\n"
+    "    (the recordings/ folder of https://github.com/Jakobovski/free-spoken-digit-dataset).\n"
+    f"Instead of the files, tfds datasets already prepared as array_record in {data_dir} are "
+    "used: mnist (tfds build mnist --file_format=array_record) and spoken_digit (read only "
+    "where TensorFlow is installed). See docs/datasets.md."
+  )
 
 
 # ------------------------------------------------------------------------------------------------
@@ -98,17 +100,19 @@ def read_idx(path: str) -> np.ndarray:
     raise ValueError(f"Cannot read the idx file {path}: {error}") from None
   if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] != 0x08:
     raise ValueError(
-        f"{path} is not an idx file of unsigned bytes (expected the magic number 0x0000080N; "
-        f"got {data[:4].hex() or 'an empty file'}).")
+      f"{path} is not an idx file of unsigned bytes (expected the magic number 0x0000080N; "
+      f"got {data[:4].hex() or 'an empty file'})."
+    )
   ndim = data[3]
   header = 4 + 4 * ndim
   if len(data) < header:
     raise ValueError(f"{path} is truncated: its header needs {header} bytes.")
-  shape = tuple(int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim))
+  shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
   if len(data) - header != math.prod(shape):
     raise ValueError(
-        f"{path} holds {len(data) - header} values after its header; its shape {shape} needs "
-        f"{math.prod(shape)}.")
+      f"{path} holds {len(data) - header} values after its header; its shape {shape} needs "
+      f"{math.prod(shape)}."
+    )
   return np.frombuffer(data, np.uint8, offset=header).reshape(shape)
 
 
@@ -131,14 +135,19 @@ def read_mnist_files(manual_dir: str, split: str) -> tuple[np.ndarray, np.ndarra
   for name, path in zip((images_name, labels_name), paths):
     if path is None:
       raise FileNotFoundError(
-          f"Missing {os.path.join(manual_dir, name)}(.gz).\n{instructions(manual_dir)}")
+        f"Missing {os.path.join(manual_dir, name)}(.gz).\n{instructions(manual_dir)}"
+      )
   images, labels = read_idx(paths[0]), read_idx(paths[1])
   if images.ndim != 3 or images.shape[1:] != IMAGE_SHAPE:
-    raise ValueError(f"{paths[0]} holds an array of shape {images.shape}; expected "
-                     f"[n, {IMAGE_SHAPE[0]}, {IMAGE_SHAPE[1]}].")
+    raise ValueError(
+      f"{paths[0]} holds an array of shape {images.shape}; expected "
+      f"[n, {IMAGE_SHAPE[0]}, {IMAGE_SHAPE[1]}]."
+    )
   if labels.shape != images.shape[:1]:
-    raise ValueError(f"{paths[1]} holds labels of shape {labels.shape}; expected "
-                     f"[{images.shape[0]}] to match {paths[0]}.")
+    raise ValueError(
+      f"{paths[1]} holds labels of shape {labels.shape}; expected "
+      f"[{images.shape[0]}] to match {paths[0]}."
+    )
   if labels.max(initial=0) >= NUM_CLASSES:
     raise ValueError(f"{paths[1]} has label {labels.max()}; labels must be 0-9.")
   return images, labels.astype(np.int64)
@@ -174,8 +183,10 @@ def open_prepared(data_dir: str, name: str) -> tuple[tfds.core.DatasetBuilder | 
     return None, f"tfds {name} in {folder} cannot be read here ({type(error).__name__}: {error})"
   formats = {builder.info.file_format, *getattr(builder.info, "alternative_file_formats", ())}
   if tfds.core.FileFormat.ARRAY_RECORD not in formats:
-    return None, (f"tfds {name} in {folder} is stored as {builder.info.file_format.value}, not "
-                  "array_record (rebuild it with --file_format=array_record)")
+    return None, (
+      f"tfds {name} in {folder} is stored as {builder.info.file_format.value}, not "
+      "array_record (rebuild it with --file_format=array_record)"
+    )
   return builder, ""
 
 
@@ -201,24 +212,31 @@ def find_sources(data_dir: str, manual_dir: str) -> Sources:
   problems = []
   mnist, why_not_mnist = open_prepared(data_dir, "mnist")
   if mnist is None:
-    missing = [name for pair in MNIST_FILES.values() for name in pair
-               if _idx_path(manual_dir, name) is None]
+    missing = [
+      name for pair in MNIST_FILES.values() for name in pair if _idx_path(manual_dir, name) is None
+    ]
     if missing:
-      problems.append(f"MNIST: {why_not_mnist}, and {manual_dir} lacks "
-                      f"{', '.join(missing)} (.gz or not)")
+      problems.append(
+        f"MNIST: {why_not_mnist}, and {manual_dir} lacks {', '.join(missing)} (.gz or not)"
+      )
     else:
       mnist = manual_dir
   fsdd, why_not_fsdd = open_prepared(data_dir, "spoken_digit")
   if fsdd is None:
     fsdd = find_recordings_dir(manual_dir)
     if fsdd is None:
-      problems.append(f"FSDD: {why_not_fsdd}, and there is no {manual_dir}/recordings/ folder "
-                      "with wav files")
+      problems.append(
+        f"FSDD: {why_not_fsdd}, and there is no {manual_dir}/recordings/ folder with wav files"
+      )
   if problems:  # the first line is the summary a command line prints; the rest is for --debug
     missing = " and ".join(p.split(":")[0] for p in problems)
-    raise FileNotFoundError(f"AV-MNIST sources not found: {missing} neither prepared in "
-                            f"{data_dir} nor in {manual_dir}\n  " + "\n  ".join(problems)
-                            + "\n" + instructions(manual_dir, data_dir))
+    raise FileNotFoundError(
+      f"AV-MNIST sources not found: {missing} neither prepared in "
+      f"{data_dir} nor in {manual_dir}\n  "
+      + "\n  ".join(problems)
+      + "\n"
+      + instructions(manual_dir, data_dir)
+    )
   return Sources(mnist=mnist, fsdd=fsdd)
 
 
@@ -235,11 +253,14 @@ def read_recordings(sources: Sources) -> dict[str, Recordings]:
   if isinstance(sources.fsdd, str):
     items = read_fsdd_files(sources.fsdd)
   else:
-    arrays = manual.read_records(sources.fsdd.as_data_source(split="train"),
-                                 ("audio", "audio/filename"))
-    items = [(os.path.splitext(name)[0], samples, FSDD_SAMPLE_RATE)
-             for name, samples in zip(arrays["audio/filename"], arrays["audio"])
-             if parse_fsdd_name(name) is not None]
+    arrays = manual.read_records(
+      sources.fsdd.as_data_source(split="train"), ("audio", "audio/filename")
+    )
+    items = [
+      (os.path.splitext(name)[0], samples, FSDD_SAMPLE_RATE)
+      for name, samples in zip(arrays["audio/filename"], arrays["audio"])
+      if parse_fsdd_name(name) is not None
+    ]
   return {split: split_recordings(items, split) for split in SPLITS}
 
 
@@ -263,8 +284,10 @@ def pair_by_label(image_labels: np.ndarray, recording_labels: np.ndarray, seed: 
       continue
     candidates = np.flatnonzero(recording_labels == label)
     if not len(candidates):
-      raise ValueError(f"{len(images)} image(s) show the digit {label}, but no recording of "
-                       "that digit is in the split.")
+      raise ValueError(
+        f"{len(images)} image(s) show the digit {label}, but no recording of "
+        "that digit is in the split."
+      )
     rows[images] = candidates[rng.integers(0, len(candidates), size=len(images))]
   return rows
 
@@ -277,38 +300,50 @@ class Avmnist(manual.ManualBuilder):
 
   DESCRIPTION = _DESCRIPTION
   HOMEPAGE = "https://github.com/Jakobovski/free-spoken-digit-dataset"
-  BUILDER_CONFIGS = [tfds.core.BuilderConfig(
-      name="default", description="Every MNIST image, 0.5 s of audio at 4 kHz.")]
+  BUILDER_CONFIGS = [
+    tfds.core.BuilderConfig(
+      name="default", description="Every MNIST image, 0.5 s of audio at 4 kHz."
+    )
+  ]
   MANUAL_DOWNLOAD_INSTRUCTIONS = instructions("<manual_dir>")
 
   def features(self):
     """The uint8 image, the int16 recording paired with it, their label and where they are from."""
     return {
-        "rgb": tfds.features.Tensor(shape=(*IMAGE_SHAPE, 1), dtype=np.uint8),
-        "wav": tfds.features.Tensor(shape=(WAV_LENGTH,), dtype=np.int16),
-        "label": tfds.features.ClassLabel(num_classes=NUM_CLASSES),
-        "wav_name": tfds.features.Text(),
-        "image_index": tfds.features.Scalar(dtype=np.int64),
+      "rgb": tfds.features.Tensor(shape=(*IMAGE_SHAPE, 1), dtype=np.uint8),
+      "wav": tfds.features.Tensor(shape=(WAV_LENGTH,), dtype=np.int16),
+      "label": tfds.features.ClassLabel(num_classes=NUM_CLASSES),
+      "wav_name": tfds.features.Text(),
+      "image_index": tfds.features.Scalar(dtype=np.int64),
     }
 
   def _split_generators(self, dl_manager):
     # The manual folder may be absent when both sources are prepared tfds datasets.
-    manual_dir = (manual.manual_dir_of(dl_manager, "", required=False)
-                  or manual.default_manual_dir(self))
+    manual_dir = manual.manual_dir_of(dl_manager, "", required=False) or manual.default_manual_dir(
+      self
+    )
     sources = find_sources(manual.data_dir_root(self), manual_dir)
     recordings = read_recordings(sources)
     self.info.metadata["sources"] = {
-        "mnist": sources.mnist if isinstance(sources.mnist, str) else "tfds:mnist",
-        "fsdd": sources.fsdd if isinstance(sources.fsdd, str) else "tfds:spoken_digit"}
+      "mnist": sources.mnist if isinstance(sources.mnist, str) else "tfds:mnist",
+      "fsdd": sources.fsdd if isinstance(sources.fsdd, str) else "tfds:spoken_digit",
+    }
     self.info.metadata["num_recordings"] = {s: len(r.names) for s, r in recordings.items()}
     self.info.metadata["wav"] = {"sample_rate": WAV_SAMPLE_RATE, "length": WAV_LENGTH}
-    return {split: self._generate_examples(sources, split, recordings[split])
-            for split in SPLITS}
+    return {split: self._generate_examples(sources, split, recordings[split]) for split in SPLITS}
 
   def _generate_examples(self, sources: Sources, split: str, recordings: Recordings):
     """Yields `(i, example)` for MNIST image i of the split with its paired recording."""
     images, labels = read_mnist(sources, split)
     rows = pair_by_label(labels, recordings.labels, SPLIT_SEEDS[split])
     for i, (image, label, row) in enumerate(zip(images, labels, rows)):
-      yield i, {"rgb": image[..., None], "wav": recordings.wavs[row], "label": int(label),
-                "wav_name": recordings.names[row], "image_index": i}
+      yield (
+        i,
+        {
+          "rgb": image[..., None],
+          "wav": recordings.wavs[row],
+          "label": int(label),
+          "wav_name": recordings.names[row],
+          "image_index": i,
+        },
+      )

@@ -41,8 +41,12 @@ def fsdd_split(file_name: str) -> str:
   return "test" if parsed[2] in FSDD_TEST_INDICES else "train"
 
 
-def prepare_waveform(samples: np.ndarray, sample_rate: int, length: int = WAV_LENGTH,
-                     target_rate: int = WAV_SAMPLE_RATE) -> np.ndarray:
+def prepare_waveform(
+  samples: np.ndarray,
+  sample_rate: int,
+  length: int = WAV_LENGTH,
+  target_rate: int = WAV_SAMPLE_RATE,
+) -> np.ndarray:
   """Resamples, trims or zero-pads and peak-normalises one recording.
 
   Args:
@@ -91,19 +95,23 @@ class Recordings:
 
 def split_recordings(items: list[tuple[str, np.ndarray, int]], split: str) -> Recordings:
   """Builds `Recordings` of a split from `(name, samples, rate)`."""
-  chosen = sorted((name, samples, rate) for name, samples, rate in items
-                  if fsdd_split(name) == split)
+  chosen = sorted(
+    (name, samples, rate) for name, samples, rate in items if fsdd_split(name) == split
+  )
   wavs = [quantize(prepare_waveform(samples, rate)) for _, samples, rate in chosen]
   return Recordings(
-      names=tuple(name for name, _, _ in chosen),
-      labels=np.array([parse_fsdd_name(name)[0] for name, _, _ in chosen], np.int64),
-      wavs=np.stack(wavs) if wavs else np.zeros((0, WAV_LENGTH), np.int16))
+    names=tuple(name for name, _, _ in chosen),
+    labels=np.array([parse_fsdd_name(name)[0] for name, _, _ in chosen], np.int64),
+    wavs=np.stack(wavs) if wavs else np.zeros((0, WAV_LENGTH), np.int16),
+  )
 
 
 def find_recordings_dir(manual_dir: str) -> str | None:
   """`manual_dir/recordings`, else the first `manual_dir/*/recordings` holding wav files."""
-  for folder in [os.path.join(manual_dir, "recordings"),
-                 *sorted(glob.glob(os.path.join(manual_dir, "*", "recordings")))]:
+  for folder in [
+    os.path.join(manual_dir, "recordings"),
+    *sorted(glob.glob(os.path.join(manual_dir, "*", "recordings"))),
+  ]:
     if os.path.isdir(folder) and manual.list_files(folder, (".wav",)):
       return folder
   return None
@@ -129,10 +137,15 @@ def read_fsdd_files(recordings_dir: str) -> list[tuple[str, np.ndarray, int]]:
       raise ValueError(f"Cannot read the wav file {path}: {error}") from None
     items.append((os.path.splitext(file_name)[0], samples, rate))
   if skipped:
-    logging.warning("FSDD: skipped %d wav file(s) of %s not named <digit>_<speaker>_<index>.wav "
-                    "(e.g. %s).", len(skipped), recordings_dir, ", ".join(skipped[:5]))
+    logging.warning(
+      "FSDD: skipped %d wav file(s) of %s not named <digit>_<speaker>_<index>.wav (e.g. %s).",
+      len(skipped),
+      recordings_dir,
+      ", ".join(skipped[:5]),
+    )
   if not items:
     raise ValueError(
-        f"No wav file of {recordings_dir} is named <digit>_<speaker>_<index>.wav "
-        f"(skipped: {skipped[:5]}).")
+      f"No wav file of {recordings_dir} is named <digit>_<speaker>_<index>.wav "
+      f"(skipped: {skipped[:5]})."
+    )
   return items

@@ -24,21 +24,30 @@ def _packed(records, modalities: Sequence[str]) -> manual.PackedSource:
     else:
       _, first, rows = np.unique(arrays["wav_name"], return_index=True, return_inverse=True)
       wavs = np.stack([np.asarray(records[int(i)]["wav"]) for i in first])
-      packed[m] = manual.PackedModality(wavs[..., None], scale=_SCALES[m],
-                                        rows=rows.reshape(-1).astype(np.int64))
+      packed[m] = manual.PackedModality(
+        wavs[..., None], scale=_SCALES[m], rows=rows.reshape(-1).astype(np.int64)
+      )
   return manual.PackedSource(packed)
 
 
 DATASET = manual.ManualDataset(
-    "avmnist", avmnist.Avmnist,
-    check=lambda builder, folder: avmnist.find_sources(manual.data_dir_root(builder), folder),
-    scales=_SCALES, pack=_packed)
+  "avmnist",
+  avmnist.Avmnist,
+  check=lambda builder, folder: avmnist.find_sources(manual.data_dir_root(builder), folder),
+  scales=_SCALES,
+  pack=_packed,
+)
 
 
-def load_avmnist(data_dir: str | os.PathLike[str] | None, split: str, *, config: str = "default",
-                 modalities: Sequence[str] | None = None, in_memory: bool = False,
-                 manual_dir: str | os.PathLike[str] | None = None
-                 ) -> manual.RecordSource | manual.PackedSource:
+def load_avmnist(
+  data_dir: str | os.PathLike[str] | None,
+  split: str,
+  *,
+  config: str = "default",
+  modalities: Sequence[str] | None = None,
+  in_memory: bool = False,
+  manual_dir: str | os.PathLike[str] | None = None,
+) -> manual.RecordSource | manual.PackedSource:
   """Returns a split of `avmnist`, building it on first use (see `avmnist` for the sources).
 
   Arguments as `manual.ManualDataset.load`'s: `data_dir` may hold prepared tfds `mnist` /
@@ -55,5 +64,11 @@ def load_avmnist(data_dir: str | os.PathLike[str] | None, split: str, *, config:
     FileNotFoundError: the dataset is not built and MNIST or FSDD is missing; the message says
       which files to put where.
   """
-  return DATASET.load(data_dir, split, config=config, modalities=modalities,
-                      in_memory=in_memory, manual_dir=manual_dir)
+  return DATASET.load(
+    data_dir,
+    split,
+    config=config,
+    modalities=modalities,
+    in_memory=in_memory,
+    manual_dir=manual_dir,
+  )

@@ -46,8 +46,11 @@ from data_pipelines import benchmarks, manual
 MODALITIES = benchmarks.CELEBA_MODALITIES
 SPLITS = ("train", "test")
 # Resampling filter per modality: normals are unit vectors, so they must not be blended.
-RESAMPLE = {"rgb": Image.Resampling.BICUBIC, "normal": Image.Resampling.NEAREST,
-            "sketch": Image.Resampling.BILINEAR}
+RESAMPLE = {
+  "rgb": Image.Resampling.BICUBIC,
+  "normal": Image.Resampling.NEAREST,
+  "sketch": Image.Resampling.BILINEAR,
+}
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 # The authors' release names files of one face alike in their first four `_`-separated parts.
 _RELEASE_PARTS = 4
@@ -63,14 +66,15 @@ image benchmark of MIA (Lee, Lee & Kim, TMLR 2024), read from the authors' image
 def instructions(manual_dir: str) -> str:
   """What to put where, for error messages and `MANUAL_DOWNLOAD_INSTRUCTIONS`."""
   return (
-      f"Put the CelebA trimodal images (the MIA authors' release) in {manual_dir}/ as\n"
-      f"  {manual_dir}/train/<size>/rgb/<name>.png\n"
-      f"  {manual_dir}/train/<size>/normal/<name>.png\n"
-      f"  {manual_dir}/train/<size>/sketch/<name>.png\n"
-      f"  {manual_dir}/test/<size>/{{rgb,normal,sketch}}/<name>.png\n"
-      "where <size> is the copy's resolution (e.g. 32 or 64; the smallest one >= the target size "
-      "is read) and each <name> (optionally ending in _rgb, _normal or _sketch) is in all three "
-      "modality folders. See docs/datasets.md.")
+    f"Put the CelebA trimodal images (the MIA authors' release) in {manual_dir}/ as\n"
+    f"  {manual_dir}/train/<size>/rgb/<name>.png\n"
+    f"  {manual_dir}/train/<size>/normal/<name>.png\n"
+    f"  {manual_dir}/train/<size>/sketch/<name>.png\n"
+    f"  {manual_dir}/test/<size>/{{rgb,normal,sketch}}/<name>.png\n"
+    "where <size> is the copy's resolution (e.g. 32 or 64; the smallest one >= the target size "
+    "is read) and each <name> (optionally ending in _rgb, _normal or _sketch) is in all three "
+    "modality folders. See docs/datasets.md."
+  )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,7 +98,7 @@ def match_name(file_name: str, modality: str) -> str:
   """The name a file is matched by: its stem, less a trailing `_<modality>`."""
   stem = os.path.splitext(file_name)[0]
   suffix = "_" + modality
-  return stem[:-len(suffix)] if stem.endswith(suffix) and len(stem) > len(suffix) else stem
+  return stem[: -len(suffix)] if stem.endswith(suffix) and len(stem) > len(suffix) else stem
 
 
 def release_name(file_name: str, modality: str) -> str:
@@ -103,8 +107,9 @@ def release_name(file_name: str, modality: str) -> str:
   return "_".join(os.path.splitext(file_name)[0].split("_")[:_RELEASE_PARTS])
 
 
-def _index(folder: str, files: list[str], modality: str, rule: Callable[[str, str], str]
-           ) -> tuple[dict[str, str], tuple[str, str] | None]:
+def _index(
+  folder: str, files: list[str], modality: str, rule: Callable[[str, str], str]
+) -> tuple[dict[str, str], tuple[str, str] | None]:
   """`({name: path}, None)` under a matching rule, or `({}, (file, file))` for two files of the
   folder with the same name."""
   named: dict[str, str] = {}
@@ -117,12 +122,16 @@ def _index(folder: str, files: list[str], modality: str, rule: Callable[[str, st
 
 
 def _choose_size(split_dir: str, image_size: int, manual_dir: str) -> int:
-  sizes = sorted(int(d) for d in os.listdir(split_dir)
-                 if d.isdigit() and os.path.isdir(os.path.join(split_dir, d)))
+  sizes = sorted(
+    int(d)
+    for d in os.listdir(split_dir)
+    if d.isdigit() and os.path.isdir(os.path.join(split_dir, d))
+  )
   if not sizes:
     raise FileNotFoundError(
-        f"{split_dir} has no <size> folder (e.g. {split_dir}/32/rgb/); found "
-        f"{sorted(os.listdir(split_dir))}.\n{instructions(manual_dir)}")
+      f"{split_dir} has no <size> folder (e.g. {split_dir}/32/rgb/); found "
+      f"{sorted(os.listdir(split_dir))}.\n{instructions(manual_dir)}"
+    )
   large_enough = [s for s in sizes if s >= image_size]
   return large_enough[0] if large_enough else sizes[-1]
 
@@ -146,8 +155,8 @@ def scan_split(manual_dir: str, split: str, image_size: int) -> SplitFiles:
     files[modality] = (folder, manual.list_files(folder, IMAGE_SUFFIXES))
     if not files[modality][1]:
       raise FileNotFoundError(
-          f"{folder} holds no image files ({', '.join(IMAGE_SUFFIXES)}).\n"
-          f"{instructions(manual_dir)}")
+        f"{folder} holds no image files ({', '.join(IMAGE_SUFFIXES)}).\n{instructions(manual_dir)}"
+      )
   # Match by `match_name`, unless the release convention matches more faces.
   by_modality, common = {}, set()
   for rule in (match_name, release_name):
@@ -157,9 +166,11 @@ def scan_split(manual_dir: str, split: str, image_size: int) -> SplitFiles:
     if rule is match_name:
       for m, clash in clashes.items():
         if clash:
-          raise ValueError(f"{files[m][0]} has two images for one face: {clash[0]!r} and "
-                           f"{clash[1]!r} (same name less the extension and a trailing "
-                           f"_{m}); keep one.")
+          raise ValueError(
+            f"{files[m][0]} has two images for one face: {clash[0]!r} and "
+            f"{clash[1]!r} (same name less the extension and a trailing "
+            f"_{m}); keep one."
+          )
     elif any(clashes.values()):
       continue
     matched = set.intersection(*(set(named) for named in indexed.values()))
@@ -168,26 +179,29 @@ def scan_split(manual_dir: str, split: str, image_size: int) -> SplitFiles:
   if not common:
     examples = {m: names[:3] for m, (_, names) in files.items()}
     raise ValueError(
-        f"No image name of {split_dir}/{size} is in all of {', '.join(MODALITIES)} (names "
-        f"match by file name less the extension and a trailing _<modality>, or by the first "
-        f"four _-separated parts; first files: {examples}).\n{instructions(manual_dir)}")
+      f"No image name of {split_dir}/{size} is in all of {', '.join(MODALITIES)} (names "
+      f"match by file name less the extension and a trailing _<modality>, or by the first "
+      f"four _-separated parts; first files: {examples}).\n{instructions(manual_dir)}"
+    )
   names = tuple(sorted(common))
   return SplitFiles(
-      size=size, names=names,
-      paths={m: tuple(by_modality[m][n] for n in names) for m in MODALITIES},
-      unmatched={m: tuple(sorted(set(by_modality[m]) - common)) for m in MODALITIES})
+    size=size,
+    names=names,
+    paths={m: tuple(by_modality[m][n] for n in names) for m in MODALITIES},
+    unmatched={m: tuple(sorted(set(by_modality[m]) - common)) for m in MODALITIES},
+  )
 
 
 def scan(manual_dir: str, image_size: int) -> dict[str, SplitFiles]:
   """`scan_split` of both splits; raises FileNotFoundError for a missing or empty folder."""
   if not os.path.isdir(manual_dir) or not os.listdir(manual_dir):
     raise FileNotFoundError(
-        f"The CelebA folder {manual_dir} is missing or empty.\n{instructions(manual_dir)}")
+      f"The CelebA folder {manual_dir} is missing or empty.\n{instructions(manual_dir)}"
+    )
   return {split: scan_split(manual_dir, split, image_size) for split in SPLITS}
 
 
-def resize_and_center_crop(image: Image.Image, size: int,
-                           resample: Image.Resampling) -> np.ndarray:
+def resize_and_center_crop(image: Image.Image, size: int, resample: Image.Resampling) -> np.ndarray:
   """Resizes the shorter side to `size` (aspect kept) and crops the central `size x size`.
 
   Matches torchvision's `Resize(size)` + `CenterCrop(size)` on a PIL image: the longer side
@@ -253,27 +267,36 @@ class CelebaTrimodal(manual.ManualBuilder):
   def features(self):
     """Each modality as a uint8 `[size, size, 3]` image, and the face's file name."""
     size = self.builder_config.image_size
-    return {**{m: tfds.features.Tensor(shape=(size, size, 3), dtype=np.uint8) for m in MODALITIES},
-            "name": tfds.features.Text()}
+    return {
+      **{m: tfds.features.Tensor(shape=(size, size, 3), dtype=np.uint8) for m in MODALITIES},
+      "name": tfds.features.Text(),
+    }
 
   def _split_generators(self, dl_manager):
     manual_dir = manual.manual_dir_of(dl_manager, instructions("<manual_dir>"))
     files = scan(manual_dir, self.builder_config.image_size)
     self.info.metadata["source_size"] = {split: f.size for split, f in files.items()}
     self.info.metadata["unmatched"] = {
-        split: {m: len(names) for m, names in f.unmatched.items()} for split, f in files.items()}
+      split: {m: len(names) for m, names in f.unmatched.items()} for split, f in files.items()
+    }
     for split, f in files.items():
       for modality, names in f.unmatched.items():
         if names:
           logging.warning(
-              "CelebA %s: skipped %d %s image(s) of %s/%s/%d with no partner in every other "
-              "modality (e.g. %s).", split, len(names), modality, manual_dir, split, f.size,
-              ", ".join(names[:_SHOWN]))
+            "CelebA %s: skipped %d %s image(s) of %s/%s/%d with no partner in every other "
+            "modality (e.g. %s).",
+            split,
+            len(names),
+            modality,
+            manual_dir,
+            split,
+            f.size,
+            ", ".join(names[:_SHOWN]),
+          )
     return {split: self._generate_examples(f) for split, f in files.items()}
 
   def _generate_examples(self, files: SplitFiles):
     """Yields `(i, {"rgb", "normal", "sketch": uint8 [s, s, 3], "name": str})`."""
     size = self.builder_config.image_size
     for i, name in enumerate(files.names):
-      yield i, {**{m: load_image(files.paths[m][i], m, size) for m in MODALITIES},
-                "name": name}
+      yield i, {**{m: load_image(files.paths[m][i], m, size) for m in MODALITIES}, "name": name}

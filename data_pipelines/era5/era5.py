@@ -51,12 +51,13 @@ Kim, TMLR 2024), read from local .npz files.
 def instructions(manual_dir: str) -> str:
   """What to put where, for error messages and `MANUAL_DOWNLOAD_INSTRUCTIONS`."""
   return (
-      f"Put the ERA5 fields in {manual_dir}/ as .npz files:\n"
-      f"  {manual_dir}/train/<name>.npz\n"
-      f"  {manual_dir}/test/<name>.npz\n"
-      "each with the arrays 'temperature', 'pressure' and 'humidity' of one shape, [T, lat, lon] "
-      "(T time steps) or [lat, lon], on the target grid or a grid that contains it (e.g. "
-      "721x1440 or 181x360 for 46x90). See docs/datasets.md.")
+    f"Put the ERA5 fields in {manual_dir}/ as .npz files:\n"
+    f"  {manual_dir}/train/<name>.npz\n"
+    f"  {manual_dir}/test/<name>.npz\n"
+    "each with the arrays 'temperature', 'pressure' and 'humidity' of one shape, [T, lat, lon] "
+    "(T time steps) or [lat, lon], on the target grid or a grid that contains it (e.g. "
+    "721x1440 or 181x360 for 46x90). See docs/datasets.md."
+  )
 
 
 def subsample_indices(n: int, target: int) -> np.ndarray | None:
@@ -82,10 +83,11 @@ def regrid(field: np.ndarray, grid: tuple[int, int], where: str = "array") -> np
   cols = subsample_indices(field.shape[2], grid[1])
   if rows is None or cols is None:
     raise ValueError(
-        f"{where}: cannot bring the {field.shape[1]}x{field.shape[2]} grid to "
-        f"{grid[0]}x{grid[1]}: each axis of n points must have n == t, n == k*t or "
-        f"n - 1 == k*(t - 1) for the target's t points. Interpolate the fields to "
-        f"{grid[0]}x{grid[1]} (or a grid that contains it) first.")
+      f"{where}: cannot bring the {field.shape[1]}x{field.shape[2]} grid to "
+      f"{grid[0]}x{grid[1]}: each axis of n points must have n == t, n == k*t or "
+      f"n - 1 == k*(t - 1) for the target's t points. Interpolate the fields to "
+      f"{grid[0]}x{grid[1]} (or a grid that contains it) first."
+    )
   return field[:, rows][:, :, cols]
 
 
@@ -117,8 +119,9 @@ def read_npz(path: str, grid: tuple[int, int]) -> dict[str, np.ndarray]:
       missing = [m for m in MODALITIES if m not in keys]
       if missing:
         raise ValueError(
-            f"{path} lacks the array(s) {missing}; it holds {keys}. Each ERA5 file needs "
-            f"{', '.join(MODALITIES)}.")
+          f"{path} lacks the array(s) {missing}; it holds {keys}. Each ERA5 file needs "
+          f"{', '.join(MODALITIES)}."
+        )
       arrays = {m: np.asarray(npz[m], np.float64) for m in MODALITIES}
   except (OSError, EOFError) as error:
     raise ValueError(f"Cannot read {path} as .npz: {error}") from None
@@ -130,11 +133,14 @@ def read_npz(path: str, grid: tuple[int, int]) -> dict[str, np.ndarray]:
     if a.ndim == 2:
       a = a[None]
     if a.ndim != 3 or not a.size:
-      raise ValueError(f"{path}: {m!r} has shape {shapes[m]}; expected [T, lat, lon] or "
-                       "[lat, lon].")
+      raise ValueError(
+        f"{path}: {m!r} has shape {shapes[m]}; expected [T, lat, lon] or [lat, lon]."
+      )
     if not np.isfinite(a).all():
-      raise ValueError(f"{path}: {m!r} has {int((~np.isfinite(a)).sum())} non-finite value(s); "
-                       "fill or drop them first.")
+      raise ValueError(
+        f"{path}: {m!r} has {int((~np.isfinite(a)).sum())} non-finite value(s); "
+        "fill or drop them first."
+      )
     out[m] = regrid(a, grid, where=path)
   return out
 
@@ -152,8 +158,10 @@ def training_min_max(paths: list[str], grid: tuple[int, int]) -> dict[str, dict[
       lo[m], hi[m] = min(lo[m], float(a.min())), max(hi[m], float(a.max()))
   for m in MODALITIES:
     if not hi[m] > lo[m]:
-      raise ValueError(f"ERA5 {m!r} is constant ({lo[m]}) over the training files; it cannot be "
-                       "normalised to [0, 1].")
+      raise ValueError(
+        f"ERA5 {m!r} is constant ({lo[m]}) over the training files; it cannot be "
+        "normalised to [0, 1]."
+      )
   return {m: {"min": lo[m], "max": hi[m]} for m in MODALITIES}
 
 
@@ -161,7 +169,8 @@ def check(manual_dir: str) -> None:
   """Raises FileNotFoundError with instructions when a split folder or its files are missing."""
   if not os.path.isdir(manual_dir) or not os.listdir(manual_dir):
     raise FileNotFoundError(
-        f"The ERA5 folder {manual_dir} is missing or empty.\n{instructions(manual_dir)}")
+      f"The ERA5 folder {manual_dir} is missing or empty.\n{instructions(manual_dir)}"
+    )
   for split in SPLITS:
     list_npz(manual_dir, split)
 
@@ -192,8 +201,11 @@ class Era5(manual.ManualBuilder):
     """Each variable as float32 `[lat, lon, 1]`, its file's name and the time step in it."""
     lat, lon = self.builder_config.grid
     fields = {m: tfds.features.Tensor(shape=(lat, lon, 1), dtype=np.float32) for m in MODALITIES}
-    return {**fields, "file": tfds.features.Text(),
-            "time_index": tfds.features.Scalar(dtype=np.int64)}
+    return {
+      **fields,
+      "file": tfds.features.Text(),
+      "time_index": tfds.features.Scalar(dtype=np.int64),
+    }
 
   def _split_generators(self, dl_manager):
     manual_dir = manual.manual_dir_of(dl_manager, instructions("<manual_dir>"))
@@ -209,7 +221,11 @@ class Era5(manual.ManualBuilder):
     for path in paths:
       fields = read_npz(path, self.builder_config.grid)
       for t in range(fields[MODALITIES[0]].shape[0]):
-        example = {m: ((fields[m][t] - stats[m]["min"]) / (stats[m]["max"] - stats[m]["min"])
-                       ).astype(np.float32)[..., None] for m in MODALITIES}
+        example = {
+          m: ((fields[m][t] - stats[m]["min"]) / (stats[m]["max"] - stats[m]["min"])).astype(
+            np.float32
+          )[..., None]
+          for m in MODALITIES
+        }
         yield i, {**example, "file": os.path.basename(path), "time_index": t}
         i += 1

@@ -11,10 +11,15 @@ from data_pipelines.era5 import era5
 DATASET = manual.ManualDataset("era5", era5.Era5, check=lambda builder, folder: era5.check(folder))
 
 
-def load_era5(data_dir: str | os.PathLike[str] | None, split: str, *, config: str = "default",
-              modalities: Sequence[str] | None = None, in_memory: bool = False,
-              manual_dir: str | os.PathLike[str] | None = None
-              ) -> manual.RecordSource | manual.PackedSource:
+def load_era5(
+  data_dir: str | os.PathLike[str] | None,
+  split: str,
+  *,
+  config: str = "default",
+  modalities: Sequence[str] | None = None,
+  in_memory: bool = False,
+  manual_dir: str | os.PathLike[str] | None = None,
+) -> manual.RecordSource | manual.PackedSource:
   """Returns a split of `era5`, building it from the manual folder on first use.
 
   Arguments as `manual.ManualDataset.load`'s: `config` "default" (46 x 90), `modalities` a
@@ -27,15 +32,21 @@ def load_era5(data_dir: str | os.PathLike[str] | None, split: str, *, config: st
     training split's min/max (see `normalisation`), the grid flattened row-major (latitude
     major); signal i is the i-th time step of the split's files in name order.
   """
-  return DATASET.load(data_dir, split, config=config, modalities=modalities,
-                      in_memory=in_memory, manual_dir=manual_dir)
+  return DATASET.load(
+    data_dir,
+    split,
+    config=config,
+    modalities=modalities,
+    in_memory=in_memory,
+    manual_dir=manual_dir,
+  )
 
 
 def normalisation(
-    data_dir: str | os.PathLike[str] | None,
-    *,
-    config: str = "default",
-    manual_dir: str | os.PathLike[str] | None = None,
+  data_dir: str | os.PathLike[str] | None,
+  *,
+  config: str = "default",
+  manual_dir: str | os.PathLike[str] | None = None,
 ) -> dict[str, dict[str, float]]:
   """The training min/max of each variable: `{variable: {"min": float, "max": float}}`.
 

@@ -42,12 +42,12 @@ NUM_BUMPS = 3
 OBJECT_TYPES: tuple[str, ...] = ("ellipsoid", "pyramid", "cone")
 AMBIENT = 0.25
 CREASE_ANGLE = 30.0  # degrees between neighbouring normals where a crease line starts
-CREASE_RAMP = 20.0   # ... and this many degrees more make it a full line
+CREASE_RAMP = 20.0  # ... and this many degrees more make it a full line
 
 # Draws per signal (fixed, so that signal i only depends on the seed and i).
 _GROUND_DRAWS = 2 + 4 * NUM_BUMPS + 3  # tilt (2), bumps (x, y, amp, width), albedo (3)
 _OBJECT_DRAWS = 11  # present, type, cx, cy, size a, size b, height, lift, angle, albedo (2 more)
-_LIGHT_DRAWS = 2    # azimuth, elevation
+_LIGHT_DRAWS = 2  # azimuth, elevation
 
 
 def draw_scenes(num_signals: int, seed: int) -> dict[str, np.ndarray]:
@@ -67,36 +67,52 @@ def draw_scenes(num_signals: int, seed: int) -> dict[str, np.ndarray]:
   for i in range(num_signals):  # one block of uniforms per signal: a prefix-stable stream
     u[i] = rng.uniform(0.0, 1.0, per_signal)
   g = u[:, :_GROUND_DRAWS]
-  o = u[:, _GROUND_DRAWS:_GROUND_DRAWS + MAX_OBJECTS * _OBJECT_DRAWS].reshape(
-      num_signals, MAX_OBJECTS, _OBJECT_DRAWS)
+  o = u[:, _GROUND_DRAWS : _GROUND_DRAWS + MAX_OBJECTS * _OBJECT_DRAWS].reshape(
+    num_signals, MAX_OBJECTS, _OBJECT_DRAWS
+  )
   lt = u[:, -_LIGHT_DRAWS:]
 
   tilt = 0.3 * (g[:, 0:2] - 0.5)
-  b = g[:, 2:2 + 4 * NUM_BUMPS].reshape(num_signals, NUM_BUMPS, 4)
-  bumps = np.stack([2.4 * b[..., 0] - 1.2, 2.4 * b[..., 1] - 1.2,
-                    0.5 * (b[..., 2] - 0.5), 0.2 + 0.4 * b[..., 3]], -1)
+  b = g[:, 2 : 2 + 4 * NUM_BUMPS].reshape(num_signals, NUM_BUMPS, 4)
+  bumps = np.stack(
+    [2.4 * b[..., 0] - 1.2, 2.4 * b[..., 1] - 1.2, 0.5 * (b[..., 2] - 0.5), 0.2 + 0.4 * b[..., 3]],
+    -1,
+  )
   ground_albedo = 0.35 + 0.6 * g[:, -3:]
 
   # Object 0 is always there; the others with probability 2/3.
   present = np.concatenate([np.ones((num_signals, 1), bool), o[:, 1:, 0] < 2 / 3], axis=1)
   kind = np.minimum((o[..., 1] * len(OBJECT_TYPES)).astype(int), len(OBJECT_TYPES) - 1)
-  objects = np.stack([
-      1.4 * o[..., 2] - 0.7,            # cx
-      1.4 * o[..., 3] - 0.7,            # cy
-      0.2 + 0.3 * o[..., 4],            # a: half-size along the object's first axis
-      0.2 + 0.3 * o[..., 5],            # b: along its second axis (ellipsoids only)
-      0.25 + 0.45 * o[..., 6],          # height (vertical semi-axis of an ellipsoid)
-      -0.3 + 0.5 * o[..., 7],           # lift of the base/centre above the ground, x height
-      np.pi * o[..., 8],                # angle about z
-  ], -1)
+  objects = np.stack(
+    [
+      1.4 * o[..., 2] - 0.7,  # cx
+      1.4 * o[..., 3] - 0.7,  # cy
+      0.2 + 0.3 * o[..., 4],  # a: half-size along the object's first axis
+      0.2 + 0.3 * o[..., 5],  # b: along its second axis (ellipsoids only)
+      0.25 + 0.45 * o[..., 6],  # height (vertical semi-axis of an ellipsoid)
+      -0.3 + 0.5 * o[..., 7],  # lift of the base/centre above the ground, x height
+      np.pi * o[..., 8],  # angle about z
+    ],
+    -1,
+  )
   # Colours: one channel high, the others random, so neighbouring objects differ in hue.
   albedo = 0.2 + 0.8 * np.stack([o[..., 9], o[..., 10], 1.0 - 0.5 * (o[..., 9] + o[..., 10])], -1)
   azimuth = 2 * np.pi * lt[:, 0]
   elevation = np.deg2rad(30.0 + 50.0 * lt[:, 1])
-  light = np.stack([np.cos(elevation) * np.cos(azimuth), np.cos(elevation) * np.sin(azimuth),
-                    np.sin(elevation)], -1)
-  return dict(tilt=tilt, bumps=bumps, ground_albedo=ground_albedo, present=present, kind=kind,
-              objects=objects, albedo=albedo, light=light)
+  light = np.stack(
+    [np.cos(elevation) * np.cos(azimuth), np.cos(elevation) * np.sin(azimuth), np.sin(elevation)],
+    -1,
+  )
+  return dict(
+    tilt=tilt,
+    bumps=bumps,
+    ground_albedo=ground_albedo,
+    present=present,
+    kind=kind,
+    objects=objects,
+    albedo=albedo,
+    light=light,
+  )
 
 
 def _ground(scenes, x, y):
@@ -108,10 +124,10 @@ def _ground(scenes, x, y):
   hy = np.broadcast_to(tilt[:, 1][extra], h.shape).copy()
   for k in range(NUM_BUMPS):
     bx, by, amp, width = (bumps[:, k, j][extra] for j in range(4))
-    e = amp * np.exp(-((x - bx) ** 2 + (y - by) ** 2) / (2 * width ** 2))
+    e = amp * np.exp(-((x - bx) ** 2 + (y - by) ** 2) / (2 * width**2))
     h = h + e
-    hx = hx - e * (x - bx) / width ** 2
-    hy = hy - e * (y - by) / width ** 2
+    hx = hx - e * (x - bx) / width**2
+    hy = hy - e * (y - by) / width**2
   return h, hx, hy
 
 
@@ -163,10 +179,16 @@ def render(scenes: dict[str, np.ndarray], size: int = IMAGE_SIZE) -> dict[str, n
     z_pyr = z0 + p(height) * (1.0 - m / p(a))
     along_u = np.abs(u) >= np.abs(v)
     slope = p(height) / p(a)
-    n_pyr = np.stack([np.where(along_u, slope * np.sign(u), 0.0),
-                      np.where(along_u, 0.0, slope * np.sign(v)), np.ones_like(u)], -1)
+    n_pyr = np.stack(
+      [
+        np.where(along_u, slope * np.sign(u), 0.0),
+        np.where(along_u, 0.0, slope * np.sign(v)),
+        np.ones_like(u),
+      ],
+      -1,
+    )
     # Cone of radius a: z = z0 + h (1 - r / a).
-    r = np.sqrt(u ** 2 + v ** 2)
+    r = np.sqrt(u**2 + v**2)
     z_cone = z0 + p(height) * (1.0 - r / p(a))
     r_safe = np.maximum(r, 1e-9)
     n_cone = np.stack([slope * u / r_safe, slope * v / r_safe, np.ones_like(u)], -1)
@@ -175,20 +197,26 @@ def render(scenes: dict[str, np.ndarray], size: int = IMAGE_SIZE) -> dict[str, n
     z = np.select([kind == 0, kind == 1], [z_ell, z_pyr], z_cone)
     n_local = np.select([kind[..., None] == 0, kind[..., None] == 1], [n_ell, n_pyr], n_cone)
     # Back to the world frame (rotate the horizontal components by +angle).
-    n = np.stack([cos * n_local[..., 0] - sin * n_local[..., 1],
-                  sin * n_local[..., 0] + cos * n_local[..., 1], n_local[..., 2]], -1)
+    n = np.stack(
+      [
+        cos * n_local[..., 0] - sin * n_local[..., 1],
+        sin * n_local[..., 0] + cos * n_local[..., 1],
+        n_local[..., 2],
+      ],
+      -1,
+    )
     visible = inside & p(scenes["present"])
     depths.append(np.where(visible, z, -np.inf))
     normals.append(_normalise(n))
 
-  depth_stack = np.stack(depths, 1)                   # [S, 1 + O, H, W]
-  surface = np.argmax(depth_stack, axis=1)            # ties (never in practice) -> lowest index
+  depth_stack = np.stack(depths, 1)  # [S, 1 + O, H, W]
+  surface = np.argmax(depth_stack, axis=1)  # ties (never in practice) -> lowest index
   rows = np.arange(s)[:, None, None]
   hh, ww = np.meshgrid(np.arange(size), np.arange(size), indexing="ij")
-  depth = depth_stack[rows, surface, hh, ww]                      # [S, H, W]
-  normal = np.stack(normals, 1)[rows, surface, hh, ww]            # [S, H, W, 3]
+  depth = depth_stack[rows, surface, hh, ww]  # [S, H, W]
+  normal = np.stack(normals, 1)[rows, surface, hh, ww]  # [S, H, W, 3]
   colours = np.concatenate([scenes["ground_albedo"][:, None], scenes["albedo"]], 1)  # [S,1+O,3]
-  albedo = colours[rows, surface]                                  # [S, H, W, 3]
+  albedo = colours[rows, surface]  # [S, H, W, 3]
 
   light = scenes["light"]
   diffuse = np.maximum(np.einsum("shwc,sc->shw", normal, light), 0.0)
@@ -205,8 +233,11 @@ def render(scenes: dict[str, np.ndarray], size: int = IMAGE_SIZE) -> dict[str, n
     cos_angle = np.sum(normal * np.roll(normal, shift, ax), -1)
     outline = (surface != ns) & (depth > nd)
     crease = (surface == ns) & (shift == -1)  # the neighbour after this pixel along the axis
-    e = np.where(outline, 1.0, np.where(
-        crease, np.clip((cos_crease - cos_angle) / (cos_crease - cos_full), 0.0, 1.0), 0.0))
+    e = np.where(
+      outline,
+      1.0,
+      np.where(crease, np.clip((cos_crease - cos_angle) / (cos_crease - cos_full), 0.0, 1.0), 0.0),
+    )
     # np.roll wraps around; the wrapped row/column is no neighbour.
     border = [slice(None)] * 3
     border[ax] = 0 if shift == 1 else -1
@@ -215,17 +246,24 @@ def render(scenes: dict[str, np.ndarray], size: int = IMAGE_SIZE) -> dict[str, n
   sketch = np.repeat((1.0 - edge)[..., None], 3, -1)
 
   f32 = lambda v: v.astype(np.float32)  # noqa: E731
-  return dict(rgb=f32(np.clip(rgb, 0.0, 1.0)), normal=f32((normal + 1.0) / 2.0),
-              sketch=f32(sketch), unit_normal=f32(normal), albedo=f32(albedo),
-              depth=f32(depth), surface=surface, light=f32(light))
+  return dict(
+    rgb=f32(np.clip(rgb, 0.0, 1.0)),
+    normal=f32((normal + 1.0) / 2.0),
+    sketch=f32(sketch),
+    unit_normal=f32(normal),
+    albedo=f32(albedo),
+    depth=f32(depth),
+    surface=surface,
+    light=f32(light),
+  )
 
 
 def generate_signals(
-    num_signals: int,
-    seed: int,
-    modalities: Sequence[str] = MODALITIES,
-    size: int = IMAGE_SIZE,
-    chunk_size: int = 256,
+  num_signals: int,
+  seed: int,
+  modalities: Sequence[str] = MODALITIES,
+  size: int = IMAGE_SIZE,
+  chunk_size: int = 256,
 ) -> dict[str, dict[str, np.ndarray]]:
   """Generates rendered-shape signals.
 
@@ -253,5 +291,6 @@ def generate_signals(
     images = render({k: v[start:stop] for k, v in scenes.items()}, size)
     for name in modalities:
       out[name][start:stop] = images[name].reshape(stop - start, size * size, 3)
-  return {name: {"y": y, "amplitude": np.ones((num_signals,), np.float32)}
-          for name, y in out.items()}
+  return {
+    name: {"y": y, "amplitude": np.ones((num_signals,), np.float32)} for name, y in out.items()
+  }

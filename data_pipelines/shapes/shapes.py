@@ -30,7 +30,7 @@ aligned 32x32 images in [0, 1]: a Lambertian-shaded rgb image, the exact surface
 download.
 """
   BUILDER_CONFIGS = tfds_loading.size_configs(2000, 500)
-  NUM_POINTS = generate.IMAGE_SIZE ** 2  # [1024, 3] per modality
+  NUM_POINTS = generate.IMAGE_SIZE**2  # [1024, 3] per modality
   D_OUT = 3
 
   def generate(self, num_signals: int, seed: int, split: str):
@@ -38,8 +38,13 @@ download.
     return generate.generate_signals(num_signals, seed)
 
 
-def load_shapes(data_dir: str | os.PathLike[str] | None, split: str, config: str = "default",
-                modalities: Sequence[str] | None = None, in_memory: bool = False) -> Source:
+def load_shapes(
+  data_dir: str | os.PathLike[str] | None,
+  split: str,
+  config: str = "default",
+  modalities: Sequence[str] | None = None,
+  in_memory: bool = False,
+) -> Source:
   """Returns a split of `shapes_trimodal`, building it on first use (a few seconds).
 
   Arguments as `tfds_loading.load_split`'s; `config` is "default" (2000 train / 500 test
@@ -54,5 +59,6 @@ def load_shapes(data_dir: str | os.PathLike[str] | None, split: str, config: str
   Raises:
     ValueError: an unknown config or modality name.
   """
-  return tfds_loading.load_split(ShapesTrimodal, data_dir, split, config=config,
-                                 modalities=modalities, in_memory=in_memory)
+  return tfds_loading.load_split(
+    ShapesTrimodal, data_dir, split, config=config, modalities=modalities, in_memory=in_memory
+  )

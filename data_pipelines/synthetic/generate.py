@@ -31,13 +31,13 @@ from data_pipelines.names import parse_modalities
 # The canonical order of the four functions; it fixes the order of the draws.
 MODALITIES: tuple[str, ...] = benchmarks.SYNTHETIC_FUNCTIONS
 
-FUNCTIONS: Mapping[str, Callable[[np.ndarray], np.ndarray]] = (
-    types.MappingProxyType({
-        "sine": np.sin,
-        "tanh": np.tanh,
-        "gaussian": lambda z: np.exp(-np.square(z)),
-        "relu": lambda z: np.maximum(z, 0.0),
-    })
+FUNCTIONS: Mapping[str, Callable[[np.ndarray], np.ndarray]] = types.MappingProxyType(
+  {
+    "sine": np.sin,
+    "tanh": np.tanh,
+    "gaussian": lambda z: np.exp(-np.square(z)),
+    "relu": lambda z: np.maximum(z, 0.0),
+  }
 )
 
 NUM_POINTS = benchmarks.SYNTHETIC_NUM_POINTS
@@ -50,10 +50,10 @@ _NUM_JITTERED_PARAMS = 4  # (a, w, b, c).
 
 
 def generate_signals(
-    num_signals: int,
-    seed: int,
-    modalities: Sequence[str] = MODALITIES,
-    num_points: int = NUM_POINTS,
+  num_signals: int,
+  seed: int,
+  modalities: Sequence[str] = MODALITIES,
+  num_points: int = NUM_POINTS,
 ) -> dict[str, dict[str, np.ndarray]]:
   """Generates synthetic multimodal 1-D function signals.
 
@@ -103,7 +103,7 @@ def generate_signals(
     z = w_m[:, None] * t[None, :] + b_m[:, None]  # [S, N]
     y = a_m[:, None] * FUNCTIONS[name](z) + c_m[:, None]
     signals[name] = {
-        "y": y[..., None].astype(np.float32),
-        "amplitude": a_m.astype(np.float32),
+      "y": y[..., None].astype(np.float32),
+      "amplitude": a_m.astype(np.float32),
     }
   return signals

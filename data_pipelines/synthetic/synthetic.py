@@ -36,8 +36,13 @@ t in [-5, 5]; the MIA benchmark that needs no download.
     return generate.generate_signals(num_signals, seed)
 
 
-def load_synthetic(data_dir: str | os.PathLike[str] | None, split: str, config: str = "default",
-                   modalities: Sequence[str] | None = None, in_memory: bool = False) -> Source:
+def load_synthetic(
+  data_dir: str | os.PathLike[str] | None,
+  split: str,
+  config: str = "default",
+  modalities: Sequence[str] | None = None,
+  in_memory: bool = False,
+) -> Source:
   """Returns a split of the synthetic functions dataset, building it if needed.
 
   The first call for a `(data_dir, config)` generates the dataset (well under a second for the
@@ -54,5 +59,6 @@ def load_synthetic(data_dir: str | os.PathLike[str] | None, split: str, config: 
   Raises:
     ValueError: an unknown config or modality name.
   """
-  return tfds_loading.load_split(SyntheticFunctions, data_dir, split, config=config,
-                                 modalities=modalities, in_memory=in_memory)
+  return tfds_loading.load_split(
+    SyntheticFunctions, data_dir, split, config=config, modalities=modalities, in_memory=in_memory
+  )

@@ -60,7 +60,11 @@ def _files(c, args):
 
 # The image benchmarks' composer and batch, with smooth Fourier features (sigma 1).
 BENCHMARK = common.Benchmark(
-    "arrays", "", fields={**shared.IMAGE, "model.ff_sigma": 1.0, "num_train_steps": 50_000},
-    own_args={"train": "", "test": ""}, own=_files,
-    presets={"cpu": {**shared.IMAGE_CPU, "num_train_steps": 800}, "smoke": shared.IMAGE_SMOKE})
+  "arrays",
+  "",
+  fields={**shared.IMAGE, "model.ff_sigma": 1.0, "num_train_steps": 50_000},
+  own_args={"train": "", "test": ""},
+  own=_files,
+  presets={"cpu": {**shared.IMAGE_CPU, "num_train_steps": 800}, "smoke": shared.IMAGE_SMOKE},
+)
 ARGS, get_config, studies = BENCHMARK.exports()

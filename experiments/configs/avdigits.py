@@ -34,18 +34,38 @@ from experiments.configs import common, shared
 
 # The audio probe's setting (docs/results.md, "Audio probe"): the words at 8 kHz, rank 64, K = 5,
 # outer lr 3e-4 with the meta-gradient clipped at norm 1 (at 1e-3 unclipped a run diverged).
-CPU = {**shared.IMAGE_CPU, "num_train_steps": 1_200, "model.ff_sigma": 30.0,
-       "model.ff_sigmas": "rgb=1", "data.builder_config": "8khz", "model.rank": 64,
-       "inner_steps": 5, "learning_rate": 3e-4, "grad_clip": 1.0}
+CPU = {
+  **shared.IMAGE_CPU,
+  "num_train_steps": 1_200,
+  "model.ff_sigma": 30.0,
+  "model.ff_sigmas": "rgb=1",
+  "data.builder_config": "8khz",
+  "model.rank": 64,
+  "inner_steps": 5,
+  "learning_rate": 3e-4,
+  "grad_clip": 1.0,
+}
 # The `cpu` preset before the probe (4 kHz words, rank 16, K = 3, lr 1e-3, no clipping), as
 # overrides of today's: what docs/results/avdigits_modality_replacement was trained with.
-CPU_BEFORE_PROBE = {"data.builder_config": "default", "model.rank": 16, "inner_steps": 3,
-                    "learning_rate": 1e-3, "grad_clip": 0.0}
+CPU_BEFORE_PROBE = {
+  "data.builder_config": "default",
+  "model.rank": 16,
+  "inner_steps": 3,
+  "learning_rate": 1e-3,
+  "grad_clip": 0.0,
+}
 BENCHMARK = common.Benchmark(
-    "avdigits", "+".join(benchmarks.AVDIGITS_MODALITIES), dataset="avdigits",
-    label="audio-visual digits", fields=shared.OFFLINE,
-    presets={"cpu": CPU, "smoke": shared.OFFLINE_SMOKE}, headline_alone="rgb", modality_text=(
-        "Modality replacement on audio-visual digits: the digit image adapted and evaluated "
-        "alone versus with its spoken digit (rgb+wav), on identical meta-test supports in "
-        "every arm (paired); and the waveform alone."))
+  "avdigits",
+  "+".join(benchmarks.AVDIGITS_MODALITIES),
+  dataset="avdigits",
+  label="audio-visual digits",
+  fields=shared.OFFLINE,
+  presets={"cpu": CPU, "smoke": shared.OFFLINE_SMOKE},
+  headline_alone="rgb",
+  modality_text=(
+    "Modality replacement on audio-visual digits: the digit image adapted and evaluated "
+    "alone versus with its spoken digit (rgb+wav), on identical meta-test supports in "
+    "every arm (paired); and the waveform alone."
+  ),
+)
 ARGS, get_config, studies = BENCHMARK.exports()

@@ -28,10 +28,18 @@ from experiments.configs import common, shared
 # The image benchmarks' cpu preset, with smooth features for the image only.
 CPU = {**shared.REAL_CPU, "model.ff_sigma": 30.0, "model.ff_sigmas": "rgb=1"}
 BENCHMARK = common.Benchmark(
-    "avmnist", "+".join(benchmarks.AVMNIST_MODALITIES), dataset="avmnist", label="AV-MNIST",
-    fields=shared.IMAGE, presets={"cpu": CPU, "smoke": shared.IMAGE_SMOKE},
-    own_args={"data_dir": ""}, headline_alone="rgb", modality_text=(
-        "Modality replacement: the visual modality (the digit image) adapted alone versus with "
-        "the spoken digit, and the audio alone; identical meta-test supports in every arm "
-        "(paired)."))
+  "avmnist",
+  "+".join(benchmarks.AVMNIST_MODALITIES),
+  dataset="avmnist",
+  label="AV-MNIST",
+  fields=shared.IMAGE,
+  presets={"cpu": CPU, "smoke": shared.IMAGE_SMOKE},
+  own_args={"data_dir": ""},
+  headline_alone="rgb",
+  modality_text=(
+    "Modality replacement: the visual modality (the digit image) adapted alone versus with "
+    "the spoken digit, and the audio alone; identical meta-test supports in every arm "
+    "(paired)."
+  ),
+)
 ARGS, get_config, studies = BENCHMARK.exports()

@@ -28,10 +28,18 @@ from data_pipelines import benchmarks
 from experiments.configs import common, shared
 
 BENCHMARK = common.Benchmark(
-    "celeba", "+".join(benchmarks.CELEBA_MODALITIES), dataset="celeba_trimodal", label="CelebA",
-    fields=shared.IMAGE, presets={"cpu": shared.REAL_CPU, "smoke": shared.IMAGE_SMOKE},
-    own_args={"data_dir": ""}, headline_alone="rgb", modality_text=(
-        "Modality replacement: the visual modality (rgb) adapted alone versus with the normal "
-        "and sketch modalities, then each other modality alone; identical meta-test supports "
-        "in every arm (paired)."))
+  "celeba",
+  "+".join(benchmarks.CELEBA_MODALITIES),
+  dataset="celeba_trimodal",
+  label="CelebA",
+  fields=shared.IMAGE,
+  presets={"cpu": shared.REAL_CPU, "smoke": shared.IMAGE_SMOKE},
+  own_args={"data_dir": ""},
+  headline_alone="rgb",
+  modality_text=(
+    "Modality replacement: the visual modality (rgb) adapted alone versus with the normal "
+    "and sketch modalities, then each other modality alone; identical meta-test supports "
+    "in every arm (paired)."
+  ),
+)
 ARGS, get_config, studies = BENCHMARK.exports()

@@ -25,9 +25,16 @@ from data_pipelines import benchmarks
 from experiments.configs import common, shared
 
 BENCHMARK = common.Benchmark(
-    "era5", "+".join(benchmarks.ERA5_MODALITIES), dataset="era5", label="ERA5",
-    fields=shared.IMAGE, presets={"cpu": shared.REAL_CPU, "smoke": shared.IMAGE_SMOKE},
-    own_args={"data_dir": ""}, modality_text=(
-        "Modality replacement: each climate variable adapted alone versus with the other two; "
-        "identical meta-test supports in every arm (paired)."))
+  "era5",
+  "+".join(benchmarks.ERA5_MODALITIES),
+  dataset="era5",
+  label="ERA5",
+  fields=shared.IMAGE,
+  presets={"cpu": shared.REAL_CPU, "smoke": shared.IMAGE_SMOKE},
+  own_args={"data_dir": ""},
+  modality_text=(
+    "Modality replacement: each climate variable adapted alone versus with the other two; "
+    "identical meta-test supports in every arm (paired)."
+  ),
+)
 ARGS, get_config, studies = BENCHMARK.exports()

@@ -26,11 +26,17 @@ from data_pipelines import benchmarks
 from experiments.configs import common, shared
 
 BENCHMARK = common.Benchmark(
-    "shapes", "+".join(benchmarks.SHAPES_MODALITIES), dataset="shapes_trimodal",
-    label="rendered shapes", fields=shared.OFFLINE, presets={
-        "cpu": {**shared.IMAGE_CPU, "num_train_steps": 800}, "smoke": shared.OFFLINE_SMOKE},
-    headline_alone="rgb", modality_text=(
-        "Modality replacement on rendered shapes: each image modality adapted and evaluated "
-        "alone versus with the other two (rgb+normal+sketch), on identical meta-test supports "
-        "in every arm (paired). The headline pair is rgb alone versus multimodal."))
+  "shapes",
+  "+".join(benchmarks.SHAPES_MODALITIES),
+  dataset="shapes_trimodal",
+  label="rendered shapes",
+  fields=shared.OFFLINE,
+  presets={"cpu": {**shared.IMAGE_CPU, "num_train_steps": 800}, "smoke": shared.OFFLINE_SMOKE},
+  headline_alone="rgb",
+  modality_text=(
+    "Modality replacement on rendered shapes: each image modality adapted and evaluated "
+    "alone versus with the other two (rgb+normal+sketch), on identical meta-test supports "
+    "in every arm (paired). The headline pair is rgb alone versus multimodal."
+  ),
+)
 ARGS, get_config, studies = BENCHMARK.exports()

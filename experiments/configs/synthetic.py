@@ -36,15 +36,31 @@ def _backbone(c, args):
 
 
 BENCHMARK = common.Benchmark(
-    "synthetic", MODALITIES, dataset="synthetic_functions", label="the synthetic functions",
-    fields={"num_train_steps": 20_000}, mia_grad_scale=10.0, own=_backbone,
-    own_args={"backbone": "composer"}, presets={
-        # 2,000 meta-steps at batch 64: about 20 minutes on 2 CPU cores.
-        "cpu": {"num_train_steps": 2_000, "checkpoint_every_steps": 250},
-        "smoke": {**shared.SMOKE, "num_train_steps": 6, "batch_size": 8,
-                  "data.builder_config": "small", "data.num_test_signals": 16,
-                  "eval.batch_size": 8, "checkpoint_every_steps": 3}},
-    multimodal_arm="all", modality_text=(
-        "Modality replacement: each function adapted alone versus with the other functions, "
-        "evaluated on identical meta-test supports in every arm (paired)."))
+  "synthetic",
+  MODALITIES,
+  dataset="synthetic_functions",
+  label="the synthetic functions",
+  fields={"num_train_steps": 20_000},
+  mia_grad_scale=10.0,
+  own=_backbone,
+  own_args={"backbone": "composer"},
+  presets={
+    # 2,000 meta-steps at batch 64: about 20 minutes on 2 CPU cores.
+    "cpu": {"num_train_steps": 2_000, "checkpoint_every_steps": 250},
+    "smoke": {
+      **shared.SMOKE,
+      "num_train_steps": 6,
+      "batch_size": 8,
+      "data.builder_config": "small",
+      "data.num_test_signals": 16,
+      "eval.batch_size": 8,
+      "checkpoint_every_steps": 3,
+    },
+  },
+  multimodal_arm="all",
+  modality_text=(
+    "Modality replacement: each function adapted alone versus with the other functions, "
+    "evaluated on identical meta-test supports in every arm (paired)."
+  ),
+)
 ARGS, get_config, studies = BENCHMARK.exports()

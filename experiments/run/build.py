@@ -23,8 +23,9 @@ from mia_jax.meta_step import MetaConfig, MetaLearner
 from mia_jax.model import ModelConfig, MultimodalINR
 
 
-def model_config_from(fields: Mapping, names: Sequence[str] | None = None,
-                      known: Sequence[str] | None = None) -> ModelConfig:
+def model_config_from(
+  fields: Mapping, names: Sequence[str] | None = None, known: Sequence[str] | None = None
+) -> ModelConfig:
   """The `ModelConfig` of the flat `config.model` fields.
 
   Args:
@@ -41,16 +42,19 @@ def model_config_from(fields: Mapping, names: Sequence[str] | None = None,
     raise ValueError(f"Unknown model config fields {unknown}; allowed: {allowed}.")
   text = fields.pop("ff_sigmas", "") or ""
   if not isinstance(text, str):
-    raise ValueError(f"config.model.ff_sigmas={text!r} is not allowed; expected 'name=sigma,...' "
-                     "(e.g. 'rgb=1,wav=30').")
+    raise ValueError(
+      f"config.model.ff_sigmas={text!r} is not allowed; expected 'name=sigma,...' "
+      "(e.g. 'rgb=1,wav=30')."
+    )
   sigmas = syntax.parse_sigmas(text, known)
   if names is not None:
     sigmas = {n: s for n, s in sigmas.items() if n in names}
   return ModelConfig(**fields, ff_sigmas=sigmas)
 
 
-def learner_from_config(config, specs: Sequence[modalities_lib.ModalitySpec] | None = None
-                        ) -> MetaLearner:
+def learner_from_config(
+  config, specs: Sequence[modalities_lib.ModalitySpec] | None = None
+) -> MetaLearner:
   """Builds a `MetaLearner` from an experiment config (see `experiments/configs`).
 
   `specs`: the modalities; None means the config's benchmark table (`config.benchmark`,
@@ -62,22 +66,28 @@ def learner_from_config(config, specs: Sequence[modalities_lib.ModalitySpec] | N
   # A preset's per-modality entries (e.g. ff_sigmas="rgb=1") may name the benchmark's other
   # modalities, also when a run reads only some of them from its own files.
   known = list(benchmarks.BENCHMARKS.get(config.benchmark, ((), None))[0])
-  model_config = model_config_from(config.model.to_dict(), names,
-                                   known + [n for n in names if n not in known])
+  model_config = model_config_from(
+    config.model.to_dict(), names, known + [n for n in names if n not in known]
+  )
   return MetaLearner(
-      MultimodalINR.from_config(specs, model_config),
-      methods.build_rule(config.method, config.rule.to_dict()),
-      MetaConfig(inner_steps=config.inner_steps, first_order=config.first_order,
-                 remat=config.remat, scan_unroll=config.get("scan_unroll", 1),
-                 learning_rate=config.learning_rate,
-                 grad_clip=config.get("grad_clip", 0.0),
-                 lr_schedule=config.get("lr_schedule", "constant"),
-                 warmup_steps=config.get("warmup_steps", 0),
-                 decay_steps=config.num_train_steps,
-                 skip_nonfinite=config.get("skip_nonfinite", False),
-                 support_counts=config.get("support_counts", "floor"),
-                 initial_loss=config.get("initial_loss", False),
-                 compute_dtype=config.get("compute_dtype", "float32")))
+    MultimodalINR.from_config(specs, model_config),
+    methods.build_rule(config.method, config.rule.to_dict()),
+    MetaConfig(
+      inner_steps=config.inner_steps,
+      first_order=config.first_order,
+      remat=config.remat,
+      scan_unroll=config.get("scan_unroll", 1),
+      learning_rate=config.learning_rate,
+      grad_clip=config.get("grad_clip", 0.0),
+      lr_schedule=config.get("lr_schedule", "constant"),
+      warmup_steps=config.get("warmup_steps", 0),
+      decay_steps=config.num_train_steps,
+      skip_nonfinite=config.get("skip_nonfinite", False),
+      support_counts=config.get("support_counts", "floor"),
+      initial_loss=config.get("initial_loss", False),
+      compute_dtype=config.get("compute_dtype", "float32"),
+    ),
+  )
 
 
 def own_data(config, data) -> bool:
@@ -85,8 +95,12 @@ def own_data(config, data) -> bool:
   return data is not None or config.data.source == "npz"
 
 
-def build_sources(config, split: str, data: Mapping[str, Mapping] | None = None,
-                  modalities: Sequence[str] | None = None):
+def build_sources(
+  config,
+  split: str,
+  data: Mapping[str, Mapping] | None = None,
+  modalities: Sequence[str] | None = None,
+):
   """The data source of a split, from `config.data` (a tfds builder or a user's `.npz`), or from
   `data[split]`: arrays passed from Python, `{name: [num_signals, *grid, d_out]}` (or `{name:
   {"y": ..., "amplitude": [num_signals]}}`), read as an `.npz` would be.
@@ -100,13 +114,15 @@ def build_sources(config, split: str, data: Mapping[str, Mapping] | None = None,
     grid_ndims = _per_modality_field(config, "grid_ndims", int, bare=False)[1]
     if data is not None:
       if config.data.npz_train or config.data.npz_test:
-        raise ValueError("Arrays were passed and config.data.npz_train/npz_test name files; "
-                         "give one or the other.")
+        raise ValueError(
+          "Arrays were passed and config.data.npz_train/npz_test name files; give one or the other."
+        )
       if not isinstance(data, Mapping) or split not in data:
-        raise ValueError(f"data needs a {split!r} entry ({{'train': {{name: array}}, 'test': "
-                         f"...}}); got {list(data) if isinstance(data, Mapping) else data!r}.")
-      return sources.GridSource(data[split], modalities, grid_ndims,
-                                where=f"the {split} arrays")
+        raise ValueError(
+          f"data needs a {split!r} entry ({{'train': {{name: array}}, 'test': "
+          f"...}}); got {list(data) if isinstance(data, Mapping) else data!r}."
+        )
+      return sources.GridSource(data[split], modalities, grid_ndims, where=f"the {split} arrays")
     path = config.data.npz_train if split == "train" else config.data.npz_test
     if not path:
       raise ValueError(f"data.source='npz' needs data.npz_{split} (a path to an .npz file).")
@@ -115,8 +131,13 @@ def build_sources(config, split: str, data: Mapping[str, Mapping] | None = None,
     raise ValueError(f"Unknown data.source {config.data.source!r}; allowed: tfds, npz.")
   loader = registry.get_loader(config.data.name)  # a ValueError listing the known datasets
   # Small benchmarks are read into memory once: decoding records costs more than a train step.
-  return loader(config.data.data_dir or None, split, config=config.data.builder_config,
-                modalities=modalities, in_memory=True)
+  return loader(
+    config.data.data_dir or None,
+    split,
+    config=config.data.builder_config,
+    modalities=modalities,
+    in_memory=True,
+  )
 
 
 def data_name(source) -> str:
@@ -135,29 +156,35 @@ def own_data_sources(config, data: Mapping[str, Mapping] | None = None):
   try:
     test_source = build_sources(config, "test", data, modalities=train_source.modalities)
   except ValueError as e:
-    raise ValueError(f"The test data do not match the train data {data_name(train_source)} "
-                     f"(modalities {list(train_source.modalities)}): {e}") from None
+    raise ValueError(
+      f"The test data do not match the train data {data_name(train_source)} "
+      f"(modalities {list(train_source.modalities)}): {e}"
+    ) from None
   layouts = []
   for split, source in (("train", train_source), ("test", test_source)):
     try:  # values: numbers, finite, not empty
-      layouts.append({n: arrays_lib.array_layout(n, a)
-                      for n, a in source.grid_arrays.items()})
+      layouts.append({n: arrays_lib.array_layout(n, a) for n, a in source.grid_arrays.items()})
     except ValueError as e:
       raise ValueError(f"In the {split} data {data_name(source)}: {e}") from None
   for name in train_source.modalities:
     if train_source.has_amplitude[name] != test_source.has_amplitude[name]:
-      has, lacks = ((train_source, test_source) if train_source.has_amplitude[name]
-                    else (test_source, train_source))
+      has, lacks = (
+        (train_source, test_source)
+        if train_source.has_amplitude[name]
+        else (test_source, train_source)
+      )
       raise ValueError(
-          f"Modality {name!r} has amplitudes ({name}_amplitude) in {data_name(has)} but not in "
-          f"{data_name(lacks)}; give them in both splits or in neither (they normalise the "
-          "errors, so both splits must be measured alike).")
+        f"Modality {name!r} has amplitudes ({name}_amplitude) in {data_name(has)} but not in "
+        f"{data_name(lacks)}; give them in both splits or in neither (they normalise the "
+        "errors, so both splits must be measured alike)."
+      )
     want, have = layouts[0][name], layouts[1][name]
     if have != want:
       raise ValueError(
-          f"Modality {name!r} has grid {want[0]} with {want[1]} channels in the train data "
-          f"{data_name(train_source)} but grid {have[0]} with {have[1]} channels in the test "
-          f"data {data_name(test_source)}; both splits need the same grid and channels.")
+        f"Modality {name!r} has grid {want[0]} with {want[1]} channels in the train data "
+        f"{data_name(train_source)} but grid {have[0]} with {have[1]} channels in the test "
+        f"data {data_name(test_source)}; both splits need the same grid and channels."
+      )
   return train_source, test_source
 
 
@@ -175,15 +202,18 @@ def own_data_specs(config, train_source) -> tuple[modalities_lib.ModalitySpec, .
   if config.benchmark in benchmarks.BENCHMARKS:
     bench_names, factory = benchmarks.BENCHMARKS[config.benchmark]
     known = {n: factory(n) for n in names if n in bench_names}
-  parsers = dict(ratio_range=_ratio_range, ratio_bins=_ratio_bin_edges, output_bias=float,
-                 error_normaliser=str)
+  parsers = dict(
+    ratio_range=_ratio_range, ratio_bins=_ratio_bin_edges, output_bias=float, error_normaliser=str
+  )
   kwargs = {}
   for field, parse in parsers.items():
     bare, named = _per_modality_field(config, field, parse)
     unknown = [n for n in named if n not in names]
     if unknown:
-      raise ValueError(f"data.{field} names {unknown}, which the train data "
-                       f"{data_name(train_source)} do not have; they have {names}.")
+      raise ValueError(
+        f"data.{field} names {unknown}, which the train data "
+        f"{data_name(train_source)} do not have; they have {names}."
+      )
     kwargs[field] = {n: named.get(n, bare) for n in names}
     for n in names:
       if kwargs[field][n] is None and n in known:
@@ -220,9 +250,11 @@ def _per_modality_field(config, field: str, parse, bare: bool = True):
       parsed = parse(value)
     except ValueError as e:
       example = "gray=2" if not bare else "0.5,sig=0"
-      raise ValueError(f"data.{field} entry {item!r} is malformed ({e}); expected "
-                       f"{'VALUE or ' if bare else ''}NAME=VALUE entries, comma-separated, e.g. "
-                       f"{example!r}.") from None
+      raise ValueError(
+        f"data.{field} entry {item!r} is malformed ({e}); expected "
+        f"{'VALUE or ' if bare else ''}NAME=VALUE entries, comma-separated, e.g. "
+        f"{example!r}."
+      ) from None
     if (name in named) if name else (default is not None):
       raise ValueError(f"data.{field} gives {name or 'the bare value'} twice: {text!r}.")
     if name:

@@ -16,8 +16,9 @@ from mia_jax.meta_step import MetaLearner, TrainState
 def checkpoint_manager(workdir: str, config) -> ocp.CheckpointManager:
   """The orbax manager of `workdir/checkpoints` (keeps `config.keep_checkpoints`)."""
   return ocp.CheckpointManager(
-      os.path.join(os.path.abspath(workdir), "checkpoints"),
-      options=ocp.CheckpointManagerOptions(max_to_keep=config.keep_checkpoints, create=True))
+    os.path.join(os.path.abspath(workdir), "checkpoints"),
+    options=ocp.CheckpointManagerOptions(max_to_keep=config.keep_checkpoints, create=True),
+  )
 
 
 def restore_or_init(manager: ocp.CheckpointManager, state: TrainState) -> TrainState:
@@ -29,9 +30,10 @@ def restore_or_init(manager: ocp.CheckpointManager, state: TrainState) -> TrainS
     return manager.restore(step, args=ocp.args.StandardRestore(state))
   except Exception as e:  # a truncated/corrupt checkpoint or a config change
     raise ValueError(
-        f"Could not restore checkpoint step {step} from {manager.directory}: {e}. If the config "
-        "changed, use a new --workdir; if the checkpoint is corrupt, delete that step's folder "
-        "to resume from an earlier one.") from e
+      f"Could not restore checkpoint step {step} from {manager.directory}: {e}. If the config "
+      "changed, use a new --workdir; if the checkpoint is corrupt, delete that step's folder "
+      "to resume from an earlier one."
+    ) from e
 
 
 def restore_run(config, rundir: str) -> tuple[MetaLearner, TrainState]:

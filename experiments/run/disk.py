@@ -32,8 +32,7 @@ def is_disk_full(error: BaseException | None) -> bool:
   seen = set()
   while error is not None and id(error) not in seen:
     seen.add(id(error))
-    if isinstance(error, DiskFull) or (isinstance(error, OSError)
-                                       and error.errno == errno.ENOSPC):
+    if isinstance(error, DiskFull) or (isinstance(error, OSError) and error.errno == errno.ENOSPC):
       return True
     if any(s in str(error) for s in DISK_FULL_SIGNS):
       return True
@@ -49,23 +48,28 @@ def _size(n: float) -> str:
   return f"{n:.1f} TB"
 
 
-def disk_full_message(path: str, resume_step: int | None, free: int | None = None,
-                      needed: int | None = None) -> str:
+def disk_full_message(
+  path: str, resume_step: int | None, free: int | None = None, needed: int | None = None
+) -> str:
   """One line: where the disk is full, how much is free and needed, and what a rerun does
   (`resume_step`: the last checkpoint, None if there is none, -1 if not known)."""
   usage = ""
   if free is not None and needed:
-    usage = (f" ({_size(free)} free; the next checkpoint needs about {_size(needed)}, and "
-             f"{_size(SPARE_BYTES)} is kept spare for the run's other files)")
+    usage = (
+      f" ({_size(free)} free; the next checkpoint needs about {_size(needed)}, and "
+      f"{_size(SPARE_BYTES)} is kept spare for the run's other files)"
+    )
   if resume_step is not None and resume_step < 0:  # not known here
     resume = "it resumes from the last checkpoint"
   elif resume_step:
     resume = f"it resumes from step {resume_step}, the last checkpoint"
   else:
     resume = "it starts from step 0, as no checkpoint was saved"
-  return (f"No space left on the disk of {path}{usage}. Free space there and rerun the same "
-          f"command, or move the workdir to a larger disk and rerun with --workdir there: "
-          f"{resume}.")
+  return (
+    f"No space left on the disk of {path}{usage}. Free space there and rerun the same "
+    f"command, or move the workdir to a larger disk and rerun with --workdir there: "
+    f"{resume}."
+  )
 
 
 def _folder_bytes(path: str) -> int:

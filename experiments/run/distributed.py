@@ -37,31 +37,42 @@ def detected_cluster() -> str | None:
   return None
 
 
-def check_flags(coordinator_address: str | None, num_processes: int | None,
-                process_id: int | None) -> bool:
+def check_flags(
+  coordinator_address: str | None, num_processes: int | None, process_id: int | None
+) -> bool:
   """Whether the flags ask for a multi-process run; raises ValueError on an incomplete or
   inconsistent set."""
-  given = {"--coordinator_address": coordinator_address, "--num_processes": num_processes,
-           "--process_id": process_id}
+  given = {
+    "--coordinator_address": coordinator_address,
+    "--num_processes": num_processes,
+    "--process_id": process_id,
+  }
   if all(v is None for v in given.values()):
     return False
   missing = [k for k, v in given.items() if v is None]
   if missing:
-    raise ValueError(f"A multi-process run needs --coordinator_address, --num_processes and "
-                     f"--process_id together; missing {', '.join(missing)}.")
+    raise ValueError(
+      f"A multi-process run needs --coordinator_address, --num_processes and "
+      f"--process_id together; missing {', '.join(missing)}."
+    )
   if num_processes < 1 or not 0 <= process_id < num_processes:
-    raise ValueError(f"--process_id={process_id} must be in [0, --num_processes="
-                     f"{num_processes}).")
+    raise ValueError(f"--process_id={process_id} must be in [0, --num_processes={num_processes}).")
   host, _, port = coordinator_address.rpartition(":")
   if not host or not port.isdigit():
-    raise ValueError(f"--coordinator_address={coordinator_address!r} must be HOST:PORT, e.g. "
-                     "127.0.0.1:12355 (the address of process 0).")
+    raise ValueError(
+      f"--coordinator_address={coordinator_address!r} must be HOST:PORT, e.g. "
+      "127.0.0.1:12355 (the address of process 0)."
+    )
   return True
 
 
-def initialize(coordinator_address: str | None = None, num_processes: int | None = None,
-               process_id: int | None = None, heartbeat_timeout_seconds: int = 100,
-               initialization_timeout: int = 300) -> int:
+def initialize(
+  coordinator_address: str | None = None,
+  num_processes: int | None = None,
+  process_id: int | None = None,
+  heartbeat_timeout_seconds: int = 100,
+  initialization_timeout: int = 300,
+) -> int:
   """Joins the processes of a run (`jax.distributed.initialize`) when it has several; returns the
   number of processes (1: nothing was done).
 
@@ -77,11 +88,14 @@ def initialize(coordinator_address: str | None = None, num_processes: int | None
   if explicit and num_processes == 1:
     return 1
   jax.config.update("jax_cpu_collectives_implementation", "gloo")
-  kwargs = dict(heartbeat_timeout_seconds=heartbeat_timeout_seconds,
-                initialization_timeout=initialization_timeout)
+  kwargs = dict(
+    heartbeat_timeout_seconds=heartbeat_timeout_seconds,
+    initialization_timeout=initialization_timeout,
+  )
   if explicit:
-    kwargs.update(coordinator_address=coordinator_address, num_processes=num_processes,
-                  process_id=process_id)
+    kwargs.update(
+      coordinator_address=coordinator_address, num_processes=num_processes, process_id=process_id
+    )
   jax.distributed.initialize(**kwargs)
   return jax.process_count()
 
@@ -95,4 +109,5 @@ def barrier(name: str) -> None:
   """Waits until every process has reached `barrier(name)` (nothing on one process)."""
   if jax.process_count() > 1:
     from jax.experimental import multihost_utils
+
     multihost_utils.sync_global_devices(name)

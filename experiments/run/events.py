@@ -34,28 +34,31 @@ class EventWriter:
     # imported on use: tensorboard, only when a run logs events
     from tensorboard.compat.proto import event_pb2, summary_pb2
     from tensorboard.summary.writer.event_file_writer import EventFileWriter
+
     self._event, self._summary = event_pb2.Event, summary_pb2.Summary
     os.makedirs(logdir, exist_ok=True)
     self._writer = EventFileWriter(logdir)
     self.logdir = logdir
 
   def _add(self, step: int, values) -> None:
-    self._writer.add_event(self._event(wall_time=time.time(), step=int(step),
-                                       summary=self._summary(value=values)))
+    self._writer.add_event(
+      self._event(wall_time=time.time(), step=int(step), summary=self._summary(value=values))
+    )
 
   def scalars(self, step: int, values: Mapping[str, float], prefix: str = "") -> None:
     """Logs every finite number of `values` as a scalar `prefix + key`."""
-    out = [self._summary.Value(tag=prefix + k, simple_value=float(v))
-           for k, v in values.items()
-           if isinstance(v, (int, float, np.number)) and np.isfinite(v)]
+    out = [
+      self._summary.Value(tag=prefix + k, simple_value=float(v))
+      for k, v in values.items()
+      if isinstance(v, (int, float, np.number)) and np.isfinite(v)
+    ]
     if out:
       self._add(step, out)
 
   def image(self, step: int, tag: str, png: bytes) -> None:
     """Logs a PNG image (e.g. a figure saved by matplotlib)."""
     height, width = _png_size(png)
-    image = self._summary.Image(height=height, width=width, colorspace=4,
-                                encoded_image_string=png)
+    image = self._summary.Image(height=height, width=width, colorspace=4, encoded_image_string=png)
     self._add(step, [self._summary.Value(tag=tag, image=image)])
 
   def flush(self) -> None:

@@ -16,11 +16,13 @@ import numpy as np
 def _figure(width: float, height: float):
   # A bare Figure draws with the Agg canvas, whatever pyplot's backend (inline in notebooks).
   from matplotlib.figure import Figure
+
   return Figure(figsize=(width, height), layout="constrained")
 
 
 def _colors(arms: Sequence[str]) -> dict[str, Any]:
   from matplotlib import colormaps
+
   cmap = colormaps["tab10"]
   return {a: cmap(i % 10) for i, a in enumerate(arms)}
 
@@ -46,8 +48,12 @@ def _to_image(values: np.ndarray, grid_shape: Sequence[int]) -> np.ndarray:
   return img if img.shape[-1] == 3 else img[..., 0]
 
 
-def plot_reconstructions(predictions: Mapping[str, Mapping[str, Mapping]], path: str,
-                         reference: str | None = None, title: str = "") -> str:
+def plot_reconstructions(
+  predictions: Mapping[str, Mapping[str, Mapping]],
+  path: str,
+  reference: str | None = None,
+  title: str = "",
+) -> str:
   """Ground truth, supports and every arm's prediction after K steps for a few signals.
 
   Args:
@@ -93,7 +99,7 @@ def plot_reconstructions(predictions: Mapping[str, Mapping[str, Mapping]], path:
     coords = spec.coordinates()
     for i in range(d["y"].shape[0]):
       y = d["y"][i]
-      support = d["idx"][i, :d["count"][i]]
+      support = d["idx"][i, : d["count"][i]]
       target = panels[(m, i)]
       if spec.d_in == 1:
         ax = target
@@ -102,8 +108,13 @@ def plot_reconstructions(predictions: Mapping[str, Mapping[str, Mapping]], path:
         ax.scatter(x[support], y[support, 0], color="black", s=14, zorder=5, label="support")
         for arm in arms:
           if m in predictions[arm]:
-            ax.plot(x, predictions[arm][m]["prediction"][i][:, 0], color=colors[arm],
-                    lw=2.0 if arm == reference else 1.2, label=arm)
+            ax.plot(
+              x,
+              predictions[arm][m]["prediction"][i][:, 0],
+              color=colors[arm],
+              lw=2.0 if arm == reference else 1.2,
+              label=arm,
+            )
         ax.set_title(f"{m}, signal {i}", fontsize=9)
         ax.tick_params(labelsize=7)
       else:
@@ -111,11 +122,19 @@ def plot_reconstructions(predictions: Mapping[str, Mapping[str, Mapping]], path:
         gt = _normalise(y, lo, hi)
         shown = np.full_like(gt, 0.5)  # points off the support in grey
         shown[support] = gt[support]
-        imgs = [("ground truth", _to_image(gt, spec.grid_shape)),
-                (f"support ({len(support)})", _to_image(shown, spec.grid_shape))]
-        imgs += [(arm, _to_image(_normalise(predictions[arm][m]["prediction"][i], lo, hi),
-                                 spec.grid_shape))
-                 if m in predictions[arm] else (arm, None) for arm in arms]
+        imgs = [
+          ("ground truth", _to_image(gt, spec.grid_shape)),
+          (f"support ({len(support)})", _to_image(shown, spec.grid_shape)),
+        ]
+        imgs += [
+          (
+            arm,
+            _to_image(_normalise(predictions[arm][m]["prediction"][i], lo, hi), spec.grid_shape),
+          )
+          if m in predictions[arm]
+          else (arm, None)
+          for arm in arms
+        ]
         for ax, (label, img) in zip(target, imgs):
           ax.set_axis_off()
           if img is not None:

@@ -32,15 +32,18 @@ class LoadedRun(NamedTuple):
   """What `load_run` returns; unpacks as `learner, state, config`."""
 
   learner: Any  # mia_jax.MetaLearner
-  state: Any    # mia_jax.TrainState, on the host
-  config: Any   # ml_collections.ConfigDict
+  state: Any  # mia_jax.TrainState, on the host
+  config: Any  # ml_collections.ConfigDict
 
 
 def specs_to_json(specs: Sequence[Any]) -> str:
   """The modality specs as JSON (what `specs.json` holds), with the writing version."""
   import mia_jax
-  return json.dumps({"mia_jax_version": mia_jax.__version__,
-                     "specs": [dataclasses.asdict(s) for s in specs]}, indent=1)
+
+  return json.dumps(
+    {"mia_jax_version": mia_jax.__version__, "specs": [dataclasses.asdict(s) for s in specs]},
+    indent=1,
+  )
 
 
 def write_specs(workdir: str, specs: Sequence[Any]) -> None:
@@ -55,6 +58,7 @@ def read_specs(path: str) -> tuple[Any, ...]:
     ValueError: the file is not a specs file of this format (named, with what is wrong).
   """
   from mia_jax.modalities import ModalitySpec
+
   try:
     with open(path) as f:
       data = json.load(f)
@@ -68,9 +72,11 @@ def read_specs(path: str) -> tuple[Any, ...]:
       d["ratio_beta"] = tuple(d["ratio_beta"])
       specs.append(ModalitySpec(**d))
   except (OSError, ValueError, KeyError, TypeError) as e:
-    raise ValueError(f"{path} is not a readable modality specs file ({type(e).__name__}: {e}); "
-                     "it is written by the training driver since mia-jax 0.5. Delete it to "
-                     "rebuild the specs from the config and data.") from None
+    raise ValueError(
+      f"{path} is not a readable modality specs file ({type(e).__name__}: {e}); "
+      "it is written by the training driver since mia-jax 0.5. Delete it to "
+      "rebuild the specs from the config and data."
+    ) from None
   if not specs:
     raise ValueError(f"{path} lists no modalities.")
   return tuple(specs)
@@ -84,13 +90,16 @@ def read_config(workdir: str):
     ValueError: `config.json` is not readable JSON.
   """
   import ml_collections
+
   if not os.path.isdir(workdir):
     raise FileNotFoundError(f"No run directory {workdir!r} (it does not exist).")
   path = os.path.join(workdir, "config.json")
   if not os.path.isfile(path):
-    raise FileNotFoundError(f"{workdir!r} holds no run: it has no config.json (the training "
-                            "driver writes it when a run starts; is this the --workdir of "
-                            "`python -m experiments.main`?).")
+    raise FileNotFoundError(
+      f"{workdir!r} holds no run: it has no config.json (the training "
+      "driver writes it when a run starts; is this the --workdir of "
+      "`python -m experiments.main`?)."
+    )
   try:
     with open(path) as f:
       data = json.load(f)
@@ -105,20 +114,23 @@ def run_specs(config, workdir: str) -> tuple[Any, ...]:
   """The modalities of the run in `workdir`: `specs.json`, else rebuilt from the config."""
   from data_pipelines import benchmarks
   from experiments.run import build
+
   path = os.path.join(workdir, SPECS_FILE)
   if os.path.isfile(path):
     return read_specs(path)
   if config.data.source == "npz":
     if not config.data.npz_train:
       raise ValueError(
-          f"{workdir!r} is a run on arrays passed from Python, written before runs stored their "
-          f"modalities ({SPECS_FILE}, mia-jax 0.5); its specs cannot be rebuilt. Write them with "
-          "experiments.run.loading.write_specs(workdir, specs), where specs = "
-          "experiments.run.build.own_data_specs(config, source) of the arrays it trained on.")
+        f"{workdir!r} is a run on arrays passed from Python, written before runs stored their "
+        f"modalities ({SPECS_FILE}, mia-jax 0.5); its specs cannot be rebuilt. Write them with "
+        "experiments.run.loading.write_specs(workdir, specs), where specs = "
+        "experiments.run.build.own_data_specs(config, source) of the arrays it trained on."
+      )
     if not os.path.isfile(config.data.npz_train):
       raise FileNotFoundError(
-          f"{workdir!r} is a run on {config.data.npz_train!r}, which is gone, and it predates "
-          f"{SPECS_FILE} (mia-jax 0.5): its modalities cannot be rebuilt without that file.")
+        f"{workdir!r} is a run on {config.data.npz_train!r}, which is gone, and it predates "
+        f"{SPECS_FILE} (mia-jax 0.5): its modalities cannot be rebuilt without that file."
+      )
     train_source = build.build_sources(config, "train")
     return build.own_data_specs(config, train_source)
   return benchmarks.benchmark_specs(config.benchmark, config.modalities)
@@ -152,14 +164,18 @@ def load_run(workdir: str, step: int | None = None) -> LoadedRun:
   ckpt_dir = os.path.join(os.path.abspath(workdir), "checkpoints")
   steps = []
   if os.path.isdir(ckpt_dir):
-    steps = sorted(int(d) for d in os.listdir(ckpt_dir) if d.isdigit()
-                   and os.path.isdir(os.path.join(ckpt_dir, d)))
+    steps = sorted(
+      int(d)
+      for d in os.listdir(ckpt_dir)
+      if d.isdigit() and os.path.isdir(os.path.join(ckpt_dir, d))
+    )
   if not steps:
     raise FileNotFoundError(
-        f"{workdir!r} has no checkpoint (checkpoints/ is missing or empty): the run stopped "
-        "before its first checkpoint, or it was restored from an archive, which keeps results "
-        "but not checkpoints. Train it (python -m experiments.main with the same --workdir "
-        "resumes) to get one.")
+      f"{workdir!r} has no checkpoint (checkpoints/ is missing or empty): the run stopped "
+      "before its first checkpoint, or it was restored from an archive, which keeps results "
+      "but not checkpoints. Train it (python -m experiments.main with the same --workdir "
+      "resumes) to get one."
+    )
   if step is None:
     step = steps[-1]
   elif step not in steps:
@@ -167,18 +183,20 @@ def load_run(workdir: str, step: int | None = None) -> LoadedRun:
   seed = int(config.get("seed", 0))
   abstract = jax.eval_shape(learner.init, jax.random.PRNGKey(seed))
   device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
-  abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=device),
-                          abstract)
+  abstract = jax.tree.map(
+    lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=device), abstract
+  )
   manager = ocp.CheckpointManager(ckpt_dir, options=ocp.CheckpointManagerOptions(create=False))
   try:
     state = manager.restore(step, args=ocp.args.StandardRestore(abstract))
   except Exception as e:  # orbax raises many kinds; the message says which
     first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
     raise ValueError(
-        f"Checkpoint step {step} of {workdir!r} does not restore into the model this version "
-        f"(mia-jax {_version()}) builds from its config.json: {first[:300]}. A run of an older "
-        "version (its parameters laid out otherwise) loads with the version that trained it; "
-        "a corrupt step loads with load_run(workdir, step=an earlier step).") from None
+      f"Checkpoint step {step} of {workdir!r} does not restore into the model this version "
+      f"(mia-jax {_version()}) builds from its config.json: {first[:300]}. A run of an older "
+      "version (its parameters laid out otherwise) loads with the version that trained it; "
+      "a corrupt step loads with load_run(workdir, step=an earlier step)."
+    ) from None
   finally:
     manager.close()
   return LoadedRun(learner, state, config)
@@ -186,4 +204,5 @@ def load_run(workdir: str, step: int | None = None) -> LoadedRun:
 
 def _version() -> str:
   import mia_jax
+
   return mia_jax.__version__

@@ -36,7 +36,8 @@ def predict_run(config, rundir: str, num_signals: int = 3) -> dict[str, dict]:
   learner, state = checkpoints.restore_run(config, rundir)
   source = build.build_sources(config, "test")
   episodes = episodes_file.load_episodes(
-      config.eval.episodes_path or os.path.join(rundir, "episodes.npz"), learner.specs)
+    config.eval.episodes_path or os.path.join(rundir, "episodes.npz"), learner.specs
+  )
   return predict(learner, state, source, episodes, num_signals)
 
 
@@ -50,8 +51,7 @@ def predict(learner, state, source, episodes, num_signals: int = 3) -> dict[str,
   n = min(num_signals, len(source), next(iter(episodes.values()))["idx"].shape[0])
   signals = [source[i] for i in range(n)]
   names = [s.name for s in learner.specs]
-  batch = {m: {k: np.stack([s[m][k] for s in signals]) for k in ("y", "amplitude")}
-           for m in names}
+  batch = {m: {k: np.stack([s[m][k] for s in signals]) for k in ("y", "amplitude")} for m in names}
   episode = sampling.slice_episode(episodes, 0, n)
   k = learner.meta.inner_steps
   run = jax.jit(lambda p, b, x, e: adaptation.adapt(learner.model, learner.rule, p, b, x, e, k))
@@ -60,7 +60,11 @@ def predict(learner, state, source, episodes, num_signals: int = 3) -> dict[str,
   pred = jax.device_get(pred)
   out = {}
   for spec in learner.specs:
-    out[spec.name] = {"y": batch[spec.name]["y"], "prediction": np.asarray(pred[spec.name]),
-                      "idx": episode[spec.name]["idx"],
-                      "count": episode[spec.name]["mask"].sum(-1).astype(int), "spec": spec}
+    out[spec.name] = {
+      "y": batch[spec.name]["y"],
+      "prediction": np.asarray(pred[spec.name]),
+      "idx": episode[spec.name]["idx"],
+      "count": episode[spec.name]["mask"].sum(-1).astype(int),
+      "spec": spec,
+    }
   return out

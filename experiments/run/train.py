@@ -44,14 +44,19 @@ from mia_jax import episodes_file, evaluation, meta_step, sampling
 from mia_jax.meta_step import MetaLearner, TrainState
 
 
-def _reconstructions(run: Prepared, state: TrainState, episodes, num_signals: int,
-                     name: str) -> str:
+def _reconstructions(
+  run: Prepared, state: TrainState, episodes, num_signals: int, name: str
+) -> str:
   """Draws `num_signals` meta-test reconstructions to `workdir/reconstructions.png`."""
   from experiments.run import figures, predict  # imported on use: matplotlib
+
   preds = predict.predict(run.learner, state, run.test_source, episodes, num_signals)
   return figures.plot_reconstructions(
-      {name: preds}, os.path.join(run.workdir, "reconstructions.png"), reference=name,
-      title=f"{name}: meta-test reconstructions after K={run.learner.meta.inner_steps} steps")
+    {name: preds},
+    os.path.join(run.workdir, "reconstructions.png"),
+    reference=name,
+    title=f"{name}: meta-test reconstructions after K={run.learner.meta.inner_steps} steps",
+  )
 
 
 def _flatten(prefix: str, tree: Mapping[str, Any]) -> dict[str, float]:
@@ -80,18 +85,21 @@ def _check_finite(loss: float, step: int, config, manager) -> None:
   if np.isfinite(loss):
     return
   last = manager.latest_step()
-  kept = (f"the last good checkpoint, step {last}, is kept and a rerun resumes from it"
-          if last is not None else "no checkpoint was saved")
+  kept = (
+    f"the last good checkpoint, step {last}, is kept and a rerun resumes from it"
+    if last is not None
+    else "no checkpoint was saved"
+  )
   if distributed.is_primary():
-    workdir_lib.mark_diverged(os.path.dirname(os.path.normpath(str(manager.directory))), step,
-                              last)
+    workdir_lib.mark_diverged(os.path.dirname(os.path.normpath(str(manager.directory))), step, last)
   raise FloatingPointError(
-      f"The loss or the parameters are not finite at step {step}; stopping ({kept}). Rerun the "
-      "same command with a lower --config.learning_rate, or with --config.skip_nonfinite=True "
-      f"(now {config.get('skip_nonfinite', False)}) to skip such steps: after a divergence "
-      "these two may change, and the rerun resumes from the last good checkpoint (the change "
-      f"is recorded in {workdir_lib.HISTORY_FILE}). A run with grad_clip needs a new --workdir "
-      "(clipping changes the optimiser's state).")
+    f"The loss or the parameters are not finite at step {step}; stopping ({kept}). Rerun the "
+    "same command with a lower --config.learning_rate, or with --config.skip_nonfinite=True "
+    f"(now {config.get('skip_nonfinite', False)}) to skip such steps: after a divergence "
+    "these two may change, and the rerun resumes from the last good checkpoint (the change "
+    f"is recorded in {workdir_lib.HISTORY_FILE}). A run with grad_clip needs a new --workdir "
+    "(clipping changes the optimiser's state)."
+  )
 
 
 def _prefetch(iterator: Iterable, mesh, size: int = 2) -> Iterator:
@@ -109,6 +117,7 @@ def _prefetch(iterator: Iterable, mesh, size: int = 2) -> Iterator:
 @dataclasses.dataclass
 class Prepared:
   """A run whose inputs have all been checked, before anything in its workdir is written."""
+
   config: Any
   workdir: str
   learner: MetaLearner
@@ -139,9 +148,16 @@ def prepare(config, workdir: str, data: Mapping[str, Mapping] | None = None) -> 
     if distributed.is_primary():
       logging.info("Modalities of %s:", build.data_name(train_source))
       for s in specs:
-        logging.info("  %s: grid %s, d_out %d, output bias %g, support ratio %g-%g, errors %s",
-                     s.name, "x".join(map(str, s.grid_shape)), s.d_out, s.output_bias,
-                     s.ratio_range[0], s.ratio_range[1], s.error_normaliser)
+        logging.info(
+          "  %s: grid %s, d_out %d, output bias %g, support ratio %g-%g, errors %s",
+          s.name,
+          "x".join(map(str, s.grid_shape)),
+          s.d_out,
+          s.output_bias,
+          s.ratio_range[0],
+          s.ratio_range[1],
+          s.error_normaliser,
+        )
   else:
     learner = build.learner_from_config(config)
   mesh = meta_step.data_mesh()
@@ -149,18 +165,27 @@ def prepare(config, workdir: str, data: Mapping[str, Mapping] | None = None) -> 
   for field in ("batch_size", "eval.batch_size"):
     value = config.batch_size if field == "batch_size" else config.eval.batch_size
     if value % n_dev:
-      raise ValueError(f"config.{field}={value} must be divisible by the number of devices "
-                       f"({n_dev}); the batch is split evenly across them.")
+      raise ValueError(
+        f"config.{field}={value} must be divisible by the number of devices "
+        f"({n_dev}); the batch is split evenly across them."
+      )
   if not own_data:
     train_source = build.build_sources(config, "train")
     test_source = build.build_sources(config, "test")
   if len(train_source) < config.batch_size:
     fits = len(train_source) // n_dev * n_dev  # the batch is split evenly across the devices
-    advice = (f"lower --config.batch_size to at most {fits}" + (
-        f" (a multiple of the {n_dev} devices)" if n_dev > 1 else "") + ", or give more "
-        "training signals" if fits else f"give at least {n_dev} training signals")
-    raise ValueError(f"The training data hold {len(train_source)} signals, fewer than one batch "
-                     f"(batch_size={config.batch_size}); {advice}.")
+    advice = (
+      f"lower --config.batch_size to at most {fits}"
+      + (f" (a multiple of the {n_dev} devices)" if n_dev > 1 else "")
+      + ", or give more "
+      "training signals"
+      if fits
+      else f"give at least {n_dev} training signals"
+    )
+    raise ValueError(
+      f"The training data hold {len(train_source)} signals, fewer than one batch "
+      f"(batch_size={config.batch_size}); {advice}."
+    )
   num_test = len(test_source)
   if num_test == 0:
     raise ValueError("The test data hold no signals; the run could not be evaluated.")
@@ -172,11 +197,14 @@ def prepare(config, workdir: str, data: Mapping[str, Mapping] | None = None) -> 
     episodes = episodes_file.load_episodes(config.eval.episodes_path, learner.specs, fixed_ratios)
     have = next(iter(episodes.values()))["idx"].shape[0]
     if have < num_test:
-      raise ValueError(f"Episode file {config.eval.episodes_path!r} has {have} signals; the test "
-                       f"set has {num_test}.")
+      raise ValueError(
+        f"Episode file {config.eval.episodes_path!r} has {have} signals; the test "
+        f"set has {num_test}."
+      )
     episodes = sampling.slice_episode(episodes, 0, num_test)
-  return Prepared(config, workdir, learner, train_source, test_source, mesh, num_test, episodes,
-                  fixed_ratios)
+  return Prepared(
+    config, workdir, learner, train_source, test_source, mesh, num_test, episodes, fixed_ratios
+  )
 
 
 def workdir_lock(workdir: str):
@@ -214,13 +242,19 @@ def train_prepared(run: Prepared) -> dict:
     os.makedirs(workdir, exist_ok=True)
     changed = workdir_lib.record_restart(config, workdir)  # after a divergence: what changed
     if changed:
-      logging.warning("Resuming after a divergence with %s (recorded in %s).",
-                      "; ".join(changed), workdir_lib.HISTORY_FILE)
+      logging.warning(
+        "Resuming after a divergence with %s (recorded in %s).",
+        "; ".join(changed),
+        workdir_lib.HISTORY_FILE,
+      )
     atomic.write_text(os.path.join(workdir, "config.json"), config.to_json(indent=2))
     loading.write_specs(workdir, learner.specs)  # load_run rebuilds the model from these
     if run.episodes is None:
-      atomic.write(os.path.join(workdir, "episodes.npz"), binary=True, fill=lambda f: (
-          episodes_file.save_episodes(f, episodes, learner.specs, fixed_ratios)))
+      atomic.write(
+        os.path.join(workdir, "episodes.npz"),
+        binary=True,
+        fill=lambda f: episodes_file.save_episodes(f, episodes, learner.specs, fixed_ratios),
+      )
 
   rng = jax.random.PRNGKey(config.seed)
   state = meta_step.put_replicated(learner.init(rng), mesh)
@@ -237,12 +271,24 @@ def train_prepared(run: Prepared) -> dict:
     workdir_lib.trim_metrics(metrics_path, start_step, log=logging.warning)
 
   # This process's rows of every batch (all of them on one process).
-  loader = sources.make_loader(train_source, config.batch_size, shuffle=True, seed=config.seed,
-                               skip_batches=start_step, num_shards=jax.process_count(),
-                               shard_index=jax.process_index())
+  loader = sources.make_loader(
+    train_source,
+    config.batch_size,
+    shuffle=True,
+    seed=config.seed,
+    skip_batches=start_step,
+    num_shards=jax.process_count(),
+    shard_index=jax.process_index(),
+  )
   total = config.num_train_steps
-  bar = tqdm(total=total, initial=start_step, desc=f"{config.method}", unit="step",
-             disable=not primary, dynamic_ncols=True)
+  bar = tqdm(
+    total=total,
+    initial=start_step,
+    desc=f"{config.method}",
+    unit="step",
+    disable=not primary,
+    dynamic_ncols=True,
+  )
   step, t_last, s_last = start_step, time.time(), start_step
   batches = _prefetch(loader, mesh)
   skip_nonfinite = config.get("skip_nonfinite", False)
@@ -281,14 +327,23 @@ def train_prepared(run: Prepared) -> dict:
             events.scalars(step, host, "train/")
         if step % config.checkpoint_every_steps == 0 or step == total:
           # A non-finite state never reaches a checkpoint: the last good one stays the latest.
-          _check_finite(float(_finite_params(state.params) * metrics["loss"]), step, config,
-                        manager)
-          disk.check_free_space(str(manager.directory), manager.latest_step(),
-                                       state_bytes)  # a full disk: one line, resumable
+          _check_finite(
+            float(_finite_params(state.params) * metrics["loss"]), step, config, manager
+          )
+          disk.check_free_space(
+            str(manager.directory), manager.latest_step(), state_bytes
+          )  # a full disk: one line, resumable
           manager.save(step, args=ocp.args.StandardSave(state))
         if config.eval.every_steps and step % config.eval.every_steps == 0 and step < total:
-          m, _ = evaluate(learner, state, test_source, episodes, config.eval.batch_size, mesh,
-                          closed_bins=config.eval.get("closed_bins", False))
+          m, _ = evaluate(
+            learner,
+            state,
+            test_source,
+            episodes,
+            config.eval.batch_size,
+            mesh,
+            closed_bins=config.eval.get("closed_bins", False),
+          )
           key = f"generalization_mse/avg/step{config.inner_steps}"
           metrics_file.write(json.dumps({"step": step, "eval/" + key: m[key]}) + "\n")
           if events:
@@ -302,9 +357,17 @@ def train_prepared(run: Prepared) -> dict:
     bar.close()
     disk.finish_saves(manager, workdir)  # waits for the last save; a full disk: one line
 
-  metrics, _ = evaluate(learner, state, test_source, episodes, config.eval.batch_size, mesh,
-                        progress=True, closed_bins=config.eval.get("closed_bins", False),
-                        fixed_ratios=fixed_ratios)
+  metrics, _ = evaluate(
+    learner,
+    state,
+    test_source,
+    episodes,
+    config.eval.batch_size,
+    mesh,
+    progress=True,
+    closed_bins=config.eval.get("closed_bins", False),
+    fixed_ratios=fixed_ratios,
+  )
   results = {"config": config.to_dict(), "step": int(state.step), "metrics": metrics}
   results["num_params"] = param_counts(state.params)
   if fixed_ratios:  # the support sizes behind the .../ratio{r} keys
@@ -312,8 +375,7 @@ def train_prepared(run: Prepared) -> dict:
   if not primary:
     return results
   atomic.write_json(os.path.join(workdir, "results.json"), results, indent=1, sort_keys=True)
-  table = evaluation.format_table(metrics, [s.name for s in learner.specs],
-                                  config.inner_steps)
+  table = evaluation.format_table(metrics, [s.name for s in learner.specs], config.inner_steps)
   name = config.method
   if config.rule.get("ablation", "none") not in ("none", ""):
     name += f" (ablation={config.rule.ablation})"
@@ -327,6 +389,8 @@ def train_prepared(run: Prepared) -> dict:
         events.image(int(state.step), "test/reconstructions", f.read())
   if events:
     events.close()
-  print(f"\n{name} on {config.benchmark} after {int(state.step)} meta-steps "
-        f"({num_test} meta-test signals, K={config.inner_steps}):\n{table}")
+  print(
+    f"\n{name} on {config.benchmark} after {int(state.step)} meta-steps "
+    f"({num_test} meta-test signals, K={config.inner_steps}):\n{table}"
+  )
   return results

@@ -32,57 +32,79 @@ def _int_at_least(low):
 
 
 def _number_above(low, strict=True):
-  return lambda v: (isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-                    and (v > low if strict else v >= low))
+  return lambda v: (
+    isinstance(v, (int, float))
+    and not isinstance(v, bool)
+    and math.isfinite(v)
+    and (v > low if strict else v >= low)
+  )
 
 
 DATA_SOURCES = ("tfds", "npz")
 
 # (dotted config field, predicate of its value, what is allowed).
 FIELDS = (
-    ("num_train_steps", _int_at_least(1), "an integer >= 1"),
-    ("batch_size", _int_at_least(1), "an integer >= 1"),
-    ("eval.batch_size", _int_at_least(1), "an integer >= 1"),
-    ("inner_steps", _int_at_least(1), "an integer >= 1"),
-    ("scan_unroll", _int_at_least(1), "an integer >= 1"),
-    ("seed", lambda v: _int_at_least(0)(v) and v < 2**32, "an integer in [0, 2^32)"),
-    ("eval.episode_seed", lambda v: _int_at_least(0)(v) and v < 2**32,
-     "an integer in [0, 2^32)"),
-    ("learning_rate", _number_above(0), "a finite number > 0"),
-    ("grad_clip", _number_above(0, strict=False), "a finite number >= 0 (0: no clipping)"),
-    ("lr_schedule", lambda v: v in optim.LR_SCHEDULES, "one of " + ", ".join(optim.LR_SCHEDULES)),
-    ("warmup_steps", _int_at_least(0), "an integer >= 0"),
-    ("log_every_steps", _int_at_least(1), "an integer >= 1"),
-    ("log_reconstructions", _int_at_least(0), "an integer >= 0 (0: no figure)"),
-    ("checkpoint_every_steps", _int_at_least(1), "an integer >= 1"),
-    ("keep_checkpoints", _int_at_least(1),
-     "an integer >= 1 (0 would keep no checkpoint, so a run could not resume)"),
-    ("eval.every_steps", _int_at_least(0), "an integer >= 0 (0: evaluate only at the end)"),
-    ("data.num_test_signals", _int_at_least(0), "an integer >= 0 (0: the whole test split)"),
-    ("rule.inner_lr", _number_above(0), "a finite number > 0"),
-    ("rule.grad_scale", _number_above(0, strict=False), "a finite number >= 0 (0: no scaler)"),
-    ("model.backbone", lambda v: v in BACKBONES, "one of " + ", ".join(BACKBONES)),
-    ("model.hidden", _int_at_least(1), "an integer >= 1"),
-    ("model.num_layers", _int_at_least(3), "an integer >= 3 (encoder, modulated, output)"),
-    ("model.rank", _int_at_least(1), "an integer >= 1"),
-    ("model.ff_dim", lambda v: _int_at_least(2)(v) and v % 2 == 0,
-     "an even integer >= 2 (cos and sin halves)"),
-    ("model.ff_sigma", _number_above(0, strict=False), "a finite number >= 0"),
-    ("model.latent_dim", _int_at_least(1), "an integer >= 1"),
-    ("model.w0", _number_above(0), "a finite number > 0"),
-    ("model.latent_init_std", _number_above(0, strict=False), "a finite number >= 0"),
-    ("model.token_width", _int_at_least(0), "an integer >= 0 (0: the latent's last axis)"),
-    ("support_counts", lambda v: v in sampling.SUPPORT_COUNTS,
-     "one of " + ", ".join(sampling.SUPPORT_COUNTS)),
-    ("compute_dtype", lambda v: v in meta_step.COMPUTE_DTYPES,
-     "one of " + ", ".join(meta_step.COMPUTE_DTYPES)),
-    ("rule.scaler_lr_multiplier", _number_above(0), "a finite number > 0 (1: the paper's rate)"),
-    ("data.source", lambda v: v in DATA_SOURCES, "one of " + ", ".join(DATA_SOURCES)),
+  ("num_train_steps", _int_at_least(1), "an integer >= 1"),
+  ("batch_size", _int_at_least(1), "an integer >= 1"),
+  ("eval.batch_size", _int_at_least(1), "an integer >= 1"),
+  ("inner_steps", _int_at_least(1), "an integer >= 1"),
+  ("scan_unroll", _int_at_least(1), "an integer >= 1"),
+  ("seed", lambda v: _int_at_least(0)(v) and v < 2**32, "an integer in [0, 2^32)"),
+  ("eval.episode_seed", lambda v: _int_at_least(0)(v) and v < 2**32, "an integer in [0, 2^32)"),
+  ("learning_rate", _number_above(0), "a finite number > 0"),
+  ("grad_clip", _number_above(0, strict=False), "a finite number >= 0 (0: no clipping)"),
+  ("lr_schedule", lambda v: v in optim.LR_SCHEDULES, "one of " + ", ".join(optim.LR_SCHEDULES)),
+  ("warmup_steps", _int_at_least(0), "an integer >= 0"),
+  ("log_every_steps", _int_at_least(1), "an integer >= 1"),
+  ("log_reconstructions", _int_at_least(0), "an integer >= 0 (0: no figure)"),
+  ("checkpoint_every_steps", _int_at_least(1), "an integer >= 1"),
+  (
+    "keep_checkpoints",
+    _int_at_least(1),
+    "an integer >= 1 (0 would keep no checkpoint, so a run could not resume)",
+  ),
+  ("eval.every_steps", _int_at_least(0), "an integer >= 0 (0: evaluate only at the end)"),
+  ("data.num_test_signals", _int_at_least(0), "an integer >= 0 (0: the whole test split)"),
+  ("rule.inner_lr", _number_above(0), "a finite number > 0"),
+  ("rule.grad_scale", _number_above(0, strict=False), "a finite number >= 0 (0: no scaler)"),
+  ("model.backbone", lambda v: v in BACKBONES, "one of " + ", ".join(BACKBONES)),
+  ("model.hidden", _int_at_least(1), "an integer >= 1"),
+  ("model.num_layers", _int_at_least(3), "an integer >= 3 (encoder, modulated, output)"),
+  ("model.rank", _int_at_least(1), "an integer >= 1"),
+  (
+    "model.ff_dim",
+    lambda v: _int_at_least(2)(v) and v % 2 == 0,
+    "an even integer >= 2 (cos and sin halves)",
+  ),
+  ("model.ff_sigma", _number_above(0, strict=False), "a finite number >= 0"),
+  ("model.latent_dim", _int_at_least(1), "an integer >= 1"),
+  ("model.w0", _number_above(0), "a finite number > 0"),
+  ("model.latent_init_std", _number_above(0, strict=False), "a finite number >= 0"),
+  ("model.token_width", _int_at_least(0), "an integer >= 0 (0: the latent's last axis)"),
+  (
+    "support_counts",
+    lambda v: v in sampling.SUPPORT_COUNTS,
+    "one of " + ", ".join(sampling.SUPPORT_COUNTS),
+  ),
+  (
+    "compute_dtype",
+    lambda v: v in meta_step.COMPUTE_DTYPES,
+    "one of " + ", ".join(meta_step.COMPUTE_DTYPES),
+  ),
+  ("rule.scaler_lr_multiplier", _number_above(0), "a finite number > 0 (1: the paper's rate)"),
+  ("data.source", lambda v: v in DATA_SOURCES, "one of " + ", ".join(DATA_SOURCES)),
 )
 
 # Fields that only a run on the user's own arrays (data.source="npz") reads.
-OWN_DATA_FIELDS = ("npz_train", "npz_test", "ratio_range", "ratio_bins", "output_bias",
-                   "error_normaliser", "grid_ndims")
+OWN_DATA_FIELDS = (
+  "npz_train",
+  "npz_test",
+  "ratio_range",
+  "ratio_bins",
+  "output_bias",
+  "error_normaliser",
+  "grid_ndims",
+)
 
 
 def _get(config, dotted: str):
@@ -100,9 +122,10 @@ def _check_data(config) -> None:
     given = [f for f in OWN_DATA_FIELDS if data.get(f, "")]
     if given:
       raise ValueError(
-          f"config.data.{given[0]}={data[given[0]]!r} is read only with data.source='npz' (your "
-          f"own arrays); with data.source='tfds' the modalities of {data.name!r} are fixed "
-          "(data_pipelines/benchmarks.py). Leave it empty, or set data.source='npz'.")
+        f"config.data.{given[0]}={data[given[0]]!r} is read only with data.source='npz' (your "
+        f"own arrays); with data.source='tfds' the modalities of {data.name!r} are fixed "
+        "(data_pipelines/benchmarks.py). Leave it empty, or set data.source='npz'."
+      )
     if data.data_dir:
       check_writable_dir(data.data_dir, "config.data.data_dir", need_write=False)
   # With data.source="npz" the files (or arrays passed from Python) are checked when read
@@ -116,9 +139,11 @@ def validate_config(config) -> None:
     if not ok(value):
       raise ValueError(f"config.{field}={value!r} is not allowed; expected {allowed}.")
   if config.lr_schedule == "warmup_cosine" and config.warmup_steps >= config.num_train_steps:
-    raise ValueError(f"config.warmup_steps={config.warmup_steps} must be below "
-                     f"config.num_train_steps={config.num_train_steps} with "
-                     "lr_schedule='warmup_cosine' (the cosine decays to 0 at the last step).")
+    raise ValueError(
+      f"config.warmup_steps={config.warmup_steps} must be below "
+      f"config.num_train_steps={config.num_train_steps} with "
+      "lr_schedule='warmup_cosine' (the cosine decays to 0 at the last step)."
+    )
   # The method, the ablation (and that only MIA has ablations), lr_position, the rule fields.
   methods.build_rule(config.method, config.rule.to_dict())
   syntax.parse_fixed_ratios(config.eval.get("fixed_ratios", ""))  # numbers in (0, 1]
@@ -139,9 +164,11 @@ def check_writable_dir(path: str, flag_name: str, need_write: bool = True) -> No
   while link != os.path.dirname(link) and not os.path.lexists(link):
     link = os.path.dirname(link)
   if os.path.islink(link) and not os.path.exists(link):
-    raise ValueError(f"--{flag_name} {path}: {link} is a symbolic link to "
-                     f"{os.readlink(link)}, which does not exist; create the target, remove the "
-                     "link, or give another directory.")
+    raise ValueError(
+      f"--{flag_name} {path}: {link} is a symbolic link to "
+      f"{os.readlink(link)}, which does not exist; create the target, remove the "
+      "link, or give another directory."
+    )
   existing = os.path.abspath(path)
   while not os.path.exists(existing):
     existing = os.path.dirname(existing)
@@ -162,5 +189,6 @@ def check_writable_dir(path: str, flag_name: str, need_write: bool = True) -> No
       return
     except OSError as e:
       problem = f"cannot create a directory in {existing} ({e.strerror})"
-  raise ValueError(f"--{flag_name} {path} is not {'writable' if need_write else 'usable'}: "
-                   f"{problem}.")
+  raise ValueError(
+    f"--{flag_name} {path} is not {'writable' if need_write else 'usable'}: {problem}."
+  )

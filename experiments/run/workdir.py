@@ -26,9 +26,17 @@ from experiments.configs.shared import RELEASED_VS_SPEC
 
 # Config fields that may differ between a run and a restart of it (budget, logging, where the
 # data lives); any other difference means the workdir holds another config.
-RESTART_TOLERANT_FIELDS = ("num_train_steps", "log_every_steps", "checkpoint_every_steps",
-                           "keep_checkpoints", "data.data_dir", "eval.every_steps",
-                           "eval.batch_size", "tensorboard", "log_reconstructions")
+RESTART_TOLERANT_FIELDS = (
+  "num_train_steps",
+  "log_every_steps",
+  "checkpoint_every_steps",
+  "keep_checkpoints",
+  "data.data_dir",
+  "eval.every_steps",
+  "eval.batch_size",
+  "tensorboard",
+  "log_reconstructions",
+)
 RUN_FILES = ("metrics.jsonl", "results.json")
 # After a divergence (`DIVERGED_FILE` in the workdir), these may change too: the rerun resumes
 # from the last good checkpoint with them, and `HISTORY_FILE` records the change. (grad_clip
@@ -54,8 +62,9 @@ def _flat(d: Mapping, prefix: str = "") -> dict[str, Any]:
   return out
 
 
-def config_differences(old: Mapping, new: Mapping,
-                       ignore: Sequence[str] = RESTART_TOLERANT_FIELDS) -> list[str]:
+def config_differences(
+  old: Mapping, new: Mapping, ignore: Sequence[str] = RESTART_TOLERANT_FIELDS
+) -> list[str]:
   """`["key: old != new", ...]` for the fields of two config dicts (JSON form) that both have
   and that differ, except those in `ignore`."""
   a, b = _flat(json.loads(json.dumps(old))), _flat(json.loads(json.dumps(new)))
@@ -63,8 +72,11 @@ def config_differences(old: Mapping, new: Mapping,
     for k, v in ADDED_FIELDS.items():
       side.setdefault(k, v)
   # Fields only one side has (added or removed by a code change) are not a difference.
-  return [f"{k}: {a[k]!r} != {b[k]!r}" for k in sorted(set(a) & set(b))
-          if k not in ignore and a[k] != b[k]]
+  return [
+    f"{k}: {a[k]!r} != {b[k]!r}"
+    for k in sorted(set(a) & set(b))
+    if k not in ignore and a[k] != b[k]
+  ]
 
 
 def has_checkpoint(workdir: str) -> bool:
@@ -90,32 +102,41 @@ def check_restart(config, workdir: str) -> list[str]:
   changed: list[str] = []
   metrics = os.path.join(workdir, "metrics.jsonl")
   no_steps = not os.path.isfile(metrics) or os.path.getsize(metrics) == 0
-  if os.path.isfile(path) and trained_nothing(workdir) and (
-      no_steps or os.path.isdir(os.path.join(workdir, "checkpoints"))):
+  if (
+    os.path.isfile(path)
+    and trained_nothing(workdir)
+    and (no_steps or os.path.isdir(os.path.join(workdir, "checkpoints")))
+  ):
     return changed  # a failed start: its config.json is replaced by this run's
   if os.path.isfile(path):
-    old = read_json(path, "the run's config", "use a new --workdir, or restore the file (an "
-                    "archived run keeps a copy) to resume this run.")
+    old = read_json(
+      path,
+      "the run's config",
+      "use a new --workdir, or restore the file (an archived run keeps a copy) to resume this run.",
+    )
     if not isinstance(old, dict):
-      raise ValueError(f"{path} (the run's config) holds {type(old).__name__}, not a config; use "
-                       "a new --workdir.")
+      raise ValueError(
+        f"{path} (the run's config) holds {type(old).__name__}, not a config; use a new --workdir."
+      )
     diff = config_differences(old, json.loads(config.to_json()))
     if diff and os.path.isfile(os.path.join(workdir, DIVERGED_FILE)):
       changed = [d for d in diff if d.split(":")[0] in DIVERGENCE_FIELDS]
       diff = [d for d in diff if d not in changed]
     if diff:
       raise ValueError(
-          f"--workdir {workdir} holds a run of another config ({'; '.join(diff[:6])}"
-          f"{'; ...' if len(diff) > 6 else ''}); use a new --workdir. Fields that may change on "
-          f"a restart: {', '.join(RESTART_TOLERANT_FIELDS)}.")
+        f"--workdir {workdir} holds a run of another config ({'; '.join(diff[:6])}"
+        f"{'; ...' if len(diff) > 6 else ''}); use a new --workdir. Fields that may change on "
+        f"a restart: {', '.join(RESTART_TOLERANT_FIELDS)}."
+      )
   found = [n for n in RUN_FILES if os.path.isfile(os.path.join(workdir, n))]
   if found == ["metrics.jsonl"] and os.path.isdir(os.path.join(workdir, "checkpoints")):
     return  # stopped before its first checkpoint: it restarts from step 0, nothing is lost
   if found and not has_checkpoint(workdir):
     raise ValueError(
-        f"--workdir {workdir} has {' and '.join(found)} of a run but no checkpoint to resume "
-        "from (checkpoints/ is gone); use a new --workdir, or delete those files to retrain "
-        "from step 0.")
+      f"--workdir {workdir} has {' and '.join(found)} of a run but no checkpoint to resume "
+      "from (checkpoints/ is gone); use a new --workdir, or delete those files to retrain "
+      "from step 0."
+    )
 
 
 def read_json(path: str, what: str, remedy: str) -> Any:
@@ -148,11 +169,16 @@ def trim_metrics(path: str, step: int, log=None) -> None:
     lines = f.readlines()
   rows = [(line, _metrics_line(line)) for line in lines if line.strip()]
   broken = sum(row is None for _, row in rows)
-  keep = [line if line.endswith("\n") else line + "\n" for line, row in rows
-          if row is not None and row.get("step", 0) <= step]
+  keep = [
+    line if line.endswith("\n") else line + "\n"
+    for line, row in rows
+    if row is not None and row.get("step", 0) <= step
+  ]
   if broken and log:
-    log(f"{path}: dropped {broken} line(s) that are not JSON records (written when the run was "
-        "stopped); the steps after the checkpoint are logged again.")
+    log(
+      f"{path}: dropped {broken} line(s) that are not JSON records (written when the run was "
+      "stopped); the steps after the checkpoint are logged again."
+    )
   if keep != lines:
     atomic.write(path, lambda f: f.writelines(keep))
 
@@ -164,9 +190,17 @@ LOCK_FILE = "run.lock"
 
 
 # What a run keeps in its workdir, and whether each is a file or a folder.
-RUN_ENTRIES = {"config.json": "file", "specs.json": "file", "metrics.jsonl": "file",
-               "results.json": "file", "episodes.npz": "file", LOCK_FILE: "file",
-               DIVERGED_FILE: "file", HISTORY_FILE: "file", "checkpoints": "folder"}
+RUN_ENTRIES = {
+  "config.json": "file",
+  "specs.json": "file",
+  "metrics.jsonl": "file",
+  "results.json": "file",
+  "episodes.npz": "file",
+  LOCK_FILE: "file",
+  DIVERGED_FILE: "file",
+  HISTORY_FILE: "file",
+  "checkpoints": "folder",
+}
 
 
 def check_entries(workdir: str) -> None:
@@ -178,11 +212,19 @@ def check_entries(workdir: str) -> None:
       continue
     if os.path.isdir(path) if kind == "folder" else os.path.isfile(path):
       continue
-    what = ("a dangling link" if not os.path.exists(path) else
-            "a folder" if os.path.isdir(path) else "a file" if os.path.isfile(path)
-            else "not a regular file")
-    raise ValueError(f"--workdir {workdir}: {name} is {what}, where a run keeps a {kind}; move it "
-                     "out of the workdir (or use a new --workdir) and rerun.")
+    what = (
+      "a dangling link"
+      if not os.path.exists(path)
+      else "a folder"
+      if os.path.isdir(path)
+      else "a file"
+      if os.path.isfile(path)
+      else "not a regular file"
+    )
+    raise ValueError(
+      f"--workdir {workdir}: {name} is {what}, where a run keeps a {kind}; move it "
+      "out of the workdir (or use a new --workdir) and rerun."
+    )
 
 
 class WorkdirBusy(ValueError):
@@ -220,6 +262,7 @@ def lock_holder(workdir: str) -> dict | None:
   """Who holds `workdir`'s lock: `{"pid", "host", "started"}` of a live holder (or of one on
   another host, which cannot be checked), None when it is free or the holder is dead."""
   import socket
+
   info = _holder(os.path.join(workdir, LOCK_FILE))
   if info is None:
     return None
@@ -249,6 +292,7 @@ class WorkdirLock:
   def acquire(self) -> "WorkdirLock":
     import socket
     import time
+
     if self.path in _HELD:
       _HELD[self.path] += 1
       return self
@@ -257,8 +301,11 @@ class WorkdirLock:
     # it (a run refused by its checks leaves no folder behind).
     self._created = not os.path.exists(self.workdir)
     os.makedirs(self.workdir, exist_ok=True)
-    me = {"pid": os.getpid(), "host": socket.gethostname(),
-          "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+    me = {
+      "pid": os.getpid(),
+      "host": socket.gethostname(),
+      "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
     for _ in range(20):
       try:
         fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
@@ -271,8 +318,9 @@ class WorkdirLock:
           info = _holder(self.path)
           if info == {}:
             raise WorkdirBusy(
-                f"--workdir {self.workdir} has an unreadable lock file {self.path}; if no run "
-                "is using this workdir, delete that file and rerun.") from None
+              f"--workdir {self.workdir} has an unreadable lock file {self.path}; if no run "
+              "is using this workdir, delete that file and rerun."
+            ) from None
           continue
         if info.get("host") == me["host"] and not _alive(info.get("pid")):
           try:  # stale: one taker renames it away, the others see it gone and retry
@@ -283,15 +331,18 @@ class WorkdirLock:
           continue
         where = "" if info.get("host") == me["host"] else f" on host {info.get('host')}"
         raise WorkdirBusy(
-            f"--workdir {self.workdir} is in use by another run (PID {info.get('pid')}{where}, "
-            f"since {info.get('started')}); wait for it to finish or stop it. If that process is "
-            f"gone, delete {self.path} and rerun.") from None
+          f"--workdir {self.workdir} is in use by another run (PID {info.get('pid')}{where}, "
+          f"since {info.get('started')}); wait for it to finish or stop it. If that process is "
+          f"gone, delete {self.path} and rerun."
+        ) from None
       with os.fdopen(fd, "w") as f:
         json.dump(me, f)
       _HELD[self.path] = 1
       return self
-    raise WorkdirBusy(f"Could not take the lock {self.path}: it changed hands 20 times; is a "
-                      "crowd of runs starting on this workdir?")
+    raise WorkdirBusy(
+      f"Could not take the lock {self.path}: it changed hands 20 times; is a "
+      "crowd of runs starting on this workdir?"
+    )
 
   def release(self) -> None:
     depth = _HELD.get(self.path, 0)
@@ -336,8 +387,9 @@ class NoLock:
 def mark_diverged(workdir: str, step: int, last_checkpoint: int | None) -> None:
   """Records a divergence in `workdir` (`DIVERGED_FILE`): the rerun may change the
   `DIVERGENCE_FIELDS` and resume from the last good checkpoint."""
-  atomic.write_json(os.path.join(workdir, DIVERGED_FILE),
-                    {"step": step, "last_checkpoint": last_checkpoint})
+  atomic.write_json(
+    os.path.join(workdir, DIVERGED_FILE), {"step": step, "last_checkpoint": last_checkpoint}
+  )
 
 
 def record_restart(config, workdir: str) -> list[str]:
@@ -352,11 +404,18 @@ def record_restart(config, workdir: str) -> list[str]:
   old = read_json(path, "the run's config", "use a new --workdir.")
   mark = read_json(marker, "the divergence mark", "delete it to resume as before.")
   mark = mark if isinstance(mark, dict) else {}
-  changed = [d for d in config_differences(old, json.loads(config.to_json()))
-             if d.split(":")[0] in DIVERGENCE_FIELDS]
+  changed = [
+    d
+    for d in config_differences(old, json.loads(config.to_json()))
+    if d.split(":")[0] in DIVERGENCE_FIELDS
+  ]
   if changed:
     with open(os.path.join(workdir, HISTORY_FILE), "a") as f:
-      f.write(json.dumps({"step": mark.get("last_checkpoint"), "diverged_at": mark.get("step"),
-                          "changed": changed}) + "\n")
+      f.write(
+        json.dumps(
+          {"step": mark.get("last_checkpoint"), "diverged_at": mark.get("step"), "changed": changed}
+        )
+        + "\n"
+      )
   os.remove(marker)
   return changed

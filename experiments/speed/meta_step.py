@@ -38,21 +38,24 @@ from ml_collections import config_flags
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "Experiment config (with :args).")
 flags.DEFINE_string("json", None, "Write the table rows to this JSON file.")
-flags.DEFINE_enum("sweep", None, ["method", "batch_size", "inner_steps", "devices", "options",
-                                   "precision"],
-                  "Sweep one dimension (each point in a subprocess).")
+flags.DEFINE_enum(
+  "sweep",
+  None,
+  ["method", "batch_size", "inner_steps", "devices", "options", "precision"],
+  "Sweep one dimension (each point in a subprocess).",
+)
 flags.DEFINE_integer("steps", 10, "Steps per timed window.")
 flags.DEFINE_integer("windows", 5, "Timed windows (the median is reported).")
 flags.DEFINE_integer("devices", 0, "Force this many CPU devices (0 = whatever JAX finds).")
 flags.DEFINE_boolean("single", False, "Internal: measure the config once and print one JSON row.")
 
 SWEEPS = {
-    "method": [("method", m) for m in ("cavia", "metasgd", "mia")],
-    "batch_size": [("batch_size", b) for b in (16, 32, 64, 128, 256)],
-    "inner_steps": [("inner_steps", k) for k in (1, 3, 5, 10)],
-    "devices": [("devices", d) for d in (1, 2)],
-    "options": [("options", o) for o in ("plain", "remat", "first_order", "remat+first_order")],
-    "precision": [("compute_dtype", d) for d in ("float32", "bfloat16")],
+  "method": [("method", m) for m in ("cavia", "metasgd", "mia")],
+  "batch_size": [("batch_size", b) for b in (16, 32, 64, 128, 256)],
+  "inner_steps": [("inner_steps", k) for k in (1, 3, 5, 10)],
+  "devices": [("devices", d) for d in (1, 2)],
+  "options": [("options", o) for o in ("plain", "remat", "first_order", "remat+first_order")],
+  "precision": [("compute_dtype", d) for d in ("float32", "bfloat16")],
 }
 
 
@@ -60,6 +63,7 @@ def matmul_gflops(n: int = 2048, reps: int = 10) -> float:
   """Dense float32 matmul rate of this machine (GFLOP/s), via jit'ed jnp.dot."""
   import jax
   import jax.numpy as jnp
+
   a = jax.random.normal(jax.random.PRNGKey(0), (n, n), jnp.float32)
   f = jax.jit(lambda x: x @ x)
   f(a).block_until_ready()
@@ -74,9 +78,15 @@ def matmul_gflops(n: int = 2048, reps: int = 10) -> float:
 def random_batch(specs, batch_size: int) -> dict:
   """A batch of uniform [0, 1] signals shaped like `specs` (for timing other benchmarks)."""
   import numpy as np
+
   rng = np.random.default_rng(0)
-  return {s.name: {"y": rng.uniform(size=(batch_size, s.num_points, s.d_out)).astype(np.float32),
-                   "amplitude": np.ones((batch_size,), np.float32)} for s in specs}
+  return {
+    s.name: {
+      "y": rng.uniform(size=(batch_size, s.num_points, s.d_out)).astype(np.float32),
+      "amplitude": np.ones((batch_size,), np.float32),
+    }
+    for s in specs
+  }
 
 
 def measure(config, steps: int, windows: int) -> dict:
@@ -123,17 +133,26 @@ def measure(config, steps: int, windows: int) -> dict:
     rates.append(steps / (time.perf_counter() - t))
   sps = statistics.median(rates)
   return {
-      "benchmark": config.benchmark, "modalities": config.modalities,
-      "method": config.method, "ablation": config.rule.ablation, "batch_size": config.batch_size,
-      "inner_steps": config.inner_steps, "remat": config.remat,
-      "first_order": config.first_order, "devices": mesh.devices.size,
-      "compute_dtype": config.get("compute_dtype", "float32"),
-      "device_kind": mesh.devices.flat[0].device_kind, "platform": mesh.devices.flat[0].platform,
-      "processes": jax.process_count(),
-      "steps_per_s": sps, "ms_per_step": 1000.0 / sps, "compile_s": compile_s,
-      "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
-      "gflops_per_step": flops / 1e9, "gflops_rolled": rolled_flops / 1e9,
-      "achieved_gflops": flops / 1e9 * sps,
+    "benchmark": config.benchmark,
+    "modalities": config.modalities,
+    "method": config.method,
+    "ablation": config.rule.ablation,
+    "batch_size": config.batch_size,
+    "inner_steps": config.inner_steps,
+    "remat": config.remat,
+    "first_order": config.first_order,
+    "devices": mesh.devices.size,
+    "compute_dtype": config.get("compute_dtype", "float32"),
+    "device_kind": mesh.devices.flat[0].device_kind,
+    "platform": mesh.devices.flat[0].platform,
+    "processes": jax.process_count(),
+    "steps_per_s": sps,
+    "ms_per_step": 1000.0 / sps,
+    "compile_s": compile_s,
+    "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+    "gflops_per_step": flops / 1e9,
+    "gflops_rolled": rolled_flops / 1e9,
+    "achieved_gflops": flops / 1e9 * sps,
   }
 
 
@@ -143,19 +162,36 @@ def _flops(compiled) -> float:
   return float(cost.get("flops", float("nan"))) if cost else float("nan")
 
 
-COLUMNS = [("benchmark", "{}"), ("modalities", "{}"), ("method", "{}"), ("ablation", "{}"),
-           ("batch_size", "{}"), ("inner_steps", "{}"), ("remat", "{}"), ("first_order", "{}"),
-           ("compute_dtype", "{}"), ("platform", "{}"), ("device_kind", "{}"), ("devices", "{}"),
-           ("processes", "{}"),
-           ("steps_per_s", "{:.2f}"), ("ms_per_step", "{:.1f}"), ("compile_s", "{:.1f}"),
-           ("peak_rss_mb", "{:.0f}"), ("gflops_per_step", "{:.2f}"), ("gflops_rolled", "{:.2f}"),
-           ("achieved_gflops", "{:.1f}"),
-           ("matmul_gflops", "{:.1f}"), ("utilisation", "{:.0%}")]
+COLUMNS = [
+  ("benchmark", "{}"),
+  ("modalities", "{}"),
+  ("method", "{}"),
+  ("ablation", "{}"),
+  ("batch_size", "{}"),
+  ("inner_steps", "{}"),
+  ("remat", "{}"),
+  ("first_order", "{}"),
+  ("compute_dtype", "{}"),
+  ("platform", "{}"),
+  ("device_kind", "{}"),
+  ("devices", "{}"),
+  ("processes", "{}"),
+  ("steps_per_s", "{:.2f}"),
+  ("ms_per_step", "{:.1f}"),
+  ("compile_s", "{:.1f}"),
+  ("peak_rss_mb", "{:.0f}"),
+  ("gflops_per_step", "{:.2f}"),
+  ("gflops_rolled", "{:.2f}"),
+  ("achieved_gflops", "{:.1f}"),
+  ("matmul_gflops", "{:.1f}"),
+  ("utilisation", "{:.0%}"),
+]
 
 
 def format_table(rows: list[dict]) -> str:
-  cells = [[c for c, _ in COLUMNS]] + [[fmt.format(r.get(c, "")) for c, fmt in COLUMNS]
-                                        for r in rows]
+  cells = [[c for c, _ in COLUMNS]] + [
+    [fmt.format(r.get(c, "")) for c, fmt in COLUMNS] for r in rows
+  ]
   widths = [max(len(r[i]) for r in cells) for i in range(len(COLUMNS))]
   lines = ["  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in cells]
   lines.insert(1, "-" * len(lines[0]))
@@ -172,13 +208,25 @@ def _config_arg() -> str:
 def _subprocess_row(config_arg: str, overrides: list[str], devices: int) -> dict:
   # The command line's own --config.X=Y flags hold for every point; the sweep's come after them.
   given = [a for a in sys.argv[1:] if a.startswith("--config.")]
-  cmd = [sys.executable, "-m", "experiments.speed.meta_step", f"--config={config_arg}",
-         "--single", f"--steps={FLAGS.steps}", f"--windows={FLAGS.windows}",
-         f"--devices={devices}"] + given + overrides
+  cmd = (
+    [
+      sys.executable,
+      "-m",
+      "experiments.speed.meta_step",
+      f"--config={config_arg}",
+      "--single",
+      f"--steps={FLAGS.steps}",
+      f"--windows={FLAGS.windows}",
+      f"--devices={devices}",
+    ]
+    + given
+    + overrides
+  )
   env = dict(os.environ)
   if devices:
-    env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") +
-                        f" --xla_force_host_platform_device_count={devices}").strip()
+    env["XLA_FLAGS"] = (
+      env.get("XLA_FLAGS", "") + f" --xla_force_host_platform_device_count={devices}"
+    ).strip()
   out = subprocess.run(cmd, capture_output=True, text=True, env=env)
   if out.returncode:
     raise RuntimeError(f"Benchmark subprocess failed:\n{out.stderr[-3000:]}")
@@ -199,8 +247,9 @@ def main(argv):
       if key == "devices":
         points.append(("devices", value))
       elif key == "options":
-        points.append([f"--config.remat={'remat' in value}",
-                       f"--config.first_order={'first_order' in value}"])
+        points.append(
+          [f"--config.remat={'remat' in value}", f"--config.first_order={'first_order' in value}"]
+        )
       else:
         points.append([f"--config.{key}={value}"])
   rows = []
@@ -210,8 +259,11 @@ def main(argv):
     else:
       row = _subprocess_row(_config_arg(), p, FLAGS.devices)
     rows.append(row)
-    print(f"measured {row['method']} batch={row['batch_size']} K={row['inner_steps']} "
-          f"devices={row['devices']}: {row['steps_per_s']:.2f} steps/s", file=sys.stderr)
+    print(
+      f"measured {row['method']} batch={row['batch_size']} K={row['inner_steps']} "
+      f"devices={row['devices']}: {row['steps_per_s']:.2f} steps/s",
+      file=sys.stderr,
+    )
   mm = matmul_gflops()
   for r in rows:
     r["matmul_gflops"] = mm

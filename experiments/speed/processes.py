@@ -45,15 +45,29 @@ def _port() -> int:
 
 def _launch(workdir: str, processes: int, devices: int) -> float:
   """Trains in `workdir` as `processes` x `devices`; returns the wall time in seconds."""
-  env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}",
-             JAX_PLATFORMS="cpu")
-  cmd = [sys.executable, "-m", "experiments.main", f"--workdir={workdir}",
-         f"--config={FLAGS.config}", "--config.log_reconstructions=0",
-         *[f"--config.{o}" for o in FLAGS.override]]
+  env = dict(
+    os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}", JAX_PLATFORMS="cpu"
+  )
+  cmd = [
+    sys.executable,
+    "-m",
+    "experiments.main",
+    f"--workdir={workdir}",
+    f"--config={FLAGS.config}",
+    "--config.log_reconstructions=0",
+    *[f"--config.{o}" for o in FLAGS.override],
+  ]
   port, start, procs = _port(), time.time(), []
   for i in range(processes):
-    extra = ([f"--coordinator_address=127.0.0.1:{port}", f"--num_processes={processes}",
-              f"--process_id={i}"] if processes > 1 else [])
+    extra = (
+      [
+        f"--coordinator_address=127.0.0.1:{port}",
+        f"--num_processes={processes}",
+        f"--process_id={i}",
+      ]
+      if processes > 1
+      else []
+    )
     log = open(f"{workdir}.{i}.log", "w")
     procs.append((subprocess.Popen(cmd + extra, cwd=ROOT, env=env, stdout=log, stderr=log), log))
   for p, log in procs:
@@ -85,16 +99,25 @@ def main(argv):
     reference = reference or metrics
     diff = max(abs(metrics[k] - v) / max(abs(v), 1e-12) for k, v in reference.items())
     k = results["config"]["inner_steps"]
-    rows.append({"layout": f"{processes} process x {devices} device", "processes": processes,
-                 "devices_per_process": devices, "steps_per_s": _steps_per_s(workdir),
-                 "wall_s": wall, "steps": results["step"],
-                 "generalization_mse_avg": metrics[f"generalization_mse/avg/step{k}"],
-                 "max_rel_diff_vs_first": diff})
+    rows.append(
+      {
+        "layout": f"{processes} process x {devices} device",
+        "processes": processes,
+        "devices_per_process": devices,
+        "steps_per_s": _steps_per_s(workdir),
+        "wall_s": wall,
+        "steps": results["step"],
+        "generalization_mse_avg": metrics[f"generalization_mse/avg/step{k}"],
+        "max_rel_diff_vs_first": diff,
+      }
+    )
   header = ("layout", "steps/s", "wall s", "steps", "gen MSE avg", "max rel. diff")
   print(f"\n{header[0]:<24}" + "".join(f"{h:>14}" for h in header[1:]))
   for r in rows:
-    print(f"{r['layout']:<24}{r['steps_per_s']:>14.2f}{r['wall_s']:>14.0f}{r['steps']:>14d}"
-          f"{r['generalization_mse_avg']:>14.5f}{r['max_rel_diff_vs_first']:>14.2g}")
+    print(
+      f"{r['layout']:<24}{r['steps_per_s']:>14.2f}{r['wall_s']:>14.0f}{r['steps']:>14d}"
+      f"{r['generalization_mse_avg']:>14.5f}{r['max_rel_diff_vs_first']:>14.2g}"
+    )
   if FLAGS.json:
     with open(FLAGS.json, "w") as f:
       json.dump(rows, f, indent=1)

@@ -25,8 +25,14 @@ from mia_jax import episodes_file
 ARCHIVED_RUN_FILES = ("results.json", "config.json")
 EPISODES_FILE = "episodes.npz"
 EPISODES_REF = "episodes.sha256"  # in an archived run: the digest of its episodes (DIR/episodes/)
-ARCHIVED_REPORT_FILES = ("results.md", "results.csv", "study.json", "trajectory.png", "support.png",
-                         "reconstructions.png")
+ARCHIVED_REPORT_FILES = (
+  "results.md",
+  "results.csv",
+  "study.json",
+  "trajectory.png",
+  "support.png",
+  "reconstructions.png",
+)
 
 
 def _copy_files(src: str, dst: str, names: Sequence[str]) -> list[str]:
@@ -89,20 +95,29 @@ def _restore_episodes(src: str, rundir: str, archive: str) -> None:
     digest = f.read().strip()
   shared = _shared_episodes_path(archive, digest)
   if not os.path.isfile(shared):
-    raise ValueError(f"{ref} names the episodes {digest[:16]}, but {shared} is missing from the "
-                     "archive; restore that file, or delete the run's folder to retrain it.")
+    raise ValueError(
+      f"{ref} names the episodes {digest[:16]}, but {shared} is missing from the "
+      "archive; restore that file, or delete the run's folder to retrain it."
+    )
   try:
     ok = episodes_digest(shared) == digest
   except Exception:  # unreadable: reported as corrupt below
     ok = False
   if not ok:
-    raise ValueError(f"{shared} is corrupt: its arrays do not match the digest in {ref}; restore "
-                     "that file, or delete the runs that name it to retrain them.")
+    raise ValueError(
+      f"{shared} is corrupt: its arrays do not match the digest in {ref}; restore "
+      "that file, or delete the runs that name it to retrain them."
+    )
   shutil.copy2(shared, os.path.join(rundir, EPISODES_FILE))
 
 
-def restore_runs(runs: Sequence[Any], workdir: str, archive: str,
-                 run_status: Callable[[Any], str], log: Callable[[str], None] = print) -> int:
+def restore_runs(
+  runs: Sequence[Any],
+  workdir: str,
+  archive: str,
+  run_status: Callable[[Any], str],
+  log: Callable[[str], None] = print,
+) -> int:
   """Copies into the workdir the runs that are finished in `archive` but not in the workdir.
 
   Args:
@@ -130,8 +145,9 @@ def restore_runs(runs: Sequence[Any], workdir: str, archive: str,
     try:
       status = run_status(dataclasses.replace(r, rundir=src))
     except ValueError as e:
-      raise ValueError(f"The archive does not match this study: {e} (here: use another "
-                       "--archive).") from None
+      raise ValueError(
+        f"The archive does not match this study: {e} (here: use another --archive)."
+      ) from None
     if status != "finished":
       continue  # archived at a shorter budget: trained here, then archived over it
     _copy_files(src, r.rundir, ARCHIVED_RUN_FILES)

@@ -41,6 +41,7 @@ DEFAULT_MEASURES = ("generalization_mse", "memorization_mse")
 
 # -- study definitions -----------------------------------------------------------------------------
 
+
 def validate_measures(measures: Iterable[str]) -> tuple[str, ...]:
   """Checks measure names against the results contract; returns them as a tuple."""
   measures = tuple(measures)
@@ -85,17 +86,22 @@ class Study:
     if not self.arms:
       raise ValueError(f"Study {self.name!r} has no arms.")
     if self.reference not in self.arms:
-      raise ValueError(f"Study {self.name!r}: reference arm {self.reference!r} is not one of its "
-                       f"arms: {', '.join(self.arms)}.")
+      raise ValueError(
+        f"Study {self.name!r}: reference arm {self.reference!r} is not one of its "
+        f"arms: {', '.join(self.arms)}."
+      )
     object.__setattr__(self, "headline", tuple(self.headline))
     unknown = [a for a in self.headline if a not in self.arms]
     if unknown:
-      raise ValueError(f"Study {self.name!r}: headline arms {unknown} are not among its arms: "
-                       f"{', '.join(self.arms)}.")
+      raise ValueError(
+        f"Study {self.name!r}: headline arms {unknown} are not among its arms: "
+        f"{', '.join(self.arms)}."
+      )
     dirs = [arm_dirname(a) for a in self.arms]
     if len(set(dirs)) != len(dirs):
-      raise ValueError(f"Study {self.name!r}: arm names {list(self.arms)} collide as folder "
-                       f"names {dirs}.")
+      raise ValueError(
+        f"Study {self.name!r}: arm names {list(self.arms)} collide as folder names {dirs}."
+      )
 
   @classmethod
   def from_dict(cls, name: str, d: Mapping[str, Any]) -> "Study":
@@ -103,11 +109,18 @@ class Study:
     "description"?}`."""
     unknown = sorted(set(d) - {"arms", "reference", "measures", "description", "headline"})
     if unknown or "arms" not in d or "reference" not in d:
-      raise ValueError(f"Study {name!r}: needs keys 'arms' and 'reference' (optional "
-                       f"'measures', 'description', 'headline'); got {sorted(d)}.")
-    return cls(name=name, arms=d["arms"], reference=d["reference"],
-               measures=tuple(d.get("measures", DEFAULT_MEASURES)),
-               description=d.get("description", ""), headline=tuple(d.get("headline", ())))
+      raise ValueError(
+        f"Study {name!r}: needs keys 'arms' and 'reference' (optional "
+        f"'measures', 'description', 'headline'); got {sorted(d)}."
+      )
+    return cls(
+      name=name,
+      arms=d["arms"],
+      reference=d["reference"],
+      measures=tuple(d.get("measures", DEFAULT_MEASURES)),
+      description=d.get("description", ""),
+      headline=tuple(d.get("headline", ())),
+    )
 
   def select(self, arms: Sequence[str] | None) -> "Study":
     """The study restricted to `arms` (in study order; the reference is always kept)."""
@@ -115,11 +128,15 @@ class Study:
       return self
     for a in arms:
       if a not in self.arms:
-        raise ValueError(f"Unknown arm {a!r} in study {self.name!r}; its arms: "
-                         f"{', '.join(self.arms)}.")
+        raise ValueError(
+          f"Unknown arm {a!r} in study {self.name!r}; its arms: {', '.join(self.arms)}."
+        )
     keep = set(arms) | {self.reference}
-    return dataclasses.replace(self, arms={a: o for a, o in self.arms.items() if a in keep},
-                               headline=tuple(a for a in self.headline if a in keep))
+    return dataclasses.replace(
+      self,
+      arms={a: o for a, o in self.arms.items() if a in keep},
+      headline=tuple(a for a in self.headline if a in keep),
+    )
 
   def isheadline(self, arm: str) -> bool:
     return not self.headline or arm in self.headline
@@ -135,13 +152,19 @@ class Study:
     return os.path.join(workdir, arm_dirname(arm), f"seed{seed}")
 
   def to_dict(self) -> dict:
-    return {"name": self.name, "arms": self.arms, "reference": self.reference,
-            "measures": list(self.measures), "description": self.description,
-            "headline": list(self.headline)}
+    return {
+      "name": self.name,
+      "arms": self.arms,
+      "reference": self.reference,
+      "measures": list(self.measures),
+      "description": self.description,
+      "headline": list(self.headline),
+    }
 
 
-def grid_study(spec: str, reference: str | None = None,
-               measures: Sequence[str] = DEFAULT_MEASURES) -> Study:
+def grid_study(
+  spec: str, reference: str | None = None, measures: Sequence[str] = DEFAULT_MEASURES
+) -> Study:
   """A study over the Cartesian product of overrides.
 
   Args:
@@ -161,11 +184,17 @@ def grid_study(spec: str, reference: str | None = None,
   reference = reference or next(iter(arms))
   if reference not in arms:
     raise ValueError(f"Unknown reference arm {reference!r}; the grid's arms: {', '.join(arms)}.")
-  return Study(name="grid", arms=arms, reference=reference, measures=tuple(measures),
-               description=f"Grid over {spec}.")
+  return Study(
+    name="grid",
+    arms=arms,
+    reference=reference,
+    measures=tuple(measures),
+    description=f"Grid over {spec}.",
+  )
 
 
 # -- configs ---------------------------------------------------------------------------------------
+
 
 def load_config_module(path: str):
   """Imports a config file (`experiments/configs/synthetic.py`) as a module."""
@@ -199,9 +228,15 @@ class ConfigBuilder:
       argument spec `{argument: default}`; without it every override is a field.
   """
 
-  def __init__(self, get_config: Callable[[str], Any], arg: str = "",
-               overrides: Mapping[str, Any] | None = None, module=None, source: str = "",
-               args: Iterable[str] | None = None):
+  def __init__(
+    self,
+    get_config: Callable[[str], Any],
+    arg: str = "",
+    overrides: Mapping[str, Any] | None = None,
+    module=None,
+    source: str = "",
+    args: Iterable[str] | None = None,
+  ):
     self.get_config = get_config
     self.arg = arg or ""
     self.overrides = dict(overrides or {})
@@ -223,20 +258,28 @@ class ConfigBuilder:
     fn = getattr(self.module, "studies", None)
     if fn is None:
       where = getattr(self.module, "__file__", self.source)
-      raise ValueError(f"Config {where!r} defines no studies(); use a grid of overrides instead "
-                       "(--grid='method=cavia|mia').")
+      raise ValueError(
+        f"Config {where!r} defines no studies(); use a grid of overrides instead "
+        "(--grid='method=cavia|mia')."
+      )
     return {name: Study.from_dict(name, d) for name, d in fn().items()}
 
   def study(self, name: str) -> Study:
     """One study of the config file by name (clear error listing the known ones)."""
     studies = self.studies()
     if name not in studies:
-      raise ValueError(f"Unknown study {name!r}; known studies: {', '.join(studies)} (or a "
-                       "user grid, --grid='key=v1|v2;key2=w1|w2').")
+      raise ValueError(
+        f"Unknown study {name!r}; known studies: {', '.join(studies)} (or a "
+        "user grid, --grid='key=v1|v2;key2=w1|w2')."
+      )
     return studies[name]
 
-  def build(self, overrides: Mapping[str, Any] | None = None, seed: int | None = None,
-            steps: int | None = None):
+  def build(
+    self,
+    overrides: Mapping[str, Any] | None = None,
+    seed: int | None = None,
+    steps: int | None = None,
+  ):
     """The config of one run.
 
     Args:
@@ -266,19 +309,29 @@ def check_shared_test_set(configs: Mapping[str, Any]) -> None:
   Args:
     configs: `{arm: ConfigDict}`.
   """
+
   def key(c):
-    return json.dumps({"data": c.data.to_dict(), "episode_seed": c.eval.episode_seed,
-                       "episodes_path": c.eval.episodes_path,
-                       "fixed_ratios": c.eval.get("fixed_ratios", "")}, sort_keys=True)
+    return json.dumps(
+      {
+        "data": c.data.to_dict(),
+        "episode_seed": c.eval.episode_seed,
+        "episodes_path": c.eval.episodes_path,
+        "fixed_ratios": c.eval.get("fixed_ratios", ""),
+      },
+      sort_keys=True,
+    )
+
   arms = list(configs)
   ref = key(configs[arms[0]])
   for arm in arms[1:]:
     if key(configs[arm]) != ref:
       diff = config_differences(json.loads(ref), json.loads(key(configs[arm])), ignore=())
-      raise ValueError(f"Arm {arm!r} changes the meta-test data or episodes ({'; '.join(diff)}) "
-                       f"against arm {arms[0]!r}; the arms of a study must be evaluated on the "
-                       "same support sets (paired comparison). Do not override data.*, "
-                       "eval.episode_seed or eval.fixed_ratios per arm.")
+      raise ValueError(
+        f"Arm {arm!r} changes the meta-test data or episodes ({'; '.join(diff)}) "
+        f"against arm {arms[0]!r}; the arms of a study must be evaluated on the "
+        "same support sets (paired comparison). Do not override data.*, "
+        "eval.episode_seed or eval.fixed_ratios per arm."
+      )
 
 
 def check_paired(workdir: str, study: Study, seeds: Sequence[int]) -> int:
@@ -310,8 +363,9 @@ def check_paired(workdir: str, study: Study, seeds: Sequence[int]) -> int:
             continue
           if not np.array_equal(f[key], ref[key]):
             raise ValueError(
-                f"Unpaired comparison: {path} has different meta-test supports for {key!r} than "
-                f"the reference arm {study.reference!r} ({ref_path}).")
+              f"Unpaired comparison: {path} has different meta-test supports for {key!r} than "
+              f"the reference arm {study.reference!r} ({ref_path})."
+            )
           if key.endswith("/idx"):
             checked += 1
   return checked

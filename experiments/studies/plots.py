@@ -37,6 +37,7 @@ def _log_axis(ax) -> None:
   """A log y axis with plain numbers. Minor ticks are labelled where the axis is short: all of them
   when it spans under 3x, only 2, 3 and 5 times a power of ten under 30x (more would overlap)."""
   from matplotlib import ticker
+
   ax.set_yscale("log")
   lo, hi = ax.get_ylim()
   span = hi / max(lo, 1e-30)
@@ -50,8 +51,9 @@ def _log_axis(ax) -> None:
   ax.yaxis.set_minor_formatter(ticker.FuncFormatter(minor))
 
 
-def panel_lines(study: Study, results: Mapping[str, Mapping[int, Mapping]], measure: str,
-                mod: str, curve) -> list[dict[str, Any]]:
+def panel_lines(
+  study: Study, results: Mapping[str, Mapping[int, Mapping]], measure: str, mod: str, curve
+) -> list[dict[str, Any]]:
   """What one (measure, modality) panel draws: a dict per line with `arm`, `label`, `x`, `mean`
   (over seeds), `lo` / `hi` (min / max over seeds; None for one seed) and `paired` (True for a
   dashed reference line).
@@ -72,9 +74,17 @@ def panel_lines(study: Study, results: Mapping[str, Mapping[int, Mapping]], meas
     if not have.any():
       continue
     x, values = x[have], values[:, have]
-    lines.append({"arm": arm, "label": arm, "x": x, "mean": np.nanmean(values, 0),
-                  "lo": np.nanmin(values, 0) if values.shape[0] > 1 else None,
-                  "hi": np.nanmax(values, 0) if values.shape[0] > 1 else None, "paired": False})
+    lines.append(
+      {
+        "arm": arm,
+        "label": arm,
+        "x": x,
+        "mean": np.nanmean(values, 0),
+        "lo": np.nanmin(values, 0) if values.shape[0] > 1 else None,
+        "hi": np.nanmax(values, 0) if values.shape[0] > 1 else None,
+        "paired": False,
+      }
+    )
     if arm in sparse and sparse[arm] not in subsets:
       subsets.append(sparse[arm])
   ref = next((l for l in lines if l["arm"] == study.reference), None)
@@ -83,14 +93,30 @@ def panel_lines(study: Study, results: Mapping[str, Mapping[int, Mapping]], meas
     x, values = curve(by_seed, measure, mod, info[study.reference]["K"])
     keep = np.isin(x, ref["x"])
     shown = ", ".join(map(str, seeds))
-    lines.append({"arm": study.reference, "label": f"{study.reference} (seed {shown})",
-                  "x": x[keep], "mean": np.nanmean(values[:, keep], 0), "lo": None, "hi": None,
-                  "paired": True})
+    lines.append(
+      {
+        "arm": study.reference,
+        "label": f"{study.reference} (seed {shown})",
+        "x": x[keep],
+        "mean": np.nanmean(values[:, keep], 0),
+        "lo": None,
+        "hi": None,
+        "paired": True,
+      }
+    )
   return lines
 
 
-def _arm_panels(study: Study, results: Mapping[str, Mapping[int, Mapping]], path: str,
-                measures: Sequence[str], curve, xlabel: str, x_axis, title: str) -> str:
+def _arm_panels(
+  study: Study,
+  results: Mapping[str, Mapping[int, Mapping]],
+  path: str,
+  measures: Sequence[str],
+  curve,
+  xlabel: str,
+  x_axis,
+  title: str,
+) -> str:
   """One panel per (measure, modality) with a line per arm (the mean over seeds) and the min-max
   over seeds as a band; MSE on a log axis. `curve(results_by_seed, measure, modality, K)` gives
   `(x [n], values [num_seeds, n])` (NaN: missing); `x_axis(ax)` formats the x axis. See
@@ -110,8 +136,15 @@ def _arm_panels(study: Study, results: Mapping[str, Mapping[int, Mapping]], path
           paired = True
           ax.plot(line["x"], line["mean"], ls="--", lw=1.1, color=color, label=line["label"])
           continue
-        ax.plot(line["x"], line["mean"], marker="o", ms=3, color=color,
-                lw=2.2 if line["arm"] == study.reference else 1.3, label=line["label"])
+        ax.plot(
+          line["x"],
+          line["mean"],
+          marker="o",
+          ms=3,
+          color=color,
+          lw=2.2 if line["arm"] == study.reference else 1.3,
+          label=line["label"],
+        )
         if line["lo"] is not None:
           ax.fill_between(line["x"], line["lo"], line["hi"], color=color, alpha=0.18, lw=0)
       x_axis(ax)
@@ -123,27 +156,48 @@ def _arm_panels(study: Study, results: Mapping[str, Mapping[int, Mapping]], path
         ax.set_ylabel(LABELS[measure])
   _legend(fig)
   n = max(len(r) for r in results.values())
-  fig.suptitle(f"{study.name}: {title}\n(line: mean over {n} seed(s); band: min–max"
-               + ("; dashed: the reference on a sparser arm's seeds" if paired else "") + ")",
-               fontsize=10)
+  fig.suptitle(
+    f"{study.name}: {title}\n(line: mean over {n} seed(s); band: min–max"
+    + ("; dashed: the reference on a sparser arm's seeds" if paired else "")
+    + ")",
+    fontsize=10,
+  )
   fig.savefig(path, dpi=110)
   return path
 
 
-def plot_trajectories(study: Study, results: Mapping[str, Mapping[int, Mapping]], path: str,
-                      measures: Sequence[str] | None = None) -> str:
+def plot_trajectories(
+  study: Study,
+  results: Mapping[str, Mapping[int, Mapping]],
+  path: str,
+  measures: Sequence[str] | None = None,
+) -> str:
   """Error after each inner step 0..K per arm: one panel per (measure, modality), the mean over
   seeds as a line and the min-max over seeds as a band; MSE on a log axis. Writes `path`."""
+
   def curve(by_seed, measure, mod, k):
     traj = trajectory(by_seed, measure, mod, k)
     return np.arange(traj.shape[1]), traj
+
   integer_ticks = lambda ax: ax.xaxis.get_major_locator().set_params(integer=True)
-  return _arm_panels(study, results, path, list(measures or study.measures), curve,
-                     "inner step", integer_ticks, "error vs inner step")
+  return _arm_panels(
+    study,
+    results,
+    path,
+    list(measures or study.measures),
+    curve,
+    "inner step",
+    integer_ticks,
+    "error vs inner step",
+  )
 
 
-def plot_support_curves(study: Study, results: Mapping[str, Mapping[int, Mapping]], path: str,
-                        measures: Sequence[str] | None = None) -> str | None:
+def plot_support_curves(
+  study: Study,
+  results: Mapping[str, Mapping[int, Mapping]],
+  path: str,
+  measures: Sequence[str] | None = None,
+) -> str | None:
   """Error after K steps against the fixed support ratio (log x): one panel per (measure,
   modality), the mean over seeds as a line and the min-max over seeds as a band. Arms (and runs)
   without fixed-ratio keys are left out. Writes `path`; None (nothing written) when no run has
@@ -155,14 +209,20 @@ def plot_support_curves(study: Study, results: Mapping[str, Mapping[int, Mapping
 
   def ratio_axis(ax):
     from matplotlib import ticker
+
     ax.set_xscale("log")
     xs = sorted({float(v) for line in ax.lines for v in line.get_xdata()})
     if xs:  # ticks at the ratios evaluated, as plain numbers
       ax.set_xticks(xs, [f"{v:.2g}" for v in xs], fontsize=7, rotation=45 if len(xs) > 4 else 0)
       ax.xaxis.set_minor_formatter(ticker.NullFormatter())
 
-  return _arm_panels(study, results, path, measures,
-                     lambda by_seed, measure, mod, _: support_curve(by_seed, measure, mod)[:2],
-                     "support ratio", ratio_axis, "error after K steps vs support ratio")
-
-
+  return _arm_panels(
+    study,
+    results,
+    path,
+    measures,
+    lambda by_seed, measure, mod, _: support_curve(by_seed, measure, mod)[:2],
+    "support ratio",
+    ratio_axis,
+    "error after K steps vs support ratio",
+  )

@@ -31,9 +31,13 @@ STEPS_SUFFIX = re.compile(r"^step(\d+)$")
 BIN_SUFFIX = re.compile(r"^R([0-9.eE+-]+)-([0-9.eE+-]+)$")
 RATIO_SUFFIX = re.compile(r"^ratio([0-9.eE+-]+)$")
 CSV_COLUMNS = ("study", "arm", "seed", "measure", "modality", "at", "key", "value")
-LABELS = {"generalization_mse": "generalization MSE", "memorization_mse": "memorization MSE",
-          "full_mse": "full MSE", "generalization_psnr": "generalization PSNR (dB)",
-          "memorization_psnr": "memorization PSNR (dB)"}
+LABELS = {
+  "generalization_mse": "generalization MSE",
+  "memorization_mse": "memorization MSE",
+  "full_mse": "full MSE",
+  "generalization_psnr": "generalization PSNR (dB)",
+  "memorization_psnr": "memorization PSNR (dB)",
+}
 
 
 def load_results(workdir: str, study: Study, seeds: Sequence[int]) -> dict[str, dict[int, dict]]:
@@ -44,9 +48,11 @@ def load_results(workdir: str, study: Study, seeds: Sequence[int]) -> dict[str, 
       path = os.path.join(study.run_dir(workdir, arm, seed), "results.json")
       if os.path.exists(path):
         out.setdefault(arm, {})[seed] = workdir_lib.read_json(
-            path, f"arm {arm!r} seed {seed}'s results",
-            "delete it to evaluate that run again from its checkpoints (or its folder to "
-            "retrain it).")
+          path,
+          f"arm {arm!r} seed {seed}'s results",
+          "delete it to evaluate that run again from its checkpoints (or its folder to "
+          "retrain it).",
+        )
   return out
 
 
@@ -65,8 +71,18 @@ def csv_rows(study_name: str, results: Mapping[str, Mapping[int, Mapping]]) -> l
     for seed in sorted(by_seed):
       for key, value in sorted(by_seed[seed]["metrics"].items()):
         measure, modality, at = split_key(key)
-        rows.append(dict(study=study_name, arm=arm, seed=seed, measure=measure,
-                         modality=modality, at=at, key=key, value=value))
+        rows.append(
+          dict(
+            study=study_name,
+            arm=arm,
+            seed=seed,
+            measure=measure,
+            modality=modality,
+            at=at,
+            key=key,
+            value=value,
+          )
+        )
   return rows
 
 
@@ -103,24 +119,29 @@ def aggregate(results: Mapping[str, Mapping[int, Mapping]]) -> dict[str, dict[st
   return out
 
 
-def paired_means(arm: Mapping[int, Mapping], ref: Mapping[int, Mapping], key: str
-                 ) -> tuple[float, float] | None:
+def paired_means(
+  arm: Mapping[int, Mapping], ref: Mapping[int, Mapping], key: str
+) -> tuple[float, float] | None:
   """The means of `key` for an arm and its reference over the seeds both have (None if none).
 
   An arm run with fewer seeds than the reference (`--other_seeds`) is compared with the
   reference on its own seeds: against the reference's mean over all its seeds, one unlucky
   reference seed would shift every such comparison.
   """
-  seeds = [s for s in sorted(arm) if key in arm[s]["metrics"]
-           and s in ref and key in ref[s]["metrics"]]
+  seeds = [
+    s for s in sorted(arm) if key in arm[s]["metrics"] and s in ref and key in ref[s]["metrics"]
+  ]
   if not seeds:
     return None
-  return (float(np.mean([arm[s]["metrics"][key] for s in seeds])),
-          float(np.mean([ref[s]["metrics"][key] for s in seeds])))
+  return (
+    float(np.mean([arm[s]["metrics"][key] for s in seeds])),
+    float(np.mean([ref[s]["metrics"][key] for s in seeds])),
+  )
 
 
-def sparser_arms(results: Mapping[str, Mapping[int, Mapping]], reference: str
-                 ) -> dict[str, tuple[int, ...]]:
+def sparser_arms(
+  results: Mapping[str, Mapping[int, Mapping]], reference: str
+) -> dict[str, tuple[int, ...]]:
   """The arms compared with the reference on only some of its seeds (`--other_seeds`):
   `{arm: the seeds both have}`, for every arm whose seeds shared with the reference are a
   strict, non-empty subset of the reference's (the seeds `paired_means` averages over)."""
@@ -170,8 +191,12 @@ def arm_info(results: Mapping[str, Mapping[int, Mapping]]) -> dict[str, dict]:
     mods = [m for m in first["config"].get("modalities", "").split("+") if m]
     if not mods:
       mods = sorted({split_key(k)[1] for k in first["metrics"]} - {"avg"})
-    info[arm] = dict(modalities=mods, K=int(first["config"]["inner_steps"]),
-                     seeds=sorted(by_seed), steps=sorted({r["step"] for r in by_seed.values()}))
+    info[arm] = dict(
+      modalities=mods,
+      K=int(first["config"]["inner_steps"]),
+      seeds=sorted(by_seed),
+      steps=sorted({r["step"] for r in by_seed.values()}),
+    )
   return info
 
 
@@ -203,8 +228,12 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
   return lines + ["| " + " | ".join(r) + " |" for r in rows]
 
 
-def format_markdown(study: Study, results: Mapping[str, Mapping[int, Mapping]],
-                    notes: Sequence[str] = (), bins: bool = True) -> str:
+def format_markdown(
+  study: Study,
+  results: Mapping[str, Mapping[int, Mapping]],
+  notes: Sequence[str] = (),
+  bins: bool = True,
+) -> str:
   """The study report: per modality, measures after K steps (mean ± std over seeds) and their
   change against the reference arm; the same per support-ratio bin.
 
@@ -216,8 +245,9 @@ def format_markdown(study: Study, results: Mapping[str, Mapping[int, Mapping]],
   """
   arms = [a for a in study.arms if a in results]
   if study.reference not in results:
-    raise ValueError(f"No results for the reference arm {study.reference!r} of study "
-                     f"{study.name!r}.")
+    raise ValueError(
+      f"No results for the reference arm {study.reference!r} of study {study.name!r}."
+    )
   stats = aggregate(results)
   info = arm_info(results)
   ref = study.reference
@@ -226,20 +256,27 @@ def format_markdown(study: Study, results: Mapping[str, Mapping[int, Mapping]],
     lines += [study.description, ""]
   seeds = sorted({s for a in arms for s in info[a]["seeds"]})
   steps = sorted({s for a in arms for s in info[a]["steps"]})
-  lines += ["- arms: " + "; ".join(
-      f"`{a}`" + (" (reference)" if a == ref else "") + " = "
+  lines += [
+    "- arms: "
+    + "; ".join(
+      f"`{a}`"
+      + (" (reference)" if a == ref else "")
+      + " = "
       + (", ".join(f"{k}={v}" for k, v in study.arms[a].items()) or "base config")
-      for a in arms),
-            f"- seeds: {', '.join(map(str, seeds))}; meta-steps per run: "
-            f"{', '.join(map(str, steps))}",
-            f"- values: mean ± std (ddof=1) over seeds; Δ: change of the mean against `{ref}` "
-            "over the seeds both have ((arm − ref) / ref for MSE, difference in dB for PSNR)"]
+      for a in arms
+    ),
+    f"- seeds: {', '.join(map(str, seeds))}; meta-steps per run: {', '.join(map(str, steps))}",
+    f"- values: mean ± std (ddof=1) over seeds; Δ: change of the mean against `{ref}` "
+    "over the seeds both have ((arm − ref) / ref for MSE, difference in dB for PSNR)",
+  ]
   fewer = [a for a in arms if a in sparser_arms(results, ref)]
   if fewer:
-    lines.append(f"- paired by seed: {', '.join(f'`{a}`' for a in fewer)} "
-                 f"{'has' if len(fewer) == 1 else 'have'} fewer seeds than `{ref}`, so "
-                 f"{'its' if len(fewer) == 1 else 'their'} Δ is against `{ref}`'s mean over "
-                 f"the same seeds, not the `{ref}` row's mean")
+    lines.append(
+      f"- paired by seed: {', '.join(f'`{a}`' for a in fewer)} "
+      f"{'has' if len(fewer) == 1 else 'have'} fewer seeds than `{ref}`, so "
+      f"{'its' if len(fewer) == 1 else 'their'} Δ is against `{ref}`'s mean over "
+      f"the same seeds, not the `{ref}` row's mean"
+    )
   lines += [f"- {n}" for n in notes]
   mods = report_modalities(info, ref)
 
@@ -254,8 +291,10 @@ def format_markdown(study: Study, results: Mapping[str, Mapping[int, Mapping]],
     out = []
     for m in study.measures:
       key = f"{m}/{mod}/{suffix}"
-      out += [format_stat(stats[arm].get(key), m),
-              "—" if arm == ref else format_change(change(arm, key, m), m)]
+      out += [
+        format_stat(stats[arm].get(key), m),
+        "—" if arm == ref else format_change(change(arm, key, m), m),
+      ]
     return out
 
   measure_columns = [c for m in study.measures for c in (LABELS[m], "Δ")]
@@ -304,13 +343,17 @@ def rule_params(results_by_seed: Mapping[int, Mapping]) -> int | None:
 
 def lacking_fixed_ratios(results: Mapping[str, Mapping[int, Mapping]]) -> list[str]:
   """`arm/seed{s}` of the runs without fixed-ratio keys (e.g. archived before they existed)."""
-  return [f"{arm}/seed{seed}" for arm, by_seed in results.items() for seed in sorted(by_seed)
-          if not any(RATIO_SUFFIX.match(k.rpartition("/")[2])
-                     for k in by_seed[seed]["metrics"])]
+  return [
+    f"{arm}/seed{seed}"
+    for arm, by_seed in results.items()
+    for seed in sorted(by_seed)
+    if not any(RATIO_SUFFIX.match(k.rpartition("/")[2]) for k in by_seed[seed]["metrics"])
+  ]
 
 
-def support_curve(results_by_seed: Mapping[int, Mapping], measure: str, modality: str
-                  ) -> tuple[np.ndarray, np.ndarray, list[str]]:
+def support_curve(
+  results_by_seed: Mapping[int, Mapping], measure: str, modality: str
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
   """One arm's error against the fixed support ratio: `(x [R], values [num_seeds, R], labels)`.
 
   `x` is the support's actual ratio (count / N, from results.json's `fixed_supports`: a ratio
@@ -319,16 +362,24 @@ def support_curve(results_by_seed: Mapping[int, Mapping], measure: str, modality
   Values are NaN where a run lacks the key; empty arrays when no run has fixed-ratio keys.
   """
   seeds = sorted(results_by_seed)
-  labels = sorted({at for s in seeds for k in results_by_seed[s]["metrics"]
-                   for _, mod, at in [split_key(k)] if mod == modality and RATIO_SUFFIX.match(at)},
-                  key=lambda at: float(RATIO_SUFFIX.match(at).group(1)))
+  labels = sorted(
+    {
+      at
+      for s in seeds
+      for k in results_by_seed[s]["metrics"]
+      for _, mod, at in [split_key(k)]
+      if mod == modality and RATIO_SUFFIX.match(at)
+    },
+    key=lambda at: float(RATIO_SUFFIX.match(at).group(1)),
+  )
   x, kept = [], []
   for at in labels:
     actual = float(RATIO_SUFFIX.match(at).group(1))
     for s in seeds:
       sizes = results_by_seed[s].get("fixed_supports", {})
-      found = {float(v[at]["ratio"]) for m, v in sizes.items()
-               if at in v and modality in (m, "avg")}
+      found = {
+        float(v[at]["ratio"]) for m, v in sizes.items() if at in v and modality in (m, "avg")
+      }
       if len(found) == 1:  # "avg": when every modality's support has the same ratio
         actual = found.pop()
         break
@@ -347,13 +398,15 @@ def _support_tables(study, results, arms, mods, info, cells, measure_columns) ->
   """The "At fixed support ratios" section of `format_markdown` (none without such keys)."""
   if not any(support_curve(results[a], study.measures[0], m)[2] for a in arms for m in mods):
     return []
-  lines = ["## At fixed support ratios (after K steps)", "",
-           "Every meta-test signal adapted on a support of `floor(r N)` points (r clipped to the "
-           "modality's range; nested across r, paired across arms)."]
+  lines = [
+    "## At fixed support ratios (after K steps)",
+    "",
+    "Every meta-test signal adapted on a support of `floor(r N)` points (r clipped to the "
+    "modality's range; nested across r, paired across arms).",
+  ]
   lacking = lacking_fixed_ratios({a: results[a] for a in arms})
   if lacking:
-    lines += ["", f"Runs without fixed-ratio results (not in these tables): "
-                  f"{', '.join(lacking)}."]
+    lines += ["", f"Runs without fixed-ratio results (not in these tables): {', '.join(lacking)}."]
   lines.append("")
   for mod in mods:
     rows = []
@@ -362,17 +415,26 @@ def _support_tables(study, results, arms, mods, info, cells, measure_columns) ->
         continue
       x, _, kept = support_curve(results[arm], study.measures[0], mod)
       for r, at in zip(x, kept):
-        rows.append((r, [f"{r:.3g}", f"**{arm}** (ref)" if arm == study.reference else arm]
-                     + cells(arm, mod, at)))
+        rows.append(
+          (
+            r,
+            [f"{r:.3g}", f"**{arm}** (ref)" if arm == study.reference else arm]
+            + cells(arm, mod, at),
+          )
+        )
     if rows:
       rows.sort(key=lambda row: row[0])  # stable: arms in study order within a ratio
-      lines += [f"### {mod}", ""] + _table(["support ratio", "arm"] + measure_columns,
-                                           [r for _, r in rows]) + [""]
+      lines += (
+        [f"### {mod}", ""]
+        + _table(["support ratio", "arm"] + measure_columns, [r for _, r in rows])
+        + [""]
+      )
   return lines
 
 
-def trajectory(results_by_seed: Mapping[int, Mapping], measure: str, modality: str,
-               num_steps: int) -> np.ndarray:
+def trajectory(
+  results_by_seed: Mapping[int, Mapping], measure: str, modality: str, num_steps: int
+) -> np.ndarray:
   """The learning trajectory of one arm: `[num_seeds, K + 1]` values of `measure/modality/step{k}`
   (NaN where a run lacks a step)."""
   seeds = sorted(results_by_seed)

@@ -69,8 +69,14 @@ def seed_list(seeds: int | Sequence[int], base_seed: int = 0) -> list[int]:
   return out
 
 
-def plan(study: Study, builder: studies_lib.ConfigBuilder, workdir: str, seeds: Sequence[int],
-         steps: int | None = None, other_seeds: int | None = None) -> list[Run]:
+def plan(
+  study: Study,
+  builder: studies_lib.ConfigBuilder,
+  workdir: str,
+  seeds: Sequence[int],
+  steps: int | None = None,
+  other_seeds: int | None = None,
+) -> list[Run]:
   """Every (arm, seed) run of a study, arm-major (a study's headline arms finish first).
 
   Arms that are not headline arms (`Study.headline`) get only the first `other_seeds` seeds
@@ -78,18 +84,28 @@ def plan(study: Study, builder: studies_lib.ConfigBuilder, workdir: str, seeds: 
   """
   if other_seeds is not None and other_seeds < 1:
     raise ValueError(f"other_seeds must be >= 1, got {other_seeds}.")
+
   def arm_seeds(arm):
     return seeds if other_seeds is None or study.is_headline(arm) else seeds[:other_seeds]
-  runs = [Run(arm, s, builder.build(overrides, seed=s, steps=steps),
-              study.run_dir(workdir, arm, s))
-          for arm, overrides in study.arms.items() for s in arm_seeds(arm)]
+
+  runs = [
+    Run(arm, s, builder.build(overrides, seed=s, steps=steps), study.run_dir(workdir, arm, s))
+    for arm, overrides in study.arms.items()
+    for s in arm_seeds(arm)
+  ]
   studies_lib.check_shared_test_set({r.arm: r.config for r in runs})
   return runs
 
 
-def write_report(study: Study, runs: Sequence[Run], workdir: str, seeds: Sequence[int],
-                 notes: Sequence[str] = (), num_reconstructions: int = 3,
-                 log: Callable[[str], None] = print) -> StudyOutput:
+def write_report(
+  study: Study,
+  runs: Sequence[Run],
+  workdir: str,
+  seeds: Sequence[int],
+  notes: Sequence[str] = (),
+  num_reconstructions: int = 3,
+  log: Callable[[str], None] = print,
+) -> StudyOutput:
   """Writes results.csv, results.md, trajectory.png, support.png and reconstructions.png from
   finished runs."""
   results = report.load_results(workdir, study, seeds)
@@ -99,8 +115,10 @@ def write_report(study: Study, runs: Sequence[Run], workdir: str, seeds: Sequenc
   checked = studies_lib.check_paired(workdir, study, seeds)
   notes = list(notes)
   if checked:
-    notes.append(f"paired: every arm was evaluated on the reference arm's meta-test supports "
-                 f"(checked on {checked} (run, modality) pairs of episodes.npz)")
+    notes.append(
+      f"paired: every arm was evaluated on the reference arm's meta-test supports "
+      f"(checked on {checked} (run, modality) pairs of episodes.npz)"
+    )
   files = {}
   files["csv"] = os.path.join(workdir, "results.csv")
   report.write_csv(files["csv"], report.csv_rows(study.name, results))
@@ -108,7 +126,8 @@ def write_report(study: Study, runs: Sequence[Run], workdir: str, seeds: Sequenc
   files["md"] = os.path.join(workdir, "results.md")
   atomic.write_text(files["md"], markdown)
   files["trajectory"] = plots.plot_trajectories(
-      study, results, os.path.join(workdir, "trajectory.png"))
+    study, results, os.path.join(workdir, "trajectory.png")
+  )
   support = plots.plot_support_curves(study, results, os.path.join(workdir, "support.png"))
   if support:
     files["support"] = support
@@ -121,24 +140,40 @@ def write_report(study: Study, runs: Sequence[Run], workdir: str, seeds: Sequenc
       try:
         predictions[r.arm] = predict.predict_run(r.config, r.rundir, num_reconstructions)
       except (FileNotFoundError, ValueError) as e:
-        log(f"reconstructions: skipping arm {r.arm!r}: {e} (a run restored from an archive has "
-            "no parameters: archives keep none; to plot it, retrain that run by removing its "
-            "folder from both the workdir and the archive)")
+        log(
+          f"reconstructions: skipping arm {r.arm!r}: {e} (a run restored from an archive has "
+          "no parameters: archives keep none; to plot it, retrain that run by removing its "
+          "folder from both the workdir and the archive)"
+        )
     if predictions:
       files["reconstructions"] = figures.plot_reconstructions(
-          predictions, os.path.join(workdir, "reconstructions.png"), reference=study.reference,
-          title=f"{study.name}: meta-test reconstructions after K inner steps (seed {seed})")
-  return StudyOutput(workdir=workdir, study=study, seeds=list(seeds), results=results,
-                     markdown=markdown, files=files)
+        predictions,
+        os.path.join(workdir, "reconstructions.png"),
+        reference=study.reference,
+        title=f"{study.name}: meta-test reconstructions after K inner steps (seed {seed})",
+      )
+  return StudyOutput(
+    workdir=workdir, study=study, seeds=list(seeds), results=results, markdown=markdown, files=files
+  )
 
 
-def run(study: Study, builder: studies_lib.ConfigBuilder, workdir: str,
-        seeds: int | Sequence[int] = 3, steps: int | None = None, *,
-        other_seeds: int | None = None, train_fn: Callable | None = None, parallel: int = 1,
-        num_reconstructions: int = 3,
-        compilation_cache: str | None = None, archive: str | None = None,
-        shard: tuple[int, int] | None = None, report_only: bool = False,
-        log: Callable[[str], None] = print) -> StudyOutput:
+def run(
+  study: Study,
+  builder: studies_lib.ConfigBuilder,
+  workdir: str,
+  seeds: int | Sequence[int] = 3,
+  steps: int | None = None,
+  *,
+  other_seeds: int | None = None,
+  train_fn: Callable | None = None,
+  parallel: int = 1,
+  num_reconstructions: int = 3,
+  compilation_cache: str | None = None,
+  archive: str | None = None,
+  shard: tuple[int, int] | None = None,
+  report_only: bool = False,
+  log: Callable[[str], None] = print,
+) -> StudyOutput:
   """Runs every arm of `study` over every seed into `workdir`, then writes the reports.
 
   Args:
@@ -177,23 +212,41 @@ def run(study: Study, builder: studies_lib.ConfigBuilder, workdir: str,
     enable_compilation_cache(compilation_cache)
   seeds = seed_list(seeds, builder.build().seed)
   runs = plan(study, builder, workdir, seeds, steps, other_seeds)
-  notes = [f"config: `{builder.source}`" + (
+  notes = [
+    f"config: `{builder.source}`"
+    + (
       " with " + ", ".join(f"{k}={v}" for k, v in builder.overrides.items())
-      if builder.overrides else "")]
+      if builder.overrides
+      else ""
+    )
+  ]
   if steps:
     preset = builder.build().num_train_steps
     notes.append(f"budget: --steps={steps} meta-steps per run (the preset has {preset})")
-  atomic.write_json(os.path.join(workdir, "study.json"),
-                    {"study": study.to_dict(), "config": builder.source,
-                     "overrides": {k: str(v) for k, v in builder.overrides.items()},
-                     "seeds": seeds, "other_seeds": other_seeds, "steps": steps or None}, indent=1)
+  atomic.write_json(
+    os.path.join(workdir, "study.json"),
+    {
+      "study": study.to_dict(),
+      "config": builder.source,
+      "overrides": {k: str(v) for k, v in builder.overrides.items()},
+      "seeds": seeds,
+      "other_seeds": other_seeds,
+      "steps": steps or None,
+    },
+    indent=1,
+  )
   if other_seeds is not None and len(runs) < len(study.arms) * len(seeds):
-    notes.append(f"seeds: {len(seeds)} for the headline arms ({', '.join(study.headline)}), "
-                 f"{min(other_seeds, len(seeds))} for the others")
+    notes.append(
+      f"seeds: {len(seeds)} for the headline arms ({', '.join(study.headline)}), "
+      f"{min(other_seeds, len(seeds))} for the others"
+    )
   fewer = len(runs) < len(study.arms) * len(seeds)
-  log(f"Study {study.name!r}: {len(study.arms)} arms x {len(seeds)} seeds"
-      + (f" ({other_seeds} for non-headline arms)" if fewer else "") + f" = {len(runs)} runs "
-      f"in {workdir} (arms: {', '.join(study.arms)}; reference: {study.reference})")
+  log(
+    f"Study {study.name!r}: {len(study.arms)} arms x {len(seeds)} seeds"
+    + (f" ({other_seeds} for non-headline arms)" if fewer else "")
+    + f" = {len(runs)} runs "
+    f"in {workdir} (arms: {', '.join(study.arms)}; reference: {study.reference})"
+  )
   on_done = None
   if archive:
     if os.path.abspath(archive) == os.path.abspath(workdir):
@@ -203,9 +256,11 @@ def run(study: Study, builder: studies_lib.ConfigBuilder, workdir: str,
   if report_only:
     unfinished = [f"{r.arm}/seed{r.seed}" for r in runs if run_status(r) != "finished"]
     if unfinished:
-      raise ValueError(f"--report_only: {len(unfinished)} of {len(runs)} runs are not finished "
-                       f"({', '.join(unfinished[:6])}{', ...' if len(unfinished) > 6 else ''}); "
-                       "train them (their shards, or this command without --report_only) first.")
+      raise ValueError(
+        f"--report_only: {len(unfinished)} of {len(runs)} runs are not finished "
+        f"({', '.join(unfinished[:6])}{', ...' if len(unfinished) > 6 else ''}); "
+        "train them (their shards, or this command without --report_only) first."
+      )
     for r in runs:
       if on_done:
         on_done(r)
@@ -217,17 +272,19 @@ def run(study: Study, builder: studies_lib.ConfigBuilder, workdir: str,
     others = [r for r in runs if r not in mine and run_status(r) != "finished"]
     if not busy and others:
       raise StudyUnfinished(
-          f"Shard {shard[0]}/{shard[1]} is done ({len(mine)} runs); {len(others)} runs of other "
-          "shards are not finished here yet. When every shard is done, write the report with "
-          "the same command and --report_only (with the shared --archive).")
+        f"Shard {shard[0]}/{shard[1]} is done ({len(mine)} runs); {len(others)} runs of other "
+        "shards are not finished here yet. When every shard is done, write the report with "
+        "the same command and --report_only (with the shared --archive)."
+      )
   else:
     busy = train_runs(runs, train_fn, parallel, log, on_done)
   if busy:
     raise StudyUnfinished(
-        f"{len(busy)} run(s) are being trained by another process "
-        f"({', '.join(f'{r.arm}/seed{r.seed}' for r in busy[:4])}{', ...' if len(busy) > 4 else ''}"
-        "); this runner's runs are done. The runner that finishes last writes the report; or "
-        "rerun this command once they are done.")
+      f"{len(busy)} run(s) are being trained by another process "
+      f"({', '.join(f'{r.arm}/seed{r.seed}' for r in busy[:4])}{', ...' if len(busy) > 4 else ''}"
+      "); this runner's runs are done. The runner that finishes last writes the report; or "
+      "rerun this command once they are done."
+    )
   out = write_report(study, runs, workdir, seeds, notes, num_reconstructions, log)
   out.files["study"] = os.path.join(workdir, "study.json")
   if archive:

@@ -39,35 +39,48 @@ def run_status(run: Run) -> str:
   """
   config_path = os.path.join(run.rundir, "config.json")
   if os.path.exists(config_path):
-    old = workdir_lib.read_json(config_path, "a study run's config",
-                                "delete that run's folder to retrain it.")
+    old = workdir_lib.read_json(
+      config_path, "a study run's config", "delete that run's folder to retrain it."
+    )
     diff = workdir_lib.config_differences(old, json.loads(run.config.to_json()))
     if diff:
-      raise ValueError(f"{run.rundir} holds a run of another config ({'; '.join(diff[:5])}); use "
-                       "a new --workdir, or delete that folder to rerun it.")
+      raise ValueError(
+        f"{run.rundir} holds a run of another config ({'; '.join(diff[:5])}); use "
+        "a new --workdir, or delete that folder to rerun it."
+      )
   results_path = os.path.join(run.rundir, "results.json")
   if os.path.exists(results_path):
-    results = workdir_lib.read_json(results_path, "a study run's results",
-                                    "delete that file to evaluate the run again from its "
-                                    "checkpoints (or its folder to retrain it).")
+    results = workdir_lib.read_json(
+      results_path,
+      "a study run's results",
+      "delete that file to evaluate the run again from its "
+      "checkpoints (or its folder to retrain it).",
+    )
     step = results.get("step") if isinstance(results, dict) else None
     if step == run.config.num_train_steps:
       return "finished"
     if step is not None and step > run.config.num_train_steps:
-      raise ValueError(f"{run.rundir} was trained for {step} meta-steps, more than the "
-                       f"{run.config.num_train_steps} asked for; use a new --workdir.")
+      raise ValueError(
+        f"{run.rundir} was trained for {step} meta-steps, more than the "
+        f"{run.config.num_train_steps} asked for; use a new --workdir."
+      )
   ckpt = os.path.join(run.rundir, "checkpoints")
   return "resume" if os.path.isdir(ckpt) and os.listdir(ckpt) else "new"
 
 
 def _default_train_fn():
   from experiments.run import train
+
   return train.train_and_evaluate
 
 
-def train_runs(runs: Sequence[Run], train_fn: Callable | None = None, parallel: int = 1,
-               log: Callable[[str], None] = print,
-               on_done: Callable[[Run], None] | None = None) -> list[Run]:
+def train_runs(
+  runs: Sequence[Run],
+  train_fn: Callable | None = None,
+  parallel: int = 1,
+  log: Callable[[str], None] = print,
+  on_done: Callable[[Run], None] | None = None,
+) -> list[Run]:
   """Trains every run that is not finished (resuming partial ones), showing progress.
 
   A run another process is training (its workdir locked, `workdir.WorkdirLock`) is skipped: two
@@ -132,8 +145,9 @@ def train_runs(runs: Sequence[Run], train_fn: Callable | None = None, parallel: 
   for tag, status, r in todo:
     log(f"{tag}: {'resuming' if status == 'resume' else 'training'} in {r.rundir}")
     start = time.time()
-    settle(tag, r, lambda: train_fn(r.config, r.rundir),
-           lambda: f"done in {time.time() - start:.0f}s")
+    settle(
+      tag, r, lambda: train_fn(r.config, r.rundir), lambda: f"done in {time.time() - start:.0f}s"
+    )
   return busy
 
 
@@ -141,6 +155,7 @@ def enable_compilation_cache(path: str) -> str:
   """Points JAX's persistent compilation cache at `path` unless one is set already; returns the
   cache in use (also exported for worker processes)."""
   import jax
+
   current = jax.config.jax_compilation_cache_dir
   if current:
     return current

@@ -30,8 +30,9 @@ from mia_jax.layers import torch_bias_init, torch_kernel_init
 
 def _dense(features: int, fan_in: int, name: str) -> nn.Dense:
   """PyTorch-default-initialised Dense (as the authors' implementation)."""
-  return nn.Dense(features, kernel_init=torch_kernel_init, bias_init=torch_bias_init(fan_in),
-                  name=name)
+  return nn.Dense(
+    features, kernel_init=torch_kernel_init, bias_init=torch_bias_init(fan_in), name=name
+  )
 
 
 LATENT_MAPS = ("none", "ln_linear")  # how the latent enters the modulated layer
@@ -85,12 +86,17 @@ class ComposerINR(nn.Module):
     """
     if self.num_layers < 3:
       raise ValueError(
-          f"num_layers must be >= 3 (encoder, modulated, output), got {self.num_layers}.")
+        f"num_layers must be >= 3 (encoder, modulated, output), got {self.num_layers}."
+      )
     if self.ff_sigma > 0:
       fourier = self.variable(
-          "buffers", "fourier_B",
-          lambda: self.ff_sigma * jax.random.normal(
-              self.make_rng("params"), (self.ff_dim // 2, coords.shape[-1])))
+        "buffers",
+        "fourier_B",
+        lambda: (
+          self.ff_sigma
+          * jax.random.normal(self.make_rng("params"), (self.ff_dim // 2, coords.shape[-1]))
+        ),
+      )
       proj = 2.0 * jnp.pi * coords @ fourier.value.T
       feats = jnp.concatenate([jnp.cos(proj), jnp.sin(proj)], axis=-1)
     else:
@@ -100,10 +106,12 @@ class ComposerINR(nn.Module):
     u_t = self.param("U", torch_kernel_init, (self.rank, self.hidden))
     if self.latent_map == "ln_linear":
       latent = _dense(self.hidden, latent.shape[-1], "latent_map")(
-          nn.LayerNorm(epsilon=1e-5, name="latent_norm")(latent))
+        nn.LayerNorm(epsilon=1e-5, name="latent_norm")(latent)
+      )
     elif self.latent_map != "none":
-      raise ValueError(f"Unknown latent_map {self.latent_map!r}; allowed: "
-                       f"{', '.join(LATENT_MAPS)}.")
+      raise ValueError(
+        f"Unknown latent_map {self.latent_map!r}; allowed: {', '.join(LATENT_MAPS)}."
+      )
     if self.materialize_lowrank:
       h = nn.relu(h @ (latent.T @ u_t))
     else:
@@ -119,8 +127,9 @@ def _layer_norm(x, scale, bias, eps=1e-5):
   return (x - mean) * jax.lax.rsqrt(var + eps) * scale + bias
 
 
-def batched_apply(module: ComposerINR, params, buffers, latents: jax.Array,
-                  coords: jax.Array) -> jax.Array:
+def batched_apply(
+  module: ComposerINR, params, buffers, latents: jax.Array, coords: jax.Array
+) -> jax.Array:
   """`module` for a stack of G modalities and B signals at once, without `vmap`.
 
   The same function as `jax.vmap(jax.vmap(module.apply))`, written with explicit einsums so that
@@ -138,9 +147,9 @@ def batched_apply(module: ComposerINR, params, buffers, latents: jax.Array,
     `[G, B, P, d_out]` predictions without the output bias.
   """
   shared = coords.ndim == 2
-  pre = "g" if shared else "gb"          # leading axes of the coordinate-dependent activations
+  pre = "g" if shared else "gb"  # leading axes of the coordinate-dependent activations
   if module.ff_sigma > 0:
-    fb = buffers["fourier_B"]            # [G, F, d_in]
+    fb = buffers["fourier_B"]  # [G, F, d_in]
     if shared:
       proj = 2.0 * jnp.pi * jnp.einsum("nd,gfd->gnf", coords, fb)
     else:
@@ -158,13 +167,15 @@ def batched_apply(module: ComposerINR, params, buffers, latents: jax.Array,
   if module.latent_map == "ln_linear":
     ln = params["latent_norm"]
     z = _layer_norm(latents, ln["scale"][:, None, None], ln["bias"][:, None, None])
-    latents = jnp.einsum("gbrh,ghk->gbrk", z, params["latent_map"]["kernel"]) + (
-        params["latent_map"]["bias"][:, None, None])
+    latents = (
+      jnp.einsum("gbrh,ghk->gbrk", z, params["latent_map"]["kernel"])
+      + (params["latent_map"]["bias"][:, None, None])
+    )
   if module.materialize_lowrank:
     w = jnp.einsum("gbrh,grk->gbhk", latents, params["U"])  # W^T = V^T U^T per signal
     h = jax.nn.relu(jnp.einsum(f"{pre}nh,gbhk->gbnk", h, w))
   else:
-    t = jnp.einsum(f"{pre}nh,gbrh->gbnr", h, latents)       # h V^T
+    t = jnp.einsum(f"{pre}nh,gbrh->gbnr", h, latents)  # h V^T
     h = jax.nn.relu(jnp.einsum("gbnr,grk->gbnk", t, params["U"]))
   for i in range(module.num_layers - 3):
     h = jax.nn.relu(dense(h, params[f"hidden_{i}"], "gb"))

@@ -77,24 +77,38 @@ class FunctaINR(nn.Module):
       `[P, d_out]` predictions without the output bias.
     """
     if self.num_layers < 2:
-      raise ValueError(f"num_layers must be >= 2 (one sine layer and the output layer), "
-                       f"got {self.num_layers}.")
+      raise ValueError(
+        f"num_layers must be >= 2 (one sine layer and the output layer), got {self.num_layers}."
+      )
     if latent.shape != self.latent_shape:
       # A batched latent would broadcast silently into wrong shifts; vmap for batches.
-      raise ValueError(f"latent must have shape {self.latent_shape} (one signal), "
-                       f"got {latent.shape}.")
+      raise ValueError(
+        f"latent must have shape {self.latent_shape} (one signal), got {latent.shape}."
+      )
     num_sine = self.num_layers - 1
     # Lecun-normal (variance 1 / latent_dim): a latent of unit-order entries gives unit-order
     # shifts before the w0 factor. Zero bias: a zero latent means no modulation.
-    shifts = nn.Dense(num_sine * self.hidden, kernel_init=nn.initializers.lecun_normal(),
-                      bias_init=nn.initializers.zeros, name="latent_to_shifts")(latent)
+    shifts = nn.Dense(
+      num_sine * self.hidden,
+      kernel_init=nn.initializers.lecun_normal(),
+      bias_init=nn.initializers.zeros,
+      name="latent_to_shifts",
+    )(latent)
     shifts = shifts.reshape(num_sine, self.hidden)
     h = coords
     for l in range(num_sine):
       bound = siren_kernel_bound(h.shape[-1], self.w0, is_first=l == 0)
-      pre = nn.Dense(self.hidden, kernel_init=_symmetric_uniform(bound),
-                     bias_init=nn.initializers.zeros, name=f"sine_{l}")(h)
+      pre = nn.Dense(
+        self.hidden,
+        kernel_init=_symmetric_uniform(bound),
+        bias_init=nn.initializers.zeros,
+        name=f"sine_{l}",
+      )(h)
       h = jnp.sin(self.w0 * (pre + shifts[l]))
     bound = siren_kernel_bound(self.hidden, self.w0, is_first=False)
-    return nn.Dense(self.d_out, kernel_init=_symmetric_uniform(bound),
-                    bias_init=nn.initializers.zeros, name="output")(h)
+    return nn.Dense(
+      self.d_out,
+      kernel_init=_symmetric_uniform(bound),
+      bias_init=nn.initializers.zeros,
+      name="output",
+    )(h)

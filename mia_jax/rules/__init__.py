@@ -31,21 +31,39 @@ def metasgd(inner_lr: float = 1.0, clip: tuple[float, float] = (0.0, 5.0)) -> Up
   return chain(learned_learning_rate(inner_lr, clip))
 
 
-def mia(grad_scale: float = 10.0, inner_lr: float = 1.0, scaler_lr_multiplier: float = 1.0,
-        **sft_args) -> UpdateRule:
+def mia(
+  grad_scale: float = 10.0, inner_lr: float = 1.0, scaler_lr_multiplier: float = 1.0, **sft_args
+) -> UpdateRule:
   """MIA: the learned gradient scaler, the rate, then the SFTs (`sft()`'s keyword arguments).
   `scaler_lr_multiplier`: the scaler's outer-rate multiplier (`gradient_scaler`'s `outer_lr`)."""
-  return chain(gradient_scaler(grad_scale, scaler_lr_multiplier), learning_rate(inner_lr),
-               sft(**sft_args))
-
+  return chain(
+    gradient_scaler(grad_scale, scaler_lr_multiplier), learning_rate(inner_lr), sft(**sft_args)
+  )
 
 
 # Moved to the experiments in 0.5.0: building a method by its config name.
-__getattr__ = _moved.module_getattr("mia_jax.rules", {
+__getattr__ = _moved.module_getattr(
+  "mia_jax.rules",
+  {
     "from_config": "experiments.methods.build_rule",
-    **{n: f"experiments.methods.{n}" for n in ("RuleConfig", "METHODS", "ABLATIONS",
-                                               "LR_POSITIONS")}})
+    **{
+      n: f"experiments.methods.{n}" for n in ("RuleConfig", "METHODS", "ABLATIONS", "LR_POSITIONS")
+    },
+  },
+)
 
 
-__all__ = ["UpdateRule", "alfa", "cavia", "chain", "gap", "gradient_scaler", "identity",
-           "learned_learning_rate", "learning_rate", "metasgd", "mia", "sft"]
+__all__ = [
+  "UpdateRule",
+  "alfa",
+  "cavia",
+  "chain",
+  "gap",
+  "gradient_scaler",
+  "identity",
+  "learned_learning_rate",
+  "learning_rate",
+  "metasgd",
+  "mia",
+  "sft",
+]

@@ -31,8 +31,9 @@ class AlfaMLP(nn.Module):
     for i in range(self.depth - 1):
       x = nn.relu(layers.TorchDense(2 * t, name=f"dense_{i}")(x))
     bias = jnp.concatenate([jnp.full((t,), self.inner_lr), jnp.ones((t,))])
-    out = nn.Dense(2 * t, kernel_init=nn.initializers.zeros,
-                   bias_init=lambda *_: bias, name="out")(x)
+    out = nn.Dense(2 * t, kernel_init=nn.initializers.zeros, bias_init=lambda *_: bias, name="out")(
+      x
+    )
     return out[..., :t], out[..., t:]
 
 
@@ -64,9 +65,14 @@ def alfa(*, inner_lr: float = 1.0, depth: int = 2) -> UpdateRule:
       by_tokens.setdefault(updates[n].shape[-2], []).append(n)
     rates = {}
     for t, members in by_tokens.items():
-      rates.update(apply_per_modality(
-          mlp(t), params["mlp"], ({n: updates[n].mean(-1) for n in members},
-                                  {n: latents[n].mean(-1) for n in members}), members))
+      rates.update(
+        apply_per_modality(
+          mlp(t),
+          params["mlp"],
+          ({n: updates[n].mean(-1) for n in members}, {n: latents[n].mean(-1) for n in members}),
+          members,
+        )
+      )
     new_updates = {n: rates[n][0][..., None] * updates[n] for n in names}
     new_latents = {n: params["beta0"][n] * rates[n][1][..., None] * latents[n] for n in names}
     return new_updates, new_latents

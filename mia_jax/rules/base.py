@@ -50,8 +50,9 @@ class UpdateRule(NamedTuple):
 
 def identity() -> UpdateRule:
   """`u = g`: the raw gradient (CAVIA with learning rate 1)."""
-  return UpdateRule(lambda rng, shapes: {}, lambda params, u, z: (dict(u), dict(z)),
-                    name="identity")
+  return UpdateRule(
+    lambda rng, shapes: {}, lambda params, u, z: (dict(u), dict(z)), name="identity"
+  )
 
 
 def chain(*rules: UpdateRule) -> UpdateRule:
@@ -77,8 +78,10 @@ def chain(*rules: UpdateRule) -> UpdateRule:
     keys.append(key)
 
   def init(rng, token_shapes):
-    return {k: r.init(jax.random.fold_in(rng, i), token_shapes)
-            for i, (k, r) in enumerate(zip(keys, rules))}
+    return {
+      k: r.init(jax.random.fold_in(rng, i), token_shapes)
+      for i, (k, r) in enumerate(zip(keys, rules))
+    }
 
   def apply(params, updates, latents):
     for k, r in zip(keys, rules):
@@ -89,14 +92,17 @@ def chain(*rules: UpdateRule) -> UpdateRule:
     return {k: r.project(params[k]) for k, r in zip(keys, rules)}
 
   def outer_lr(params):
-    return {k: r.outer_lr(params[k]) if r.outer_lr else jax.tree.map(lambda _: 1.0, params[k])
-            for k, r in zip(keys, rules)}
+    return {
+      k: r.outer_lr(params[k]) if r.outer_lr else jax.tree.map(lambda _: 1.0, params[k])
+      for k, r in zip(keys, rules)
+    }
 
   scaled = any(r.outer_lr is not None for r in rules)
   return UpdateRule(init, apply, project, name="chain", outer_lr=outer_lr if scaled else None)
 
 
 # -- helpers for pieces ----------------------------------------------------------------------------
+
 
 def modality_key(rng: jax.Array, name: str) -> jax.Array:
   """A key for a modality's parameters that does not depend on which other modalities exist."""
@@ -116,15 +122,22 @@ def tree_stack(trees: Sequence[PyTree]) -> PyTree:
   return jax.tree.map(lambda *xs: jnp.stack(xs), *trees)
 
 
-def init_per_modality(module, rng: jax.Array, token_shapes: TokenShapes,
-                      example_args: Callable[[tuple[int, ...]], Sequence[jax.Array]]) -> dict:
+def init_per_modality(
+  module,
+  rng: jax.Array,
+  token_shapes: TokenShapes,
+  example_args: Callable[[tuple[int, ...]], Sequence[jax.Array]],
+) -> dict:
   """`{name: module params}`, each initialised from `modality_key(rng, name)`."""
-  return {name: module.init(modality_key(rng, name), *example_args(tuple(shape)))["params"]
-          for name, shape in token_shapes.items()}
+  return {
+    name: module.init(modality_key(rng, name), *example_args(tuple(shape)))["params"]
+    for name, shape in token_shapes.items()
+  }
 
 
-def apply_per_modality(module, params: Mapping[str, PyTree], inputs: Sequence[Tokens],
-                       names: Sequence[str]) -> dict:
+def apply_per_modality(
+  module, params: Mapping[str, PyTree], inputs: Sequence[Tokens], names: Sequence[str]
+) -> dict:
   """Applies each modality's copy of `module`; same-shaped modalities stacked and vmapped.
 
   Args:
@@ -144,7 +157,8 @@ def apply_per_modality(module, params: Mapping[str, PyTree], inputs: Sequence[To
       out[n] = module.apply({"params": params[n]}, *(x[n] for x in inputs))
       continue
     stacked = jax.vmap(lambda p, *a: module.apply({"params": p}, *a))(
-        tree_stack([params[n] for n in members]),
-        *(jnp.stack([x[n] for n in members]) for x in inputs))
+      tree_stack([params[n] for n in members]),
+      *(jnp.stack([x[n] for n in members]) for x in inputs),
+    )
     out.update({n: jax.tree.map(lambda x, i=i: x[i], stacked) for i, n in enumerate(members)})
   return out

@@ -24,8 +24,9 @@ def gap(*, m_init: float = M_INIT) -> UpdateRule:
 
   def init(rng, token_shapes):
     del rng
-    return {n: jnp.full((min(t, w),), float(m_init), jnp.float32)
-            for n, (t, w) in token_shapes.items()}
+    return {
+      n: jnp.full((min(t, w),), float(m_init), jnp.float32) for n, (t, w) in token_shapes.items()
+    }
 
   def apply(params, updates, latents):
     out = {}

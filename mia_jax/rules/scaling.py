@@ -54,8 +54,7 @@ def learning_rate(value: float = 1.0) -> UpdateRule:
   return UpdateRule(lambda rng, shapes: {}, apply, name="lr")
 
 
-def learned_learning_rate(init: float = 1.0, clip: tuple[float, float] = (0.0, 5.0)
-                          ) -> UpdateRule:
+def learned_learning_rate(init: float = 1.0, clip: tuple[float, float] = (0.0, 5.0)) -> UpdateRule:
   """`u <- alpha_m * u` with a meta-learned per-element rate `alpha_m` `[T, W]` (MetaSGD).
 
   Args:
@@ -67,8 +66,9 @@ def learned_learning_rate(init: float = 1.0, clip: tuple[float, float] = (0.0, 5
   init_value = _check_positive("learned_learning_rate init", init)
   lo, hi = (float(c) for c in clip)
   if not lo <= init_value <= hi:
-    raise ValueError(f"learned_learning_rate clip {clip} must satisfy min <= init ({init_value}) "
-                     "<= max.")
+    raise ValueError(
+      f"learned_learning_rate clip {clip} must satisfy min <= init ({init_value}) <= max."
+    )
 
   def init_fn(rng, token_shapes):
     del rng

@@ -61,8 +61,7 @@ class StateEncoder(nn.Module):
     if self.use_latent:
       parts.append(nn.LayerNorm(epsilon=LN_EPS, name="ln_latent")(latents))
     s = layers.MLP(self.width, self.mlp_depth, name="proj")(layers.concat(parts))
-    pos = self.param("pos_embedding", nn.initializers.normal(0.2),
-                     (latents.shape[-2], self.width))
+    pos = self.param("pos_embedding", nn.initializers.normal(0.2), (latents.shape[-2], self.width))
     return s + pos
 
 
@@ -101,8 +100,15 @@ class Transformer(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     for i in range(self.depth):
-      x = TransformerBlock(self.width, self.num_heads, self.head_dim, self.ff_width,
-                           self.residual, self.exact_gelu, name=f"block_{i}")(x)
+      x = TransformerBlock(
+        self.width,
+        self.num_heads,
+        self.head_dim,
+        self.ff_width,
+        self.residual,
+        self.exact_gelu,
+        name=f"block_{i}",
+      )(x)
     return x
 
 
@@ -156,8 +162,9 @@ class TokenMLP(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     for i in range(self.depth):
-      x = TokenMLPBlock(self.width, self.hidden, self.pooled, self.residual, self.exact_gelu,
-                        name=f"block_{i}")(x)
+      x = TokenMLPBlock(
+        self.width, self.hidden, self.pooled, self.residual, self.exact_gelu, name=f"block_{i}"
+      )(x)
     return x
 
 
@@ -181,11 +188,24 @@ class Fuser(nn.Module):
     return layers.TorchDense(self.out_dim, kernel_scale=self.out_scale, name="out")(x)
 
 
-def sft(*, width: int = 192, usft_depth: int = 1, msft_depth: int = 1, num_heads: int = 3,
-        head_dim: int = 64, mlp_depth: int = 2, residual: bool = False,
-        out_init_scale: float = 1.0, exact_gelu: bool = False, use_usft: bool = True,
-        use_msft: bool = True, use_fuser: bool = True, use_grad: bool = True,
-        use_latent: bool = True, mixer: str = "attention") -> UpdateRule:
+def sft(
+  *,
+  width: int = 192,
+  usft_depth: int = 1,
+  msft_depth: int = 1,
+  num_heads: int = 3,
+  head_dim: int = 64,
+  mlp_depth: int = 2,
+  residual: bool = False,
+  out_init_scale: float = 1.0,
+  exact_gelu: bool = False,
+  use_usft: bool = True,
+  use_msft: bool = True,
+  use_fuser: bool = True,
+  use_grad: bool = True,
+  use_latent: bool = True,
+  mixer: str = "attention",
+) -> UpdateRule:
   """MIA's State Fusion Transformers as an update-rule piece.
 
   It maps the incoming updates `g_m` (the gradient, usually already scaled by a learning rate and
@@ -213,9 +233,14 @@ def sft(*, width: int = 192, usft_depth: int = 1, msft_depth: int = 1, num_heads
   """
   if not (use_grad or use_latent):
     raise ValueError("sft(): the state needs the gradient or the latent (use_grad or use_latent).")
-  for what, value in (("width", width), ("num_heads", num_heads), ("head_dim", head_dim),
-                      ("mlp_depth", mlp_depth), ("usft_depth", usft_depth),
-                      ("msft_depth", msft_depth)):
+  for what, value in (
+    ("width", width),
+    ("num_heads", num_heads),
+    ("head_dim", head_dim),
+    ("mlp_depth", mlp_depth),
+    ("usft_depth", usft_depth),
+    ("msft_depth", msft_depth),
+  ):
     if int(value) < 1:
       raise ValueError(f"sft(): {what} must be >= 1, got {value}.")
   if mixer not in MIXERS:
@@ -229,13 +254,19 @@ def sft(*, width: int = 192, usft_depth: int = 1, msft_depth: int = 1, num_heads
   else:
     block = transformer_block_params(width, num_heads, head_dim, width)
     pooled = mixer == "mlp_pooled"
-    usft = TokenMLP(width, mlp_hidden(width, width, block), usft_depth, False, residual,
-                    exact_gelu)
-    msft = TokenMLP(width, mlp_hidden(width, 2 * width if pooled else width, block), msft_depth,
-                    pooled, residual, exact_gelu)
+    usft = TokenMLP(width, mlp_hidden(width, width, block), usft_depth, False, residual, exact_gelu)
+    msft = TokenMLP(
+      width,
+      mlp_hidden(width, 2 * width if pooled else width, block),
+      msft_depth,
+      pooled,
+      residual,
+      exact_gelu,
+    )
   num_states = 1 + use_usft + use_msft
-  fuser = lambda out_dim: Fuser(width, out_dim, mlp_depth, use_mlp=use_fuser,
-                                out_scale=out_init_scale)
+  fuser = lambda out_dim: Fuser(
+    width, out_dim, mlp_depth, use_mlp=use_fuser, out_scale=out_init_scale
+  )
 
   def init(rng, token_shapes):
     params = {"encoder": {}, "fuser": {}}
@@ -244,13 +275,16 @@ def sft(*, width: int = 192, usft_depth: int = 1, msft_depth: int = 1, num_heads
     for name, (t, w) in token_shapes.items():
       z = jnp.zeros((1, t, w), jnp.float32)
       s = jnp.zeros((1, t, width), jnp.float32)
-      params["encoder"][name] = encoder.init(modality_key(jax.random.fold_in(rng, 0), name),
-                                             z, z)["params"]
+      params["encoder"][name] = encoder.init(modality_key(jax.random.fold_in(rng, 0), name), z, z)[
+        "params"
+      ]
       if use_usft:
-        params["usft"][name] = usft.init(modality_key(jax.random.fold_in(rng, 1), name),
-                                         s)["params"]
-      params["fuser"][name] = fuser(w).init(modality_key(jax.random.fold_in(rng, 2), name),
-                                            *[s] * num_states)["params"]
+        params["usft"][name] = usft.init(modality_key(jax.random.fold_in(rng, 1), name), s)[
+          "params"
+        ]
+      params["fuser"][name] = fuser(w).init(
+        modality_key(jax.random.fold_in(rng, 2), name), *[s] * num_states
+      )["params"]
     if use_msft:
       s = jnp.zeros((1, 1, width), jnp.float32)
       params["msft"] = msft.init(jax.random.fold_in(rng, 3), s)["params"]
@@ -258,29 +292,37 @@ def sft(*, width: int = 192, usft_depth: int = 1, msft_depth: int = 1, num_heads
 
   def apply(params, updates, latents):
     names = list(updates)
-    states = {n: [x] for n, x in apply_per_modality(
-        encoder, params["encoder"], (updates, latents), names).items()}
+    states = {
+      n: [x]
+      for n, x in apply_per_modality(encoder, params["encoder"], (updates, latents), names).items()
+    }
     if use_usft:
       h = apply_per_modality(usft, params["usft"], ({n: states[n][-1] for n in names},), names)
       for n in names:
         states[n].append(h[n])
     if use_msft:
       # One sequence per signal of every modality's tokens: [B, sum_m T_m, D].
-      joint = msft.apply({"params": params["msft"]},
-                         jnp.concatenate([states[n][-1] for n in names], axis=-2))
+      joint = msft.apply(
+        {"params": params["msft"]}, jnp.concatenate([states[n][-1] for n in names], axis=-2)
+      )
       start = 0
       for n in names:
         t = states[n][-1].shape[-2]
-        states[n].append(joint[..., start:start + t, :])
+        states[n].append(joint[..., start : start + t, :])
         start += t
     out = {}
     by_width: dict[int, list[str]] = {}
     for n in names:
       by_width.setdefault(updates[n].shape[-1], []).append(n)
     for w, members in by_width.items():
-      out.update(apply_per_modality(
-          fuser(w), params["fuser"],
-          tuple({n: states[n][i] for n in members} for i in range(num_states)), members))
+      out.update(
+        apply_per_modality(
+          fuser(w),
+          params["fuser"],
+          tuple({n: states[n][i] for n in members} for i in range(num_states)),
+          members,
+        )
+      )
     return {n: out[n] for n in names}, dict(latents)
 
   return UpdateRule(init, apply, name="sft")

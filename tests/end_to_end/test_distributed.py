@@ -38,15 +38,26 @@ def _port() -> int:
 
 
 def _env(cache: str, devices: int) -> dict:
-  return dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}",
-              JAX_PLATFORMS="cpu", JAX_COMPILATION_CACHE_DIR=cache,
-              JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0", PYTHONPATH=ROOT)
+  return dict(
+    os.environ,
+    XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}",
+    JAX_PLATFORMS="cpu",
+    JAX_COMPILATION_CACHE_DIR=cache,
+    JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
+    PYTHONPATH=ROOT,
+  )
 
 
 def _args(workdir: str, data_dir: str, steps: int = STEPS) -> list[str]:
-  return [sys.executable, "-m", "experiments.main", f"--workdir={workdir}",
-          f"--config=experiments/configs/synthetic.py:smoke,method={METHOD},num_train_steps={steps}",
-          f"--config.data.data_dir={data_dir}", "--config.tensorboard=False"]
+  return [
+    sys.executable,
+    "-m",
+    "experiments.main",
+    f"--workdir={workdir}",
+    f"--config=experiments/configs/synthetic.py:smoke,method={METHOD},num_train_steps={steps}",
+    f"--config.data.data_dir={data_dir}",
+    "--config.tensorboard=False",
+  ]
 
 
 def _start_pair(workdir, data_dir, cache, steps=STEPS):
@@ -54,11 +65,26 @@ def _start_pair(workdir, data_dir, cache, steps=STEPS):
   port, procs = _port(), []
   for i in range(2):
     out, err = (open(f"{workdir}.{i}.{name}", "w+") for name in ("out", "err"))
-    procs.append((subprocess.Popen(
-        _args(workdir, data_dir, steps) + [
-            f"--coordinator_address=127.0.0.1:{port}", "--num_processes=2", f"--process_id={i}",
-            "--heartbeat_timeout_seconds=10"],
-        cwd=ROOT, env=_env(cache, 1), stdout=out, stderr=err, text=True), out, err))
+    procs.append(
+      (
+        subprocess.Popen(
+          _args(workdir, data_dir, steps)
+          + [
+            f"--coordinator_address=127.0.0.1:{port}",
+            "--num_processes=2",
+            f"--process_id={i}",
+            "--heartbeat_timeout_seconds=10",
+          ],
+          cwd=ROOT,
+          env=_env(cache, 1),
+          stdout=out,
+          stderr=err,
+          text=True,
+        ),
+        out,
+        err,
+      )
+    )
   return procs
 
 
@@ -101,15 +127,15 @@ def _assert_same(ref_dir, other_dir, data_dir):
     np.testing.assert_allclose(other["metrics"][key], value, rtol=1e-5, atol=1e-7, err_msg=key)
   (p_ref, s_ref), (p_other, s_other) = _params(ref_dir, data_dir), _params(other_dir, data_dir)
   assert s_ref == s_other == STEPS
-  jax.tree.map(lambda a, b: np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-7), p_ref,
-               p_other)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-7), p_ref, p_other)
 
 
 def test_two_processes_equal_one_and_survive_a_kill(tmp_path, synthetic_data_dir):
   cache, data = str(tmp_path / "cache"), synthetic_data_dir
   ref = str(tmp_path / "one_process")
-  single = subprocess.run(_args(ref, data), cwd=ROOT, env=_env(cache, 2), capture_output=True,
-                          text=True, timeout=TIMEOUT)
+  single = subprocess.run(
+    _args(ref, data), cwd=ROOT, env=_env(cache, 2), capture_output=True, text=True, timeout=TIMEOUT
+  )
   assert single.returncode == 0, single.stderr[-2000:]
 
   pair = str(tmp_path / "two_processes")
@@ -154,10 +180,12 @@ def test_two_processes_equal_one_and_survive_a_kill(tmp_path, synthetic_data_dir
 def test_distribution_flags_are_checked_and_clusters_detected(monkeypatch):
   assert not distributed.check_flags(None, None, None)
   assert distributed.check_flags("127.0.0.1:1234", 2, 1)
-  for args, text in [((None, 2, 0), "missing --coordinator_address"),
-                     (("127.0.0.1:1234", 2, None), "missing --process_id"),
-                     (("127.0.0.1:1234", 2, 2), "--process_id=2 must be in [0, --num_processes=2)"),
-                     (("localhost", 2, 0), "must be HOST:PORT")]:
+  for args, text in [
+    ((None, 2, 0), "missing --coordinator_address"),
+    (("127.0.0.1:1234", 2, None), "missing --process_id"),
+    (("127.0.0.1:1234", 2, 2), "--process_id=2 must be in [0, --num_processes=2)"),
+    (("localhost", 2, 0), "must be HOST:PORT"),
+  ]:
     with pytest.raises(ValueError, match=re.escape(text)):
       distributed.check_flags(*args)
   monkeypatch.delenv("SLURM_NTASKS", raising=False)

@@ -15,8 +15,16 @@ import pytest
 
 from tests.paths import ROOT
 
-LIBRARY_FORBIDDEN = ("data_pipelines", "experiments", "ml_collections", "orbax", "tqdm",
-                     "matplotlib", "tensorflow_datasets", "grain")
+LIBRARY_FORBIDDEN = (
+  "data_pipelines",
+  "experiments",
+  "ml_collections",
+  "orbax",
+  "tqdm",
+  "matplotlib",
+  "tensorflow_datasets",
+  "grain",
+)
 
 
 def _python_files(package):
@@ -35,20 +43,26 @@ def _imported_roots(path):
       yield node.module.split(".")[0]
 
 
-@pytest.mark.parametrize("package,forbidden", [
+@pytest.mark.parametrize(
+  "package,forbidden",
+  [
     ("mia_jax", LIBRARY_FORBIDDEN),
     ("data_pipelines", ("experiments",)),
-])
+  ],
+)
 def test_source_imports_respect_layers(package, forbidden):
-  bad = {os.path.relpath(p, ROOT): sorted(set(_imported_roots(p)) & set(forbidden))
-         for p in _python_files(package)}
+  bad = {
+    os.path.relpath(p, ROOT): sorted(set(_imported_roots(p)) & set(forbidden))
+    for p in _python_files(package)
+  }
   assert not {p: m for p, m in bad.items() if m}
 
 
 def _fresh_modules(statement):
   code = f"import sys; {statement}; print('\\n'.join(sorted(sys.modules)))"
-  out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                       cwd=ROOT)
+  out = subprocess.run(
+    [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
+  )
   return {m.split(".")[0] for m in out.stdout.split()}
 
 
@@ -60,16 +74,21 @@ def test_fresh_import_of_the_library_loads_no_experiment_stack():
 
 def test_fresh_import_of_the_data_pipelines_loads_no_experiments():
   modules = sorted(
-      os.path.relpath(p, ROOT)[:-3].replace(os.sep, ".").removesuffix(".__init__")
-      for p in _python_files("data_pipelines"))
+    os.path.relpath(p, ROOT)[:-3].replace(os.sep, ".").removesuffix(".__init__")
+    for p in _python_files("data_pipelines")
+  )
   loaded = _fresh_modules("; ".join(f"import {m}" for m in modules))
   assert "data_pipelines" in loaded and "experiments" not in loaded
 
 
 def test_library_check_script_runs():
   """The script `.ci/run` runs after a plain `pip install .` (here in the test environment)."""
-  out = subprocess.run([sys.executable, os.path.join(ROOT, ".ci", "library_check.py")],
-                       capture_output=True, text=True, cwd=ROOT)
+  out = subprocess.run(
+    [sys.executable, os.path.join(ROOT, ".ci", "library_check.py")],
+    capture_output=True,
+    text=True,
+    cwd=ROOT,
+  )
   assert out.returncode == 0, out.stderr[-2000:]
   assert "adapt and outer steps ok" in out.stdout
 
@@ -82,18 +101,37 @@ def test_files_stay_small():
       with open(p, encoding="utf-8") as f:
         sizes[os.path.relpath(p, ROOT)] = sum(1 for _ in f)
   assert not {p: n for p, n in sizes.items() if n > 450}
-  configs = {p: n for p, n in sizes.items()
-             if p.startswith(os.path.join("experiments", "configs")) and "common" not in p}
+  configs = {
+    p: n
+    for p, n in sizes.items()
+    if p.startswith(os.path.join("experiments", "configs"))
+    and os.path.basename(p) not in ("common.py", "shared.py")  # shared, not a benchmark
+  }
   assert len(configs) >= 7 and not {p: n for p, n in configs.items() if n >= 80}
 
 
 # The library's one file format (docs/architecture.md): the only module that touches files.
 LIBRARY_FILE_MODULE = os.path.join("mia_jax", "episodes_file.py")
-FILE_CALLS = {("np", "load"), ("np", "save"), ("np", "savez"), ("np", "savez_compressed"),
-              ("np", "loadtxt"), ("np", "fromfile"), ("json", "load"), ("json", "dump"),
-              ("json", "loads"), ("json", "dumps"), ("pickle", "load"), ("pickle", "dump"),
-              ("os", "remove"), ("os", "replace"), ("os", "rename"), ("os", "makedirs"),
-              ("shutil", "copy"), ("shutil", "rmtree")}
+FILE_CALLS = {
+  ("np", "load"),
+  ("np", "save"),
+  ("np", "savez"),
+  ("np", "savez_compressed"),
+  ("np", "loadtxt"),
+  ("np", "fromfile"),
+  ("json", "load"),
+  ("json", "dump"),
+  ("json", "loads"),
+  ("json", "dumps"),
+  ("pickle", "load"),
+  ("pickle", "dump"),
+  ("os", "remove"),
+  ("os", "replace"),
+  ("os", "rename"),
+  ("os", "makedirs"),
+  ("shutil", "copy"),
+  ("shutil", "rmtree"),
+}
 SYNTAX_SEPARATORS = (",", "=", "+", ":", ";")  # "a=1,b=2", "sine+tanh", "0.01:1"
 
 
@@ -111,7 +149,8 @@ def _file_and_syntax_uses(path):
         yield f"line {node.lineno}: {fn.value.id}.{fn.attr}()"
       separators = [a.value for a in node.args if isinstance(a, ast.Constant)]
       if fn.attr in ("split", "partition", "rpartition") and any(
-          s in SYNTAX_SEPARATORS for s in separators):
+        s in SYNTAX_SEPARATORS for s in separators
+      ):
         yield f"line {node.lineno}: .{fn.attr}({separators[0]!r}) (config-string parsing)"
 
 
@@ -133,7 +172,9 @@ def test_the_library_parses_no_config_strings_and_touches_no_files():
 
 def test_the_file_and_syntax_check_finds_what_it_looks_for(tmp_path):
   bad = tmp_path / "bad.py"
-  bad.write_text('import json\nimport numpy as np\nnp.load("x")\nopen("y")\n'
-                 'json.dumps({})\n"a=1,b=2".split(",")\nkey.split("/")\n')
+  bad.write_text(
+    'import json\nimport numpy as np\nnp.load("x")\nopen("y")\n'
+    'json.dumps({})\n"a=1,b=2".split(",")\nkey.split("/")\n'
+  )
   uses = list(_file_and_syntax_uses(str(bad)))
   assert [u.split(":")[0] for u in uses] == ["line 3", "line 4", "line 5", "line 6"], uses

@@ -49,8 +49,12 @@ def test_recipe_runs(index, capsys):
     assert all(np.all(np.isfinite(np.asarray(v))) for v in up.values())
     # The fine grid holds the training grid (every 4th point per axis): same predictions there.
     np.testing.assert_allclose(np.asarray(up["wave"])[:, ::4], pred["wave"], rtol=1e-4, atol=1e-5)
-    np.testing.assert_allclose(np.asarray(up["image"]).reshape(29, 29, 3)[::4, ::4],
-                               np.asarray(pred["image"]).reshape(8, 8, 3), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(
+      np.asarray(up["image"]).reshape(29, 29, 3)[::4, ::4],
+      np.asarray(pred["image"]).reshape(8, 8, 3),
+      rtol=1e-4,
+      atol=1e-5,
+    )
     # The unobserved image was completed: MIA's fusion moved its latent from the initialisation.
     learner, state = ns["learner"], ns["state"]
     init = learner.model.initial_latents(state.params["inr"], 1)["image"]

@@ -19,8 +19,16 @@ METHOD_DOC = "docs/method.md"
 EXTERNAL_DOC = "MIA_" + "SPEC"
 # Where no file may cite the external document: a path equal to one of these, or under one
 # ending in "/".
-CHECKED = ("mia_jax/", "experiments/", "data_pipelines/", "notebooks/", "docs/", "tests/",
-           "README.md", "CHANGELOG.md")
+CHECKED = (
+  "mia_jax/",
+  "experiments/",
+  "data_pipelines/",
+  "notebooks/",
+  "docs/",
+  "tests/",
+  "README.md",
+  "CHANGELOG.md",
+)
 # Where references to docs/method.md's sections are checked.
 REFERENCING = CHECKED
 
@@ -41,8 +49,13 @@ def _repository_files():
   """The files git tracks or would track (not ignored), relative to ROOT; every file under the
   checked folders when git cannot say (e.g. an unpacked source archive)."""
   try:
-    out = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
-                         cwd=ROOT, capture_output=True, check=True, timeout=120).stdout
+    out = subprocess.run(
+      ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+      cwd=ROOT,
+      capture_output=True,
+      check=True,
+      timeout=120,
+    ).stdout
     paths = [p for p in out.decode("utf-8").split("\0") if p]
   except (OSError, subprocess.SubprocessError):
     paths = []
@@ -52,8 +65,9 @@ def _repository_files():
         continue
       for folder, dirs, files in os.walk(os.path.join(ROOT, top)):
         dirs[:] = [d for d in dirs if d != "__pycache__" and not d.endswith(".egg-info")]
-        paths += [os.path.relpath(os.path.join(folder, f), ROOT).replace(os.sep, "/")
-                  for f in files]
+        paths += [
+          os.path.relpath(os.path.join(folder, f), ROOT).replace(os.sep, "/") for f in files
+        ]
   return sorted(p for p in set(paths) if os.path.isfile(os.path.join(ROOT, p)))
 
 
@@ -99,12 +113,16 @@ def _line(text, pos):
 
 
 def test_no_file_cites_the_design_document_outside_the_repository(texts):
-  found = [f"{path}:{_line(text, m.start())}"
-           for path, text in texts.items()
-           if _under(path, CHECKED)
-           for m in re.finditer(re.escape(EXTERNAL_DOC), text)]
-  assert not found, (f"{EXTERNAL_DOC} is not in the repository; cite the matching section of "
-                     f"{METHOD_DOC} instead (e.g. 'docs/method.md section 4'): {found}")
+  found = [
+    f"{path}:{_line(text, m.start())}"
+    for path, text in texts.items()
+    if _under(path, CHECKED)
+    for m in re.finditer(re.escape(EXTERNAL_DOC), text)
+  ]
+  assert not found, (
+    f"{EXTERNAL_DOC} is not in the repository; cite the matching section of "
+    f"{METHOD_DOC} instead (e.g. 'docs/method.md section 4'): {found}"
+  )
 
 
 def test_method_doc_sections_are_numbered_in_order():
@@ -129,25 +147,37 @@ def test_every_cited_section_of_the_method_doc_exists(texts):
   sections = set(_sections())
   refs = []
   for path, text in texts.items():
-    refs += [(path, _line(text, m.start()), m.group(0), _cited(m.group(1)))
-             for m in QUALIFIED.finditer(text)]
+    refs += [
+      (path, _line(text, m.start()), m.group(0), _cited(m.group(1)))
+      for m in QUALIFIED.finditer(text)
+    ]
   doc = texts.get(METHOD_DOC)
   if doc is None:  # not yet tracked: read it from the working tree
     doc = _text(METHOD_DOC)
-  refs += [(METHOD_DOC, _line(doc, m.start()), m.group(0), _cited(m.group(1)))
-           for m in INTERNAL.finditer(doc)]
-  missing = [(path, line, ref) for path, line, ref, nums in refs
-             if any(n not in sections for n in nums)]
+  refs += [
+    (METHOD_DOC, _line(doc, m.start()), m.group(0), _cited(m.group(1)))
+    for m in INTERNAL.finditer(doc)
+  ]
+  missing = [
+    (path, line, ref) for path, line, ref, nums in refs if any(n not in sections for n in nums)
+  ]
   assert not missing, f"references to sections that {METHOD_DOC} does not have: {missing}"
   # The patterns do find the references (a pattern that matched nothing would pass vacuously).
   assert sum(1 for path, *_ in refs if path.startswith("mia_jax/")) >= 10
   assert sum(1 for path, *_ in refs if path == METHOD_DOC) >= 10
 
 
-@pytest.mark.parametrize("refs,cited", [
-    ("4", ["4"]), ("5.7", ["5.7"]), ("3-6", ["3", "4", "5", "6"]), ("1-2", ["1", "2"]),
-    ("3, 5 and 6", ["3", "5", "6"]), ("3.2, 5.7 and 9", ["3.2", "5.7", "9"]),
-])
+@pytest.mark.parametrize(
+  "refs,cited",
+  [
+    ("4", ["4"]),
+    ("5.7", ["5.7"]),
+    ("3-6", ["3", "4", "5", "6"]),
+    ("1-2", ["1", "2"]),
+    ("3, 5 and 6", ["3", "5", "6"]),
+    ("3.2, 5.7 and 9", ["3.2", "5.7", "9"]),
+  ],
+)
 def test_reference_lists_are_read_as_written(refs, cited):
   assert _cited(refs) == cited
   match = QUALIFIED.search(f"(see docs/method.md sections {refs}).")

@@ -29,18 +29,19 @@ def _text(outputs):
   return "".join(out)
 
 
-def test_quickstart_notebook_executes(tmp_path, synthetic_data_dir, tmp_path_factory,
-                                      monkeypatch):
+def test_quickstart_notebook_executes(tmp_path, synthetic_data_dir, tmp_path_factory, monkeypatch):
   monkeypatch.setenv("MIA_JAX_PRESET", "smoke")
   monkeypatch.setenv("MIA_JAX_DATA_DIR", synthetic_data_dir)
   monkeypatch.setenv("MIA_JAX_WORKDIR", str(tmp_path))
   # Shared with tests/experiments/test_ablate.py.
   if not os.environ.get("JAX_COMPILATION_CACHE_DIR"):
-    monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR",
-                       str(tmp_path_factory.getbasetemp() / "jax_cache"))
+    monkeypatch.setenv(
+      "JAX_COMPILATION_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "jax_cache")
+    )
   nb = nbformat.read(NOTEBOOK, as_version=4)
-  client = nbclient.NotebookClient(nb, timeout=600, kernel_name="python3",
-                                   resources={"metadata": {"path": ROOT}})
+  client = nbclient.NotebookClient(
+    nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": ROOT}}
+  )
   client.execute()
   cells = [c for c in nb.cells if c.cell_type == "code"]
   text = "".join(_text(c.get("outputs", [])) for c in cells)
@@ -75,11 +76,14 @@ def _setup_extras():
   """setup.py's extras_require: {extra: its list literal's strings, or None for an expression}."""
   with open(os.path.join(ROOT, "setup.py"), encoding="utf-8") as f:
     tree = ast.parse(f.read())
-  call = next(n for n in ast.walk(tree) if isinstance(n, ast.Call)
-              and getattr(n.func, "id", None) == "setup")
+  call = next(
+    n for n in ast.walk(tree) if isinstance(n, ast.Call) and getattr(n.func, "id", None) == "setup"
+  )
   extras = next(k.value for k in call.keywords if k.arg == "extras_require")
-  return {k.value: ([e.value for e in v.elts] if isinstance(v, ast.List) else None)
-          for k, v in zip(extras.keys, extras.values)}
+  return {
+    k.value: ([e.value for e in v.elts] if isinstance(v, ast.List) else None)
+    for k, v in zip(extras.keys, extras.values)
+  }
 
 
 def _notebook_packages():
@@ -91,8 +95,11 @@ def _notebook_packages():
 
 
 # Which extras provide each package (setup.py's docstring: experiments includes data).
-PROVIDED_BY = {"mia_jax": None, "data_pipelines": {"data", "experiments", "test"},
-               "experiments": {"experiments", "test"}}
+PROVIDED_BY = {
+  "mia_jax": None,
+  "data_pipelines": {"data", "experiments", "test"},
+  "experiments": {"experiments", "test"},
+}
 
 
 def _run_cell(source, colab, monkeypatch, gpu=False):
@@ -110,10 +117,16 @@ def _run_cell(source, colab, monkeypatch, gpu=False):
 
   real_which = shutil.which
   monkeypatch.setattr(subprocess, "run", fake_run)
-  monkeypatch.setattr(shutil, "which", lambda name, *a, **k: (
-      ("/usr/bin/nvidia-smi" if gpu else None) if name == "nvidia-smi"
-      else real_which(name, *a, **k)))
-  monkeypatch.setattr(sys, "path", list(sys.path))   # the cell puts the checkout on the path
+  monkeypatch.setattr(
+    shutil,
+    "which",
+    lambda name, *a, **k: (
+      ("/usr/bin/nvidia-smi" if gpu else None)
+      if name == "nvidia-smi"
+      else real_which(name, *a, **k)
+    ),
+  )
+  monkeypatch.setattr(sys, "path", list(sys.path))  # the cell puts the checkout on the path
   if colab:
     monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
   else:
@@ -133,13 +146,12 @@ def test_setup_cell_takes_the_repository_url_from_one_variable_at_the_top():
   source = _setup_cell()
   statements = [ln for ln in source.splitlines() if ln.strip() and not ln.startswith("#")]
   assert re.fullmatch(r'REPO_URL = "https://github\.com/[^"]+" +# .*(set|SET).*', statements[0])
-  assert len(re.findall(r"https?://", source)) == 1       # no other URL to edit
-  assert "!git" not in source and "%pip" not in source     # plain Python: testable, no magics
+  assert len(re.findall(r"https?://", source)) == 1  # no other URL to edit
+  assert "!git" not in source and "%pip" not in source  # plain Python: testable, no magics
 
 
 @pytest.mark.parametrize("gpu", [False, True], ids=["cpu_runtime", "gpu_runtime"])
-def test_setup_cell_clones_repo_url_and_installs_the_notebooks_extras(gpu, tmp_path,
-                                                                      monkeypatch):
+def test_setup_cell_clones_repo_url_and_installs_the_notebooks_extras(gpu, tmp_path, monkeypatch):
   if shutil.which("git") is None or not os.path.exists(os.path.join(ROOT, ".git")):
     pytest.skip("needs git and a git checkout to clone")
   clone = str(tmp_path / "mia-jax")
@@ -151,7 +163,7 @@ def test_setup_cell_clones_repo_url_and_installs_the_notebooks_extras(gpu, tmp_p
   assert commands[0][:2] == ["git", "clone"] and commands[0][-2:] == [ROOT, clone]
   assert os.path.isfile(os.path.join(clone, "setup.py"))
   assert os.path.isfile(os.path.join(clone, "notebooks", "quickstart.ipynb"))
-  assert os.getcwd() == clone and sys.path[0] == clone    # the notebook then runs from it
+  assert os.getcwd() == clone and sys.path[0] == clone  # the notebook then runs from it
 
   # The install: this interpreter's pip, editable, of the clone, with the extras it needs.
   assert len(commands) == 2
@@ -180,7 +192,7 @@ def test_setup_cell_clones_repo_url_and_installs_the_notebooks_extras(gpu, tmp_p
 def test_setup_cell_outside_colab_installs_nothing(tmp_path, monkeypatch):
   monkeypatch.chdir(os.path.join(ROOT, "notebooks"))
   assert _run_cell(_setup_cell(), False, monkeypatch) == []
-  assert os.getcwd() == ROOT                                  # from notebooks/ to the root
+  assert os.getcwd() == ROOT  # from notebooks/ to the root
 
 
 def test_setup_cell_in_colab_without_repo_url_says_to_set_it(monkeypatch, tmp_path):
@@ -188,4 +200,4 @@ def test_setup_cell_in_colab_without_repo_url_says_to_set_it(monkeypatch, tmp_pa
   source = _with(_setup_cell(), "REPO_URL", "https://github.com/OWNER/mia-jax.git")
   with pytest.raises(ValueError, match="Set REPO_URL at the top of this cell"):
     _run_cell(source, True, monkeypatch)
-  assert os.listdir(tmp_path) == []                           # nothing cloned
+  assert os.listdir(tmp_path) == []  # nothing cloned

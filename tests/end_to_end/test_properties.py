@@ -32,10 +32,16 @@ from experiments.configs import synthetic
 from experiments.run import train, validate
 
 EXAMPLES = int(os.environ.get("MIA_JAX_PROPERTY_EXAMPLES", "0"))
-SETTINGS = dict(deadline=None, database=None,
-                derandomize=not os.environ.get("MIA_JAX_PROPERTY_RANDOM"),
-                suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                       HealthCheck.too_slow, HealthCheck.data_too_large])
+SETTINGS = dict(
+  deadline=None,
+  database=None,
+  derandomize=not os.environ.get("MIA_JAX_PROPERTY_RANDOM"),
+  suppress_health_check=[
+    HealthCheck.function_scoped_fixture,
+    HealthCheck.too_slow,
+    HealthCheck.data_too_large,
+  ],
+)
 ERRORS = (ValueError, FileNotFoundError)  # the driver's deliberate, one-line errors
 
 
@@ -52,10 +58,28 @@ def _leaves(config, prefix=""):
 
 BASE = _leaves(synthetic.get_config("method=mia,smoke"))
 FIELDS = sorted(k for k, v in BASE.items() if isinstance(v, (bool, int, float, str)))
-INT_EDGES = [0, 1, -1, 2, 3, 7, 2**31 - 1, 2**32 - 1, 2**32, 2**63 - 1, -2**63]
+INT_EDGES = [0, 1, -1, 2, 3, 7, 2**31 - 1, 2**32 - 1, 2**32, 2**63 - 1, -(2**63)]
 FLOAT_EDGES = [0.0, -0.0, 1.0, -1.0, 0.5, 1e-300, 5e-324, 1e300, math.nan, math.inf, -math.inf]
-STR_EDGES = ["", " ", "none", "avg", "mia", "x", "a,b", "a=1", "1:2:3", "sine+tanh", "+", "-1",
-             "nan", "0", "0.5", "1e400", "\u00e9\u00e8", "a/b"]
+STR_EDGES = [
+  "",
+  " ",
+  "none",
+  "avg",
+  "mia",
+  "x",
+  "a,b",
+  "a=1",
+  "1:2:3",
+  "sine+tanh",
+  "+",
+  "-1",
+  "nan",
+  "0",
+  "0.5",
+  "1e400",
+  "\u00e9\u00e8",
+  "a/b",
+]
 
 
 def _value(current):
@@ -127,10 +151,14 @@ ODD_NAMES = ["avg", "", " ", "a/b", "a+b", "\u00e9"]
 @st.composite
 def layouts(draw):
   """A modality's grid, channels and dtype: mostly usable, sometimes degenerate."""
-  grid = draw(st.lists(st.integers(2, 6) if draw(st.integers(0, 5)) else st.integers(0, 6),
-                       min_size=1, max_size=2))
-  channels = draw(st.sampled_from([[1], [2], [3], [], [0]] if draw(st.integers(0, 4)) == 0
-                                  else [[1], [2]]))
+  grid = draw(
+    st.lists(
+      st.integers(2, 6) if draw(st.integers(0, 5)) else st.integers(0, 6), min_size=1, max_size=2
+    )
+  )
+  channels = draw(
+    st.sampled_from([[1], [2], [3], [], [0]] if draw(st.integers(0, 4)) == 0 else [[1], [2]])
+  )
   dtype = draw(st.sampled_from(FLOAT_DTYPES if draw(st.integers(0, 4)) else OTHER_DTYPES))
   return grid, channels, dtype
 
@@ -147,7 +175,10 @@ def modality(draw, n, layout):
     special = draw(st.sampled_from(["none"] * 6 + ["nan", "inf", "huge"]))
     if special != "none" and y.size:
       y.flat[draw(st.integers(0, y.size - 1))] = {
-          "nan": np.nan, "inf": np.inf, "huge": 6e4 if dtype == np.float16 else 1e30}[special]
+        "nan": np.nan,
+        "inf": np.inf,
+        "huge": 6e4 if dtype == np.float16 else 1e30,
+      }[special]
   else:
     y = draw(hnp.arrays(dtype, shape))
   if draw(st.integers(0, 4)):
@@ -156,16 +187,27 @@ def modality(draw, n, layout):
   amplitude = draw(hnp.arrays(np.float64, amp_shape, elements=st.floats(0.1, 3)))
   if amplitude.size and draw(st.integers(0, 3)) == 0:  # one bad amplitude
     amplitude.flat[draw(st.integers(0, amplitude.size - 1))] = draw(
-        st.sampled_from([0.0, -1.0, math.nan, math.inf]))
+      st.sampled_from([0.0, -1.0, math.nan, math.inf])
+    )
   return {"y": y, "amplitude": amplitude}
 
 
 @st.composite
 def datasets(draw):
-  names = draw(st.lists(st.one_of(st.sampled_from(GOOD_NAMES), st.sampled_from(GOOD_NAMES),
-                                  st.sampled_from(GOOD_NAMES), st.sampled_from(ODD_NAMES),
-                                  st.text(max_size=6)),
-                        min_size=1, max_size=2, unique=True))
+  names = draw(
+    st.lists(
+      st.one_of(
+        st.sampled_from(GOOD_NAMES),
+        st.sampled_from(GOOD_NAMES),
+        st.sampled_from(GOOD_NAMES),
+        st.sampled_from(ODD_NAMES),
+        st.text(max_size=6),
+      ),
+      min_size=1,
+      max_size=2,
+      unique=True,
+    )
+  )
   n_train = draw(st.integers(4, 12) if draw(st.integers(0, 5)) else st.integers(0, 4))
   n_test = draw(st.integers(1, 6) if draw(st.integers(0, 5)) else st.integers(0, 1))
   split = {"train": {}, "test": {}}
@@ -188,10 +230,15 @@ def _finite_results(results, names):
 
 _RNG = np.random.default_rng(0)
 TRAINS = {  # examples that train, whatever the derandomized draws are: the property's other half
-    "train": {"img": _RNG.random((8, 4, 3, 2), np.float32),
-              "sig": {"y": _RNG.random((8, 5, 1)), "amplitude": np.full(8, 0.5)}},
-    "test": {"img": _RNG.random((4, 4, 3, 2), np.float32),
-             "sig": {"y": _RNG.random((4, 5, 1)), "amplitude": np.full(4, 0.5)}}}
+  "train": {
+    "img": _RNG.random((8, 4, 3, 2), np.float32),
+    "sig": {"y": _RNG.random((8, 5, 1)), "amplitude": np.full(8, 0.5)},
+  },
+  "test": {
+    "img": _RNG.random((4, 4, 3, 2), np.float32),
+    "sig": {"y": _RNG.random((4, 5, 1)), "amplitude": np.full(4, 0.5)},
+  },
+}
 
 
 @settings(max_examples=EXAMPLES or 20, **SETTINGS)

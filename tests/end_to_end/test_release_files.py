@@ -16,7 +16,8 @@ def test_changelog_has_a_section_for_the_version():
   text = _read("CHANGELOG.md")
   version = re.escape(mia_jax.__version__)
   assert re.search(rf"^## \[{version}\] - \d{{4}}-\d{{2}}-\d{{2}}$", text, re.M), (
-      f"CHANGELOG.md has no '## [{mia_jax.__version__}] - YYYY-MM-DD' section")
+    f"CHANGELOG.md has no '## [{mia_jax.__version__}] - YYYY-MM-DD' section"
+  )
   assert re.search(r"^## \[Unreleased\]$", text, re.M)
 
 
@@ -31,8 +32,13 @@ def test_citation_cff_names_the_version():
 
 def test_license_is_the_full_apache_2_text():
   text = _read("LICENSE")
-  for phrase in ("Apache License", "Version 2.0", "TERMS AND CONDITIONS",
-                 "END OF TERMS AND CONDITIONS", "APPENDIX"):
+  for phrase in (
+    "Apache License",
+    "Version 2.0",
+    "TERMS AND CONDITIONS",
+    "END OF TERMS AND CONDITIONS",
+    "APPENDIX",
+  ):
     assert phrase in text, phrase
 
 

@@ -47,13 +47,14 @@ def inputs(tmp_path_factory):
   nan = {k: v.copy() for k, v in good.items()}
   nan["sig"][2, 5] = np.nan
   sources.save_npz(d / "nan.npz", nan)
-  sources.save_npz(d / "grid.npz", {"img": _images(rng, 4, grid=(20, 31)),
-                                    "sig": _signals(rng, 4)})
-  sources.save_npz(d / "channels.npz", {"img": _images(rng, 4, channels=1),
-                                        "sig": _signals(rng, 4)})
+  sources.save_npz(d / "grid.npz", {"img": _images(rng, 4, grid=(20, 31)), "sig": _signals(rng, 4)})
+  sources.save_npz(
+    d / "channels.npz", {"img": _images(rng, 4, channels=1), "sig": _signals(rng, 4)}
+  )
   sources.save_npz(d / "img_only.npz", {"img": _images(rng, 4)})
-  np.savez(d / "empty.npz", img=np.zeros((0, 20, 30, 3), np.float32),
-           sig=np.zeros((0, 150), np.float32))
+  np.savez(
+    d / "empty.npz", img=np.zeros((0, 20, 30, 3), np.float32), sig=np.zeros((0, 150), np.float32)
+  )
   # Episode files for the synthetic smoke run (16 meta-test signals, 200 points).
   specs = benchmarks.benchmark_specs("synthetic", "+".join(NAMES))
   episodes_file.save_episodes(d / "ep_good.npz", sampling.make_eval_episodes(0, specs, 16))
@@ -66,8 +67,13 @@ def inputs(tmp_path_factory):
 
   variant("ep_count_big.npz", lambda a: a["sine/count"].__setitem__(3, 500))
   variant("ep_count_neg.npz", lambda a: a["tanh/count"].__setitem__(0, -2))
-  variant("ep_repeat.npz", lambda a: (a["gaussian/count"].__setitem__(1, 10),
-                                      a["gaussian/idx"][1].__setitem__(1, a["gaussian/idx"][1, 0])))
+  variant(
+    "ep_repeat.npz",
+    lambda a: (
+      a["gaussian/count"].__setitem__(1, 10),
+      a["gaussian/idx"][1].__setitem__(1, a["gaussian/idx"][1, 0]),
+    ),
+  )
   variant("ep_ratio.npz", lambda a: a["relu/ratio"].__setitem__(0, 1.5))
   variant("ep_no_relu.npz", lambda a: [a.pop(f"relu/{k}") for k in ("idx", "count", "ratio")])
   variant("ep_few.npz", lambda a: a.update({k: v[:4] for k, v in a.items()}))
@@ -117,8 +123,13 @@ def message_lines(proc):
   """The output lines a person reads: without absl's log records (the driver's INFO lines, absl/jax
   warnings) and progress bars."""
   lines = (proc.stdout + proc.stderr).replace("\r", "\n").splitlines()
-  return [l for l in lines if l.strip() and not re.match(r"[IW]\d{4} |WARNING:", l)
-          and not re.search(r"\d+/\d+ \[[\d:<?]+", l)]
+  return [
+    l
+    for l in lines
+    if l.strip()
+    and not re.match(r"[IW]\d{4} |WARNING:", l)
+    and not re.search(r"\d+/\d+ \[[\d:<?]+", l)
+  ]
 
 
 def run_case(case: Case, tmp_path, data_dir, inputs_dir, trained_dir):
@@ -133,8 +144,13 @@ def run_case(case: Case, tmp_path, data_dir, inputs_dir, trained_dir):
     workdir = tmp_path / "w"
   before = _snapshot(workdir) if workdir.is_dir() else {}
   fill = lambda a: a.replace("{data}", data_dir).replace("{inputs}", inputs_dir)
-  cmd = [sys.executable, "-m", f"experiments.{case.module}", *map(fill, case.args),
-         f"--workdir={workdir}"]
+  cmd = [
+    sys.executable,
+    "-m",
+    f"experiments.{case.module}",
+    *map(fill, case.args),
+    f"--workdir={workdir}",
+  ]
   proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
   return proc, workdir, before
 
@@ -167,6 +183,7 @@ def test_bad_input(name, tmp_path, synthetic_data_dir, inputs, trained):
     config.data.data_dir = synthetic_data_dir
     _, state = checkpoints.restore_run(config, str(workdir))
     import jax
+
     assert int(state.step) == 1
     assert all(np.isfinite(x).all() for x in jax.tree.leaves(state.params))
 

@@ -37,6 +37,7 @@ def test_training_computes_the_stored_fingerprint(case):
     if not np.isclose(got["metrics"][key], w, rtol=fp.RTOL, atol=fp.ATOL):
       bad.append(f"{key}: {got['metrics'][key]!r}, stored {w!r}")
   assert not bad, (
-      f"The {case!r} run computes other numbers than the stored science fingerprint "
-      f"({len(bad)} differ; first: {bad[:3]}). If the change is intended, run "
-      "`python -m tests.science_fingerprint --update` and say why in the commit.")
+    f"The {case!r} run computes other numbers than the stored science fingerprint "
+    f"({len(bad)} differ; first: {bad[:3]}). If the change is intended, run "
+    "`python -m tests.science_fingerprint --update` and say why in the commit."
+  )

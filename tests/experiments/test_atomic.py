@@ -56,6 +56,9 @@ def test_no_other_module_renames_files_into_place():
         continue
       text = path.read_text()
       rel = str(path.relative_to(ROOT))
-      found += [f"{rel}: {w}" for w in ("os.replace(", "os.rename(")
-                if w in text and (rel, w) not in allowed]
+      found += [
+        f"{rel}: {w}"
+        for w in ("os.replace(", "os.rename(")
+        if w in text and (rel, w) not in allowed
+      ]
   assert not found, found

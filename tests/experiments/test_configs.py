@@ -7,24 +7,45 @@ from experiments.run import build
 from tests import paths
 
 
-@pytest.mark.parametrize("arg", [
-    "", "smoke", "cpu", "full", "method=cavia", "method=metasgd,smoke",
-    "modalities=sine+relu,inner_steps=5,seed=3", "first_order=true,remat=1",
-    "batch_size=32,num_train_steps=10", "method=mia,ablation=no_msft", "ablation=grad_only,cpu",
-    "method=alfa", "method=gap", "backbone=functa", "backbone=functa,method=cavia,smoke",
-])
+@pytest.mark.parametrize(
+  "arg",
+  [
+    "",
+    "smoke",
+    "cpu",
+    "full",
+    "method=cavia",
+    "method=metasgd,smoke",
+    "modalities=sine+relu,inner_steps=5,seed=3",
+    "first_order=true,remat=1",
+    "batch_size=32,num_train_steps=10",
+    "method=mia,ablation=no_msft",
+    "ablation=grad_only,cpu",
+    "method=alfa",
+    "method=gap",
+    "backbone=functa",
+    "backbone=functa,method=cavia,smoke",
+  ],
+)
 def test_every_argument_loads_and_builds(arg):
   config = synthetic.get_config(arg)
   learner = build.learner_from_config(config)
   pieces = list(learner.rule.init(jax.random.PRNGKey(0), learner.model.token_shapes))
-  expected = {"mia": ["scale", "lr", "sft"], "cavia": ["lr"], "metasgd": ["learned_lr"],
-              "alfa": ["alfa"], "gap": ["lr", "gap"]}[config.method]
+  expected = {
+    "mia": ["scale", "lr", "sft"],
+    "cavia": ["lr"],
+    "metasgd": ["learned_lr"],
+    "alfa": ["alfa"],
+    "gap": ["lr", "gap"],
+  }[config.method]
   if config.rule.lr_position == "post":  # the rate after the method's core (functa preset)
     expected = [p for p in expected if p != "lr"] + (["lr"] if "lr" in expected else [])
   assert pieces == expected
   assert [s.name for s in learner.specs] == config.modalities.split("+")
-  assert type(learner.model.modules["sine"]).__name__ == {
-      "composer": "ComposerINR", "functa": "FunctaINR"}[config.model.backbone]
+  assert (
+    type(learner.model.modules["sine"]).__name__
+    == {"composer": "ComposerINR", "functa": "FunctaINR"}[config.model.backbone]
+  )
 
 
 @pytest.mark.parametrize("method", methods.METHODS)
@@ -42,6 +63,7 @@ def test_config_defaults_are_the_librarys():
   import dataclasses
 
   from mia_jax import ModelConfig
+
   config = synthetic.get_config("")
   assert set(config.model) == {f.name for f in dataclasses.fields(ModelConfig)}
   assert set(config.rule) == {f.name for f in dataclasses.fields(methods.RuleConfig)}
@@ -54,7 +76,9 @@ def test_presets_set_sizes():
   assert synthetic.get_config("smoke").num_train_steps < 20
 
 
-@pytest.mark.parametrize("arg, match", [
+@pytest.mark.parametrize(
+  "arg, match",
+  [
     ("method=maml", "Unknown method 'maml'"),
     ("ablation=no_attention", "Unknown ablation 'no_attention'"),
     ("method=cavia,ablation=no_msft", "applies to method='mia' only"),
@@ -63,7 +87,8 @@ def test_presets_set_sizes():
     ("steps=3", "Unknown config argument 'steps'"),
     ("inner_steps=three", "not a valid int"),
     ("backbone=siren", "Unknown backbone 'siren'; allowed: composer, functa"),
-])
+  ],
+)
 def test_bad_arguments_name_the_bad_value(arg, match):
   with pytest.raises(ValueError, match=match):
     build.learner_from_config(synthetic.get_config(arg))
@@ -71,9 +96,11 @@ def test_bad_arguments_name_the_bad_value(arg, match):
 
 def test_a_preset_may_set_inner_steps_and_the_argument_wins():
   from experiments.configs import common
+
   spec = common.standard_args("a+b")
-  make = lambda arg: common.benchmark_config(arg, spec, benchmark="synthetic",
-                                             presets={"cpu": {"inner_steps": 5}})
+  make = lambda arg: common.benchmark_config(
+    arg, spec, benchmark="synthetic", presets={"cpu": {"inner_steps": 5}}
+  )
   assert make("cpu").inner_steps == 5
   assert make("inner_steps=2,cpu").inner_steps == 2
   assert make("smoke").inner_steps == 3  # base_config's
@@ -88,9 +115,11 @@ def test_the_avdigits_study_before_the_audio_probe_is_still_reproducible():
 
   from experiments.configs import avdigits, common
   from experiments.run import workdir
+
   root = pathlib.Path(paths.ROOT)
-  archived = json.loads((root / "docs/results/avdigits_modality_replacement/multimodal/seed0/"
-                         "config.json").read_text())
+  archived = json.loads(
+    (root / "docs/results/avdigits_modality_replacement/multimodal/seed0/config.json").read_text()
+  )
   config = avdigits.get_config("cpu,variant=spec")
   assert workdir.config_differences(archived, json.loads(config.to_json()))  # the preset moved
   common.set_fields(config, avdigits.CPU_BEFORE_PROBE)
@@ -100,6 +129,7 @@ def test_the_avdigits_study_before_the_audio_probe_is_still_reproducible():
     if key == "inner_steps":  # a config argument, not a field flag
       flag = f"inner_steps={value},"
     else:
-      flag = (f"--config.{key}={value:g} " if isinstance(value, float)
-              else f"--config.{key}={value} ")
+      flag = (
+        f"--config.{key}={value:g} " if isinstance(value, float) else f"--config.{key}={value} "
+      )
     assert flag in docs, flag

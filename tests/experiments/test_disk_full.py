@@ -28,8 +28,12 @@ def small_disk(tmp_path):
   mount = tmp_path / "disk"
   mount.mkdir()
   try:
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(mount)], check=True,
-                   capture_output=True, timeout=30)
+    subprocess.run(
+      ["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(mount)],
+      check=True,
+      capture_output=True,
+      timeout=30,
+    )
   except (OSError, subprocess.SubprocessError):
     pytest.skip("mounting a tmpfs needs root")
   try:
@@ -56,23 +60,39 @@ def _fill(path, leave):
 
 
 def _logged_steps(workdir):
-  return [json.loads(l)["step"] for l in open(os.path.join(workdir, "metrics.jsonl"))
-          if "loss" in l]
+  return [
+    json.loads(l)["step"] for l in open(os.path.join(workdir, "metrics.jsonl")) if "loss" in l
+  ]
 
 
-def test_full_disk_is_one_line_and_each_piece_of_advice_resumes(small_disk, tmp_path,
-                                                               synthetic_data_dir):
+def test_full_disk_is_one_line_and_each_piece_of_advice_resumes(
+  small_disk, tmp_path, synthetic_data_dir
+):
   workdir = os.path.join(small_disk, "run")
   train.train_and_evaluate(_config(synthetic_data_dir, 3), workdir)  # checkpoint 3 saved
   ballast = _fill(small_disk, 600 << 10)  # less than a checkpoint plus the spare room
   env = {**os.environ, "PYTHONPATH": REPO}
   proc = subprocess.run(
-      [sys.executable, "-m", "experiments.main",
-       "--config=experiments/configs/synthetic.py:method=cavia,smoke",
-       f"--config.data.data_dir={synthetic_data_dir}", "--config.data.num_test_signals=8",
-       f"--workdir={workdir}"], cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
-  lines = [l for l in proc.stderr.replace("\r", "\n").splitlines()  # not the progress bar, nor
-           if l.strip() and not re.match(r"^\w+: +\d+%\||I\d{4} ", l)]  # absl's INFO lines
+    [
+      sys.executable,
+      "-m",
+      "experiments.main",
+      "--config=experiments/configs/synthetic.py:method=cavia,smoke",
+      f"--config.data.data_dir={synthetic_data_dir}",
+      "--config.data.num_test_signals=8",
+      f"--workdir={workdir}",
+    ],
+    cwd=REPO,
+    env=env,
+    capture_output=True,
+    text=True,
+    timeout=600,
+  )
+  lines = [
+    l
+    for l in proc.stderr.replace("\r", "\n").splitlines()  # not the progress bar, nor
+    if l.strip() and not re.match(r"^\w+: +\d+%\||I\d{4} ", l)
+  ]  # absl's INFO lines
   assert proc.returncode == 1, proc.stderr[-3000:]
   assert len(lines) == 1 and lines[0].startswith("error: No space left on the disk of "), lines
   assert os.path.join(workdir, "checkpoints") in lines[0]
@@ -92,8 +112,9 @@ def test_full_disk_is_one_line_and_each_piece_of_advice_resumes(small_disk, tmp_
   assert not [n for n in os.listdir(os.path.join(workdir, "checkpoints")) if "tmp" in n]
 
 
-def test_a_save_that_fails_midway_is_one_error_and_resumable(small_disk, synthetic_data_dir,
-                                                            monkeypatch):
+def test_a_save_that_fails_midway_is_one_error_and_resumable(
+  small_disk, synthetic_data_dir, monkeypatch
+):
   # Without the check before each save, orbax's own write fails (asynchronously, in threads):
   # the error still becomes DiskFull, and the records it logs are the ones QuietDiskFull drops.
   workdir = os.path.join(small_disk, "run")
@@ -112,8 +133,7 @@ def test_a_save_that_fails_midway_is_one_error_and_resumable(small_disk, synthet
   finally:
     logging.getLogger().removeHandler(handler)
   errors = [r for r in records if r.levelno >= logging.ERROR]
-  assert errors and all(not quiet.filter(r) for r in errors), [r.getMessage()[:200]
-                                                               for r in errors]
+  assert errors and all(not quiet.filter(r) for r in errors), [r.getMessage()[:200] for r in errors]
   assert quiet.filter(logging.LogRecord("x", logging.ERROR, "f", 1, "another error", (), None))
   monkeypatch.undo()
   os.remove(ballast)
@@ -124,6 +144,7 @@ def test_a_save_that_fails_midway_is_one_error_and_resumable(small_disk, synthet
 
 def test_disk_full_is_recognised_through_wrappers():
   import errno
+
   assert disk.is_disk_full(OSError(errno.ENOSPC, "No space left on device"))
   wrapped = ValueError("RESOURCE_EXHAUSTED: Failed writing [os_error_code='28']")
   assert disk.is_disk_full(wrapped)

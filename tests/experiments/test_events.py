@@ -11,6 +11,7 @@ from experiments.run import events, train
 
 def test_run_writes_scalars_and_the_reconstruction_figure(tmp_path, synthetic_data_dir):
   from tensorboard.backend.event_processing import event_accumulator
+
   config = synthetic.get_config("method=cavia,smoke")
   config.data.data_dir = synthetic_data_dir
   config.data.num_test_signals = 8
@@ -27,8 +28,10 @@ def test_run_writes_scalars_and_the_reconstruction_figure(tmp_path, synthetic_da
   assert [e.step for e in loss] == [2, 4]
   logged = [l for l in open(os.path.join(w, "metrics.jsonl")) if '"loss"' in l]
   import json
-  np.testing.assert_allclose([e.value for e in loss], [json.loads(l)["loss"] for l in logged],
-                             rtol=1e-6)
+
+  np.testing.assert_allclose(
+    [e.value for e in loss], [json.loads(l)["loss"] for l in logged], rtol=1e-6
+  )
   assert "train/query_mse/sine" in tags["scalars"]
   # The meta-test metrics after K steps, equal to results.json.
   key = "generalization_mse/avg/step3"
@@ -43,8 +46,14 @@ def test_run_writes_scalars_and_the_reconstruction_figure(tmp_path, synthetic_da
 
 def test_event_writer_png_size_and_bad_image(tmp_path):
   import pytest
-  png = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + (7).to_bytes(4, "big") + \
-      (5).to_bytes(4, "big") + b"\x08\x02\x00\x00\x00"
+
+  png = (
+    b"\x89PNG\r\n\x1a\n"
+    + b"\x00\x00\x00\rIHDR"
+    + (7).to_bytes(4, "big")
+    + (5).to_bytes(4, "big")
+    + b"\x08\x02\x00\x00\x00"
+  )
   assert events._png_size(png) == (5, 7)
   writer = events.EventWriter(str(tmp_path))
   with pytest.raises(ValueError, match="not a PNG"):
@@ -52,6 +61,7 @@ def test_event_writer_png_size_and_bad_image(tmp_path):
   writer.scalars(1, {"a": 1.0, "nan": float("nan"), "text": "x"})
   writer.close()
   from tensorboard.backend.event_processing import event_accumulator
+
   acc = event_accumulator.EventAccumulator(str(tmp_path))
   acc.Reload()
   assert acc.Tags()["scalars"] == ["a"]  # non-finite and non-numeric values are left out

@@ -25,9 +25,11 @@ sft_lib = importlib.import_module("mia_jax.rules.sft")  # the module (`rules.sft
 
 # -- support sizes ---------------------------------------------------------------------------------
 
+
 def _counts(spec, counts, n=19 * 4000, seed=0):
   ep = jax.jit(sampling.sample_modality_support, static_argnums=(1, 2, 3))(
-      jax.random.PRNGKey(seed), spec, n, counts)
+    jax.random.PRNGKey(seed), spec, n, counts
+  )
   return np.asarray(ep["mask"]).sum(-1).astype(int), np.asarray(ep["ratio"])
 
 
@@ -47,8 +49,9 @@ def test_closed_support_counts_are_uniform_on_2_to_20():
 
 
 def test_closed_support_counts_follow_the_configured_bounds():
-  spec = ModalitySpec(name="w", d_in=1, grid_shape=(100,), d_out=1, ratio_range=(0.05, 0.2),
-                      ratio_bins=((0.0, 1.0),))
+  spec = ModalitySpec(
+    name="w", d_in=1, grid_shape=(100,), d_out=1, ratio_range=(0.05, 0.2), ratio_bins=((0.0, 1.0),)
+  )
   assert sampling.support_count_range(spec) == (5, 20)
   count, _ = _counts(spec, "closed", n=16 * 2000)
   values, freq = np.unique(count, return_counts=True)
@@ -59,6 +62,7 @@ def test_closed_support_counts_follow_the_configured_bounds():
 
 
 # -- the objective with the initial loss -----------------------------------------------------------
+
 
 @pytest.mark.slow
 def test_objective_with_initial_loss_by_hand():
@@ -88,18 +92,23 @@ def test_objective_with_initial_loss_by_hand():
   for name in ("sine", "tanh"):
     l0 = np.mean((np.asarray(pred0[name]) - batch[name]["y"]) ** 2)
     v = float(params["log_var"][name])
-    np.testing.assert_allclose(g_on["log_var"][name] - g_off["log_var"][name],
-                               -l0 / (2 * np.exp(v)) + 0.5, rtol=1e-4)
+    np.testing.assert_allclose(
+      g_on["log_var"][name] - g_off["log_var"][name], -l0 / (2 * np.exp(v)) + 0.5, rtol=1e-4
+    )
 
 
 # -- the gradient scaler's outer learning rate -----------------------------------------------------
+
 
 @pytest.mark.slow
 @pytest.mark.parametrize("multiplier", [1.0, 2.0])
 def test_scaler_update_is_multiplier_times_adams(multiplier):
   lr = 1e-3
-  learner = tiny_learner("mia", rule_cfg=dict(grad_scale=10.0, scaler_lr_multiplier=multiplier,
-                                              sft_width=8, head_dim=4), learning_rate=lr)
+  learner = tiny_learner(
+    "mia",
+    rule_cfg=dict(grad_scale=10.0, scaler_lr_multiplier=multiplier, sft_width=8, head_dim=4),
+    learning_rate=lr,
+  )
   state = learner.init(jax.random.PRNGKey(0))
   batch = random_batch(learner.specs, 4)
   new, _ = learner.train_step(state, batch)
@@ -113,16 +122,21 @@ def test_scaler_update_is_multiplier_times_adams(multiplier):
     assert abs(float(adam["rule"]["scale"][name])) > 1e-4
     np.testing.assert_allclose(moved, multiplier * adam["rule"]["scale"][name], rtol=1e-3)
   # Everything else moves by Adam's update.
-  for a, b, u in zip(jax.tree.leaves(state.params["inr"]), jax.tree.leaves(new.params["inr"]),
-                     jax.tree.leaves(adam["inr"])):
+  for a, b, u in zip(
+    jax.tree.leaves(state.params["inr"]),
+    jax.tree.leaves(new.params["inr"]),
+    jax.tree.leaves(adam["inr"]),
+  ):
     np.testing.assert_allclose(b - a, u, rtol=1e-3, atol=1e-8)
 
 
 # -- GELU ------------------------------------------------------------------------------------------
 
+
 def test_exact_gelu_is_the_erf_formula(monkeypatch):
-  block = lambda exact: sft_lib.TransformerBlock(width=8, num_heads=2, head_dim=4, ff_width=8,
-                                                 exact_gelu=exact)
+  block = lambda exact: sft_lib.TransformerBlock(
+    width=8, num_heads=2, head_dim=4, ff_width=8, exact_gelu=exact
+  )
   x = jax.random.normal(jax.random.PRNGKey(1), (2, 5, 8))
   params = block(True).init(jax.random.PRNGKey(0), x)
   exact = block(True).apply(params, x)
@@ -142,12 +156,21 @@ def test_exact_gelu_is_the_erf_formula(monkeypatch):
 
 # -- bins ------------------------------------------------------------------------------------------
 
+
 def test_closed_bins_count_an_edge_ratio_in_both_bins():
-  spec = dataclasses.replace(synthetic_spec("sine"),
-                             ratio_bins=((0.0, 0.25), (0.25, 0.5), (0.5, 1.0)))
+  spec = dataclasses.replace(
+    synthetic_spec("sine"), ratio_bins=((0.0, 0.25), (0.25, 0.5), (0.5, 1.0))
+  )
   errs = np.array([[9.0, 9.0, 9.0], [1.0, 2.0, 4.0]])  # step 0, step 1
-  per = {"sine": {"generalization": errs, "memorization": errs, "full": errs,
-                  "ratio": np.array([0.1, 0.25, 0.4]), "has_gen": np.ones(3, bool)}}
+  per = {
+    "sine": {
+      "generalization": errs,
+      "memorization": errs,
+      "full": errs,
+      "ratio": np.array([0.1, 0.25, 0.4]),
+      "has_gen": np.ones(3, bool),
+    }
+  }
   half_open = evaluation.summarize(per, [spec], 1)
   closed = evaluation.summarize(per, [spec], 1, closed_bins=True)
   key = "generalization_mse/sine/"
@@ -157,6 +180,7 @@ def test_closed_bins_count_an_edge_ratio_in_both_bins():
 
 
 # -- configs ---------------------------------------------------------------------------------------
+
 
 def test_released_defaults_spec_variant_and_old_runs():
   released, spec = synthetic.get_config("cpu"), synthetic.get_config("cpu,variant=spec")
@@ -176,6 +200,7 @@ def test_released_defaults_spec_variant_and_old_runs():
   assert "support_counts: 'floor' != 'closed'" in diff and len(diff) == 5
   learner = meta_step.MetaLearner  # the learner reads the switches from the config
   from experiments.run import build
+
   built = build.learner_from_config(released)
   assert isinstance(built, learner)
   assert built.meta.support_counts == "closed" and built.meta.initial_loss

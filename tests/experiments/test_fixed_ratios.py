@@ -14,8 +14,10 @@ from experiments.studies import definitions as studies
 from mia_jax import episodes_file, meta_step, sampling
 from mia_jax.modalities import ModalitySpec
 
-SPECS = (ModalitySpec("a", 1, (40,), 1, ratio_range=(0.05, 0.5)),
-         ModalitySpec("b", 2, (30, 30), 3, ratio_range=(0.001, 1.0)))
+SPECS = (
+  ModalitySpec("a", 1, (40,), 1, ratio_range=(0.05, 0.5)),
+  ModalitySpec("b", 2, (30, 30), 3, ratio_range=(0.001, 1.0)),
+)
 
 
 def test_parse_fixed_ratios():
@@ -43,8 +45,7 @@ def test_counts_are_floor_rn_clipped_and_nested():
       assert want >= prev
       prev = want
   # b (900 points, full range): 0.002 -> 1 point, 1.0 -> all 900; a: clipped to 2 .. 20.
-  counts = lambda name: [int(fixed[sampling.ratio_label(r)][name]["mask"][0].sum())
-                         for r in ratios]
+  counts = lambda name: [int(fixed[sampling.ratio_label(r)][name]["mask"][0].sum()) for r in ratios]
   assert counts("b") == [1, 9, 45, 225, 450, 900]
   assert counts("a") == [2, 2, 2, 10, 20, 20]
 
@@ -54,8 +55,9 @@ def test_paired_across_modality_sets_and_saved(tmp_path):
   a file written for other ratios is refused."""
   ratios = (0.01, 0.1)
   both = sampling.fixed_ratio_episodes(sampling.make_eval_episodes(7, SPECS, 6), SPECS, ratios)
-  alone = sampling.fixed_ratio_episodes(sampling.make_eval_episodes(7, SPECS[1:], 6), SPECS[1:],
-                                        ratios)
+  alone = sampling.fixed_ratio_episodes(
+    sampling.make_eval_episodes(7, SPECS[1:], 6), SPECS[1:], ratios
+  )
   for label in both:
     for k in ("idx", "mask", "ratio"):
       np.testing.assert_array_equal(both[label]["b"][k], alone[label]["b"][k])
@@ -93,8 +95,7 @@ def test_curve_matches_the_binned_numbers(synthetic_data_dir):
   source = build.build_sources(config, "test")
   n = 16
   episodes = sampling.make_eval_episodes(config.eval.episode_seed, learner.specs, n)
-  metrics, accs = evaluate.evaluate(learner, state, source, episodes, 8, mesh,
-                                 fixed_ratios=ratios)
+  metrics, accs = evaluate.evaluate(learner, state, source, episodes, 8, mesh, fixed_ratios=ratios)
   k = learner.meta.inner_steps
   main = accs["meta_test"].per_signal()[spec.name]
   own_count = episodes[spec.name]["mask"].sum(-1).astype(int)
@@ -102,8 +103,9 @@ def test_curve_matches_the_binned_numbers(synthetic_data_dir):
   for i, c in enumerate(own_count):
     label = sampling.ratio_label(syntax.parse_fixed_ratios([c / spec.num_points])[0])
     fixed = accs[label].per_signal()[spec.name]
-    np.testing.assert_allclose(fixed["generalization"][:, i], main["generalization"][:, i],
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+      fixed["generalization"][:, i], main["generalization"][:, i], rtol=1e-6
+    )
     curve[i] = fixed["generalization"][k, i]
   checked = 0
   for lo, hi in spec.ratio_bins:
@@ -126,12 +128,15 @@ def test_results_have_fixed_ratio_keys(tmp_path, synthetic_data_dir):
   train.train_and_evaluate(config, str(tmp_path))
   results = json.loads((tmp_path / "results.json").read_text())
   assert results["fixed_supports"]["sine"] == {
-      "ratio0.002": {"count": 2, "ratio": 0.01}, "ratio0.05": {"count": 10, "ratio": 0.05},
-      "ratio1": {"count": 20, "ratio": 0.1}}
+    "ratio0.002": {"count": 2, "ratio": 0.01},
+    "ratio0.05": {"count": 10, "ratio": 0.05},
+    "ratio1": {"count": 20, "ratio": 0.1},
+  }
   m = results["metrics"]
   for label in ("ratio0.002", "ratio0.05", "ratio1"):
     assert m[f"memorization_mse/avg/{label}"] == pytest.approx(
-        (m[f"memorization_mse/sine/{label}"] + m[f"memorization_mse/tanh/{label}"]) / 2)
+      (m[f"memorization_mse/sine/{label}"] + m[f"memorization_mse/tanh/{label}"]) / 2
+    )
   with np.load(tmp_path / "episodes.npz") as f:
     assert f["tanh/fixed_count"].tolist() == [2, 10, 20]
 
@@ -140,28 +145,43 @@ def test_report_curves_and_runs_without_them(tmp_path):
   """The curve's x is the clipped support's ratio (ratios with the same support shown once), the
   report tables the fixed ratios and names the runs archived without them, the figure is drawn."""
   from experiments.studies import plots, report
+
   def results(scale, fixed=True):
-    metrics = {"generalization_mse/sine/step3": scale, "memorization_mse/sine/step3": scale,
-               "generalization_mse/avg/step3": scale, "memorization_mse/avg/step3": scale}
+    metrics = {
+      "generalization_mse/sine/step3": scale,
+      "memorization_mse/sine/step3": scale,
+      "generalization_mse/avg/step3": scale,
+      "memorization_mse/avg/step3": scale,
+    }
     if fixed:
       for label, v in (("ratio0.002", 4.0), ("ratio0.01", 4.0), ("ratio0.05", 2.0)):
         for m in ("generalization_mse", "memorization_mse"):
           metrics[f"{m}/sine/{label}"] = metrics[f"{m}/avg/{label}"] = v * scale
     out = {"config": {"modalities": "sine", "inner_steps": 3}, "step": 10, "metrics": metrics}
     if fixed:
-      out["fixed_supports"] = {"sine": {
-          "ratio0.002": {"count": 2, "ratio": 0.01}, "ratio0.01": {"count": 2, "ratio": 0.01},
-          "ratio0.05": {"count": 10, "ratio": 0.05}}}
+      out["fixed_supports"] = {
+        "sine": {
+          "ratio0.002": {"count": 2, "ratio": 0.01},
+          "ratio0.01": {"count": 2, "ratio": 0.01},
+          "ratio0.05": {"count": 10, "ratio": 0.05},
+        }
+      }
     return out
-  study = studies.Study("s", {"mia": {}, "cavia": {"method": "cavia"}}, "mia",
-                        ("generalization_mse", "memorization_mse"))
+
+  study = studies.Study(
+    "s",
+    {"mia": {}, "cavia": {"method": "cavia"}},
+    "mia",
+    ("generalization_mse", "memorization_mse"),
+  )
   res = {"mia": {0: results(1.0), 1: results(2.0)}, "cavia": {0: results(1.0, fixed=False)}}
   x, values, labels = report.support_curve(res["mia"], "generalization_mse", "sine")
   np.testing.assert_allclose(x, [0.01, 0.05])
   assert labels == ["ratio0.002", "ratio0.05"]
   np.testing.assert_allclose(values, [[4.0, 2.0], [8.0, 4.0]])
-  np.testing.assert_allclose(report.support_curve(res["mia"], "generalization_mse", "avg")[0],
-                             [0.01, 0.05])
+  np.testing.assert_allclose(
+    report.support_curve(res["mia"], "generalization_mse", "avg")[0], [0.01, 0.05]
+  )
   assert report.lacking_fixed_ratios(res) == ["cavia/seed0"]
   md = report.format_markdown(study, res)
   assert "Runs without fixed-ratio results (not in these tables): cavia/seed0." in md

@@ -23,27 +23,42 @@ def _info_records(stderr):
 
 
 def test_a_resumed_run_says_so_at_the_default_verbosity(tmp_path, synthetic_data_dir):
-  cmd = [sys.executable, "-m", "experiments.main",
-         "--config=experiments/configs/synthetic.py:method=cavia,smoke",
-         f"--config.data.data_dir={synthetic_data_dir}", "--config.data.num_test_signals=8",
-         f"--workdir={tmp_path / 'w'}"]
-  first = subprocess.run([*cmd, "--config.num_train_steps=3"], cwd=ROOT, capture_output=True,
-                         text=True, timeout=600)
+  cmd = [
+    sys.executable,
+    "-m",
+    "experiments.main",
+    "--config=experiments/configs/synthetic.py:method=cavia,smoke",
+    f"--config.data.data_dir={synthetic_data_dir}",
+    "--config.data.num_test_signals=8",
+    f"--workdir={tmp_path / 'w'}",
+  ]
+  first = subprocess.run(
+    [*cmd, "--config.num_train_steps=3"], cwd=ROOT, capture_output=True, text=True, timeout=600
+  )
   assert first.returncode == 0, first.stderr[-3000:]
   records = _info_records(first.stderr)
-  assert ("main.py", f"Config: method=cavia on synthetic, preset smoke, seed 0, 3 meta-steps; "
-          f"every field in {tmp_path / 'w' / 'config.json'}") in records, records
+  assert (
+    "main.py",
+    f"Config: method=cavia on synthetic, preset smoke, seed 0, 3 meta-steps; "
+    f"every field in {tmp_path / 'w' / 'config.json'}",
+  ) in records, records
   assert not [r for r in records if "Resumed" in r[1]]
-  again = subprocess.run([*cmd, "--config.num_train_steps=6"], cwd=ROOT, capture_output=True,
-                         text=True, timeout=600)
+  again = subprocess.run(
+    [*cmd, "--config.num_train_steps=6"], cwd=ROOT, capture_output=True, text=True, timeout=600
+  )
   assert again.returncode == 0, again.stderr[-3000:]
   records = _info_records(again.stderr)
   assert ("train.py", f"Resumed from step 3 in {tmp_path / 'w'}") in records, records
   # Only the project's own INFO records: no orbax, tfds or jax ones.
   assert {f for f, _ in records} <= {"main.py", "train.py"}, records
   # --verbosity=0 shows everything at INFO, the libraries' records too.
-  loud = subprocess.run([*cmd, "--config.num_train_steps=6", "--verbosity=0"], cwd=ROOT,
-                        capture_output=True, text=True, timeout=600)
+  loud = subprocess.run(
+    [*cmd, "--config.num_train_steps=6", "--verbosity=0"],
+    cwd=ROOT,
+    capture_output=True,
+    text=True,
+    timeout=600,
+  )
   assert loud.returncode == 0, loud.stderr[-3000:]
   assert any(f == "checkpoint_manager.py" for f, _ in _info_records(loud.stderr))
 

@@ -24,8 +24,9 @@ def test_grid_and_point_observations_parse_to_the_same_points():
   assert grid["truth"].shape == (3, 20, 1) and grid["mask"].sum(1).tolist() == [3, 3, 4]
   coords = SPECS[0].coordinates()[[2, 5, 11, 7]][None].repeat(3, 0)
   values = wav[:, [2, 5, 11, 7]]
-  pts = _parse({"wav_coords": coords[..., 0], "wav_values": values,
-                "wav_count": np.array([3, 3, 4])})["wav"]
+  pts = _parse(
+    {"wav_coords": coords[..., 0], "wav_values": values, "wav_count": np.array([3, 3, 4])}
+  )["wav"]
   for i in range(3):
     on = grid["mask"][i] > 0
     order = np.argsort(pts["coords"][i, pts["mask"][i] > 0, 0])
@@ -36,27 +37,38 @@ def test_grid_and_point_observations_parse_to_the_same_points():
   assert _parse({"wav": wav_nan, "wav_mask": mask})["wav"]["truth"] is None
 
 
-@pytest.mark.parametrize("arrays, match", [
-    ({"audio": np.zeros((2, 20))}, r"'audio' that names no modality of the run; the run's "
-     r"modalities are \['img', 'wav'\]"),
+@pytest.mark.parametrize(
+  "arrays, match",
+  [
+    (
+      {"audio": np.zeros((2, 20))},
+      r"'audio' that names no modality of the run; the run's "
+      r"modalities are \['img', 'wav'\]",
+    ),
     ({"wav": np.zeros((2, 21))}, r"'wav' has grid \(21,\); the run's 'wav' is on \(20,\)"),
     ({"img": np.zeros((2, 6, 6, 4))}, r"expected \[n, 6, 6, 3\]"),
     ({"wav": np.zeros((2, 20)), "wav_mask": np.full((2, 20), 0.5)}, "must hold 0"),
     ({"wav": np.full((2, 20), np.nan)}, "NaN or infinite values at observed points"),
     ({"wav": np.zeros((2, 20)), "wav_coords": np.zeros((2, 3))}, "both on the grid"),
     ({"wav_coords": np.zeros((2, 3))}, "no wav_values"),
-    ({"wav_coords": np.full((2, 3), 1.5), "wav_values": np.zeros((2, 3))},
-     r"wav_coords\[0, 0\] = \[1.5\] lies outside the domain the run was trained on, \[-1, 1\]"),
-    ({"img_coords": np.zeros((2, 3, 1)), "img_values": np.zeros((2, 3, 3))},
-     r"expected \[n, S, 2\] \(modality 'img' has d_in=2\)"),
-    ({"img_coords": np.zeros((2, 3, 2)), "img_values": np.zeros((2, 3, 1))},
-     r"has d_out=3"),
-    ({"wav_coords": np.zeros((2, 3)), "wav_values": np.zeros((2, 3)), "wav_count": [1, 4]},
-     r"wav_count must be \[2\] whole numbers in 0..3"),
+    (
+      {"wav_coords": np.full((2, 3), 1.5), "wav_values": np.zeros((2, 3))},
+      r"wav_coords\[0, 0\] = \[1.5\] lies outside the domain the run was trained on, \[-1, 1\]",
+    ),
+    (
+      {"img_coords": np.zeros((2, 3, 1)), "img_values": np.zeros((2, 3, 3))},
+      r"expected \[n, S, 2\] \(modality 'img' has d_in=2\)",
+    ),
+    ({"img_coords": np.zeros((2, 3, 2)), "img_values": np.zeros((2, 3, 1))}, r"has d_out=3"),
+    (
+      {"wav_coords": np.zeros((2, 3)), "wav_values": np.zeros((2, 3)), "wav_count": [1, 4]},
+      r"wav_count must be \[2\] whole numbers in 0..3",
+    ),
     ({"wav": np.zeros((2, 20)), "img": np.zeros((3, 6, 6, 3))}, "different numbers of signals"),
     ({"wav": np.zeros((2, 20)), "wav_amplitude": np.array([1.0, -1.0])}, "positive numbers"),
     ({"wav_mask": np.ones((2, 20))}, "no observations of 'wav'"),
-])
+  ],
+)
 def test_bad_observation_files_are_clear_errors(arrays, match):
   with pytest.raises(ValueError, match=match):
     _parse(arrays)

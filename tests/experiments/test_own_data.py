@@ -54,12 +54,21 @@ def _config(train_path="", test_path="", extra=""):
 def test_specs_from_arrays_reads_grids_and_channels_and_defaults():
   img = np.full((4, 20, 30, 3), 0.25)
   img[:, 0, 0, 0] = 0.25 + 600 * 3 * 0.004  # mean 0.254 -> bias 0.25 (2 decimals)
-  specs = specs_from_arrays({
-      "img": img, "sig": np.zeros((4, 150)), "col": np.ones((4, 7, 1), np.int32),
-      "vol": np.zeros((4, 3, 4, 5, 2), bool)})
+  specs = specs_from_arrays(
+    {
+      "img": img,
+      "sig": np.zeros((4, 150)),
+      "col": np.ones((4, 7, 1), np.int32),
+      "vol": np.zeros((4, 3, 4, 5, 2), bool),
+    }
+  )
   facts = {s.name: (s.d_in, s.grid_shape, s.d_out) for s in specs}
-  assert facts == {"img": (2, (20, 30), 3), "sig": (1, (150,), 1), "col": (1, (7,), 1),
-                   "vol": (3, (3, 4, 5), 2)}
+  assert facts == {
+    "img": (2, (20, 30), 3),
+    "sig": (1, (150,), 1),
+    "col": (1, (7,), 1),
+    "vol": (3, (3, 4, 5), 2),
+  }
   img_spec, sig_spec, col_spec, _ = specs
   assert img_spec.output_bias == 0.25 and sig_spec.output_bias == 0.0
   assert col_spec.output_bias == 1.0
@@ -74,15 +83,25 @@ def test_specs_from_arrays_reads_grids_and_channels_and_defaults():
 
 def test_specs_from_arrays_one_value_or_per_modality():
   data = {"img": np.zeros((2, 4, 5, 3)), "sig": np.zeros((2, 9))}
-  specs = specs_from_arrays(data, ratio_range=(0.2, 0.5), output_bias=0.5,
-                            error_normaliser="amplitude", fourier_sigma=3)
-  assert all(s.ratio_range == (0.2, 0.5) and s.output_bias == 0.5 and s.fourier_sigma == 3.0
-             and s.error_normaliser == "amplitude" for s in specs)
+  specs = specs_from_arrays(
+    data, ratio_range=(0.2, 0.5), output_bias=0.5, error_normaliser="amplitude", fourier_sigma=3
+  )
+  assert all(
+    s.ratio_range == (0.2, 0.5)
+    and s.output_bias == 0.5
+    and s.fourier_sigma == 3.0
+    and s.error_normaliser == "amplitude"
+    for s in specs
+  )
   # The default bins follow the range: the quarters of [0, Rmax] that reach above Rmin.
   assert specs[0].ratio_bins == ((0.125, 0.25), (0.25, 0.375), (0.375, 0.5))
   img, sig = specs_from_arrays(
-      data, ratio_range={"sig": np.array([0.25, 1.0])}, ratio_bins={"img": [(0, 0.5), (0.5, 1)]},
-      output_bias={"img": 0.5, "sig": None}, fourier_sigma={"img": 1.0})
+    data,
+    ratio_range={"sig": np.array([0.25, 1.0])},
+    ratio_bins={"img": [(0, 0.5), (0.5, 1)]},
+    output_bias={"img": 0.5, "sig": None},
+    fourier_sigma={"img": 1.0},
+  )
   assert img.ratio_range == (0.001, 1.0) and img.ratio_bins == ((0.0, 0.5), (0.5, 1.0))
   assert sig.ratio_range == (0.25, 1.0)
   assert sig.ratio_bins == ((0.25, 0.5), (0.5, 0.75), (0.75, 1.0))
@@ -91,8 +110,14 @@ def test_specs_from_arrays_one_value_or_per_modality():
 
 
 def test_specs_from_arrays_groups_by_grid_and_channels():
-  specs = specs_from_arrays({"a": np.zeros((2, 20, 30, 3)), "sig": np.zeros((2, 150)),
-                             "b": np.zeros((2, 20, 30, 3)), "gray": np.zeros((2, 20, 30, 1))})
+  specs = specs_from_arrays(
+    {
+      "a": np.zeros((2, 20, 30, 3)),
+      "sig": np.zeros((2, 150)),
+      "b": np.zeros((2, 20, 30, 3)),
+      "gray": np.zeros((2, 20, 30, 1)),
+    }
+  )
   groups = modalities.group_modalities(specs, default_sigma=1.0)
   assert [g.names for g in groups] == [("a", "b"), ("sig",), ("gray",)]
 
@@ -104,7 +129,9 @@ def test_default_ratio_bins():
   assert arrays_lib.default_ratio_bins((1.0, 1.0)) == ((0.75, 1.0),)
 
 
-@pytest.mark.parametrize("array, match", [
+@pytest.mark.parametrize(
+  "array, match",
+  [
     (np.zeros(5), r"'m'.*shape \(5,\).*\[num_signals, \*grid, d_out\]"),
     (np.array([["a", "b"]]), r"'m'.*shape \(1, 2\).*dtype <U1.*allowed: bool, integer or float"),
     (np.zeros((2, 3), complex), r"'m'.*complex128"),
@@ -112,7 +139,8 @@ def test_default_ratio_bins():
     (np.zeros((0, 10)), r"'m'.*shape \(0, 10\).*empty"),
     (np.zeros((2, 0, 3)), r"'m'.*shape \(2, 0, 3\).*empty"),
     (np.array([[0.0, np.nan, 1.0], [np.inf, 0, 0]]), r"'m'.*shape \(2, 3\).*2 NaN or infinite"),
-])
+  ],
+)
 def test_bad_arrays_are_clear_errors(array, match):
   with pytest.raises(ValueError, match=match):
     specs_from_arrays({"m": array})
@@ -164,7 +192,8 @@ def test_config_fields_set_what_arrays_cannot_tell(tmp_path, own_files):
   assert img.ratio_range == (0.01, 1.0) and sig.ratio_range == (0.25, 1.0)
   assert img.ratio_bins == ((0.0, 0.5), (0.5, 1.0)) and sig.ratio_bins[0] == (0.25, 0.5)
   assert img.output_bias == 0.5 and sig.output_bias == round(
-      float(np.mean(train_source.arrays["sig"]["y"], dtype=np.float64)), 2)
+    float(np.mean(train_source.arrays["sig"]["y"], dtype=np.float64)), 2
+  )
   assert (img.error_normaliser, sig.error_normaliser) == ("none", "amplitude")
   # Per-modality Fourier sigma is model.ff_sigmas; the learner has one group per signature.
   config.model.ff_sigmas = "sig=3"
@@ -173,7 +202,9 @@ def test_config_fields_set_what_arrays_cannot_tell(tmp_path, own_files):
   assert [s.fourier_sigma for s in learner.model.specs] == [None, 3.0]
 
 
-@pytest.mark.parametrize("field, value, match", [
+@pytest.mark.parametrize(
+  "field, value, match",
+  [
     ("ratio_range", "0.1", r"data.ratio_range entry '0.1' is malformed \(a range is LO:HI"),
     ("ratio_range", "wav=0.1:1", r"data.ratio_range names \['wav'\].*'.*train.npz'.*\['img', "),
     ("ratio_bins", "0.5:0.2", r"data.ratio_bins entry '0.5:0.2' is malformed.*increasing edges"),
@@ -182,7 +213,8 @@ def test_config_fields_set_what_arrays_cannot_tell(tmp_path, own_files):
     ("output_bias", "img=0.5,img=0.2", r"data.output_bias gives img twice"),
     ("error_normaliser", "img=max", r"'img'.*unknown error_normaliser 'max'"),
     ("grid_ndims", "2", r"data.grid_ndims entry '2' is malformed.*NAME=VALUE.*'gray=2'"),
-])
+  ],
+)
 def test_bad_config_fields_are_clear_errors(own_files, field, value, match):
   config = _config(*own_files)
   config.data[field] = value
@@ -194,13 +226,20 @@ def test_test_file_must_match_train_file(tmp_path, own_files):
   train_path, _ = own_files
   rng = np.random.default_rng(1)
   cases = {
-      "missing": ({"img": _images(rng, 4)}, r"test data do not match the train data '.*train.npz'"
-                  r".*\['img', 'sig'\].*'sig' is not in '.*missing.npz'"),
-      "grid": ({"img": _images(rng, 4, grid=(20, 31)), "sig": _signals(rng, 4)},
-               r"'img' has grid \(20, 30\) with 3 channels in the train data '.*train.npz' but "
-               r"grid \(20, 31\) with 3 channels in the test data '.*grid.npz'"),
-      "channels": ({"img": _images(rng, 4, channels=1), "sig": _signals(rng, 4)},
-                   r"'img' has grid \(20, 30\) with 3 channels .* but grid \(20, 30\) with 1"),
+    "missing": (
+      {"img": _images(rng, 4)},
+      r"test data do not match the train data '.*train.npz'"
+      r".*\['img', 'sig'\].*'sig' is not in '.*missing.npz'",
+    ),
+    "grid": (
+      {"img": _images(rng, 4, grid=(20, 31)), "sig": _signals(rng, 4)},
+      r"'img' has grid \(20, 30\) with 3 channels in the train data '.*train.npz' but "
+      r"grid \(20, 31\) with 3 channels in the test data '.*grid.npz'",
+    ),
+    "channels": (
+      {"img": _images(rng, 4, channels=1), "sig": _signals(rng, 4)},
+      r"'img' has grid \(20, 30\) with 3 channels .* but grid \(20, 30\) with 1",
+    ),
   }
   for name, (arrays, match) in cases.items():
     path = tmp_path / f"{name}.npz"
@@ -218,8 +257,11 @@ def test_bad_values_in_a_file_name_the_modality(tmp_path, own_files):
   bad["sig"][3, 7] = np.nan
   bad["sig"][2, 1] = -np.inf
   sources.save_npz(tmp_path / "nan.npz", bad)
-  with pytest.raises(ValueError, match=r"In the train data '.*nan.npz': Modality 'sig': array of "
-                     r"shape \(8, 150, 1\) holds 2 NaN or infinite"):
+  with pytest.raises(
+    ValueError,
+    match=r"In the train data '.*nan.npz': Modality 'sig': array of "
+    r"shape \(8, 150, 1\) holds 2 NaN or infinite",
+  ):
     build.own_data_sources(_config(str(tmp_path / "nan.npz"), test_path))
   with pytest.raises(ValueError, match=r"In the test data '.*nan.npz': Modality 'sig'"):
     build.own_data_sources(_config(train_path, str(tmp_path / "nan.npz")))
@@ -228,9 +270,13 @@ def test_bad_values_in_a_file_name_the_modality(tmp_path, own_files):
 def test_grayscale_without_channel_axis_and_amplitudes(tmp_path):
   rng = np.random.default_rng(2)
   for split, n in (("train", 6), ("test", 4)):
-    sources.save_npz(tmp_path / f"{split}.npz", {
+    sources.save_npz(
+      tmp_path / f"{split}.npz",
+      {
         "gray": _images(rng, n, grid=(6, 5), channels=1)[..., 0],
-        "sig": {"y": _signals(rng, n, 40), "amplitude": rng.uniform(1, 2, n)}})
+        "sig": {"y": _signals(rng, n, 40), "amplitude": rng.uniform(1, 2, n)},
+      },
+    )
   config = _config(str(tmp_path / "train.npz"), str(tmp_path / "test.npz"))
   config.data.grid_ndims = "gray=2"
   gray, sig = build.own_data_specs(config, build.own_data_sources(config)[0])
@@ -241,10 +287,13 @@ def test_grayscale_without_channel_axis_and_amplitudes(tmp_path):
 
 def test_arrays_passed_from_python_match_the_file(own_files):
   train_path, test_path = own_files
-  from_file = build.own_data_specs(_config(train_path, test_path),
-                                   build.own_data_sources(_config(train_path, test_path))[0])
-  data = {split: {k: v for k, v in np.load(path).items()}
-          for split, path in (("train", train_path), ("test", test_path))}
+  from_file = build.own_data_specs(
+    _config(train_path, test_path), build.own_data_sources(_config(train_path, test_path))[0]
+  )
+  data = {
+    split: {k: v for k, v in np.load(path).items()}
+    for split, path in (("train", train_path), ("test", test_path))
+  }
   config = _config()
   train_source, test_source = build.own_data_sources(config, data)
   assert isinstance(train_source, sources.GridSource) and len(test_source) == 8
@@ -264,6 +313,7 @@ def test_arrays_passed_from_python_match_the_file(own_files):
 
 def test_benchmark_modalities_in_an_npz_keep_the_benchmark_facts(tmp_path):
   from data_pipelines.synthetic import generate
+
   sources.save_npz(tmp_path / "train.npz", generate.generate_signals(8, 0, ("sine", "relu")))
   config = synthetic_config.get_config("modalities=sine+relu,smoke")
   config.data.source = "npz"
@@ -281,9 +331,15 @@ def test_benchmark_modalities_in_an_npz_keep_the_benchmark_facts(tmp_path):
 def test_cli_trains_and_evaluates_own_arrays(tmp_path, own_files):
   train_path, test_path = own_files
   arg = f"train={train_path},test={test_path},method=cavia,inner_steps=1,smoke"
-  cmd = [sys.executable, "-m", "experiments.main", f"--config=experiments/configs/arrays.py:{arg}",
-         f"--workdir={tmp_path / 'w'}", "--config.data.ratio_range=0.001:1,sig=0.25:1",
-         "--config.model.ff_sigmas=sig=3"]
+  cmd = [
+    sys.executable,
+    "-m",
+    "experiments.main",
+    f"--config=experiments/configs/arrays.py:{arg}",
+    f"--workdir={tmp_path / 'w'}",
+    "--config.data.ratio_range=0.001:1,sig=0.25:1",
+    "--config.model.ff_sigmas=sig=3",
+  ]
   proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
   assert proc.returncode == 0, proc.stderr[-3000:]
   # The modalities read from the files are logged (absl INFO, stderr); the table is on stdout.

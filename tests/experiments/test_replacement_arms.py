@@ -45,11 +45,13 @@ def test_one_train_step_and_parameter_count(ablation):
   step = meta_step.make_train_step(learner, mesh, donate=False)
   state0 = meta_step.put_replicated(learner.init(jax.random.PRNGKey(0)), mesh)
   from data_pipelines.synthetic import generate
+
   batch = meta_step.put_batch(generate.generate_signals(4, 0, ("sine", "tanh")), mesh)
   state, metrics = step(state0, batch)
   assert np.isfinite(float(metrics["loss"])) and int(state.step) == 1
-  moved = jax.tree.map(lambda a, b: bool(jnp.any(a != b)), state0.params["rule"],
-                       state.params["rule"])
+  moved = jax.tree.map(
+    lambda a, b: bool(jnp.any(a != b)), state0.params["rule"], state.params["rule"]
+  )
   assert any(jax.tree.leaves(moved)), ablation  # the replacement module is meta-learned
   n_rule = _count(state.params["rule"])
   n_mia = _count(mia.init(jax.random.PRNGKey(0)).params["rule"])
@@ -60,7 +62,8 @@ def test_one_train_step_and_parameter_count(ablation):
     n_method = _count(tiny_learner(method).init(jax.random.PRNGKey(0)).params["rule"])
     assert n_rule == n_method + 2, (n_rule, n_method)
     assert set(state.params["rule"]) == {"scale"} | set(
-        tiny_learner(method).init(jax.random.PRNGKey(0)).params["rule"])
+      tiny_learner(method).init(jax.random.PRNGKey(0)).params["rule"]
+    )
 
 
 @pytest.mark.parametrize("method", ("alfa", "gap", "metasgd"))
@@ -90,8 +93,9 @@ def test_what_meets_what():
   depends on both."""
   shapes = {"a": (4, 6), "b": (4, 6)}
   rng = np.random.default_rng(0)
-  draw = lambda: {n: jnp.asarray(rng.normal(size=(2, t, w)), jnp.float32)
-                  for n, (t, w) in shapes.items()}
+  draw = lambda: {
+    n: jnp.asarray(rng.normal(size=(2, t, w)), jnp.float32) for n, (t, w) in shapes.items()
+  }
   g, z, noise = draw(), draw(), draw()  # (a constant shift would vanish in the LayerNorm)
   g_other = {"a": g["a"], "b": g["b"] + noise["b"]}  # only modality b changes
   g_token = {"a": g["a"].at[:, 1:].add(noise["a"][:, 1:]), "b": g["b"]}  # a's other tokens

@@ -20,13 +20,13 @@ from tests.paths import ROOT
 ROOMS = ("base", "configs", "run", "speed", "studies", "programs")
 # What each room may import (besides itself, the library and the data pipelines).
 ALLOWED = {
-    "base": set(),
-    "configs": {"base"},
-    "run": {"base", "configs"},
-    "speed": {"base", "configs", "run"},
-    "studies": {"base", "configs", "run"},
-    "programs": {"base", "configs", "run", "studies", "cli"},
-    "cli": {"base", "configs", "run"},
+  "base": set(),
+  "configs": {"base"},
+  "run": {"base", "configs"},
+  "speed": {"base", "configs", "run"},
+  "studies": {"base", "configs", "run"},
+  "programs": {"base", "configs", "run", "studies", "cli"},
+  "cli": {"base", "configs", "run"},
 }
 BASE = {"experiments.syntax", "experiments.methods", "experiments.atomic", "experiments"}
 PROGRAMS = {"experiments.main", "experiments.ablate", "experiments.reconstruct"}
@@ -97,7 +97,7 @@ def _cycles(graph):
     state[m] = "open"
     for d in sorted(graph.get(m, ())):
       if state.get(d) == "open":
-        found.append(path[path.index(d):] + [d])
+        found.append(path[path.index(d) :] + [d])
       elif d not in state:
         visit(d, path + [d])
     state[m] = "done"
@@ -110,8 +110,14 @@ def _cycles(graph):
 
 def test_every_module_is_in_a_room():
   graph = _graph()
-  assert {"experiments.run.train", "experiments.studies.runner", "experiments.speed.meta_step",
-          "experiments.configs.synthetic", "experiments.syntax", "experiments.main"} <= set(graph)
+  assert {
+    "experiments.run.train",
+    "experiments.studies.runner",
+    "experiments.speed.meta_step",
+    "experiments.configs.synthetic",
+    "experiments.syntax",
+    "experiments.main",
+  } <= set(graph)
   for m in graph:
     room(m)
 
@@ -129,9 +135,12 @@ def test_the_checks_find_an_upward_edge_and_a_cycle():
   graph["experiments.run.train"] = graph["experiments.run.train"] | {"experiments.studies.plots"}
   graph["experiments.run.predict"] = graph["experiments.run.predict"] | {"experiments.run.train"}
   assert _upward_edges(graph) == [
-      "experiments.run.train (run) imports experiments.studies.plots (studies)"]
-  assert any(c[0] == c[-1] and {"experiments.run.train", "experiments.run.predict"} <= set(c)
-             for c in _cycles(graph))
+    "experiments.run.train (run) imports experiments.studies.plots (studies)"
+  ]
+  assert any(
+    c[0] == c[-1] and {"experiments.run.train", "experiments.run.predict"} <= set(c)
+    for c in _cycles(graph)
+  )
 
 
 def test_an_old_import_names_the_new_place():

@@ -18,13 +18,19 @@ def test_check_paired_detects_different_supports(tmp_path):
   for arm, shift in (("all", 0), ("sine_alone", 0)):
     d = os.path.join(w, arm, "seed0")
     os.makedirs(d)
-    np.savez(os.path.join(d, "episodes.npz"), **{"sine/idx": idx + shift,
-                                                 "sine/count": np.array([2, 3]),
-                                                 "sine/ratio": np.array([.01, .02])})
+    np.savez(
+      os.path.join(d, "episodes.npz"),
+      **{
+        "sine/idx": idx + shift,
+        "sine/count": np.array([2, 3]),
+        "sine/ratio": np.array([0.01, 0.02]),
+      },
+    )
   assert studies.check_paired(w, study, [0]) == 1
-  np.savez(os.path.join(w, "sine_alone", "seed0", "episodes.npz"),
-           **{"sine/idx": idx + 1, "sine/count": np.array([2, 3]),
-              "sine/ratio": np.array([.01, .02])})
+  np.savez(
+    os.path.join(w, "sine_alone", "seed0", "episodes.npz"),
+    **{"sine/idx": idx + 1, "sine/count": np.array([2, 3]), "sine/ratio": np.array([0.01, 0.02])},
+  )
   with pytest.raises(ValueError, match="Unpaired comparison.*'sine/idx'"):
     studies.check_paired(w, study, [0])
 
@@ -36,28 +42,48 @@ def _toy_config(arg):
   """A config file's `get_config` in miniature: `method` rebuilds `grad_scale` (a dependent
   default), `steps` is typed; `lr`, `flag` and `model.width` are fields."""
   args = common.parse_arg(arg, TOY_ARGS)
-  return ml_collections.ConfigDict(dict(
-      method=args["method"], steps=args["steps"], preset=args["preset"],
-      grad_scale=1000.0 if args["method"] == "mia" else 0.0, lr=1e-3, flag=False, seed=0,
-      num_train_steps=10, model=dict(width=8)))
-
+  return ml_collections.ConfigDict(
+    dict(
+      method=args["method"],
+      steps=args["steps"],
+      preset=args["preset"],
+      grad_scale=1000.0 if args["method"] == "mia" else 0.0,
+      lr=1e-3,
+      flag=False,
+      seed=0,
+      num_train_steps=10,
+      model=dict(width=8),
+    )
+  )
 
 
 def test_config_builder_tells_arguments_from_fields_by_the_args_spec():
   module = types.SimpleNamespace(get_config=_toy_config, ARGS=TOY_ARGS)
-  for builder in (studies.ConfigBuilder(_toy_config, "smoke", args=TOY_ARGS),
-                  studies.ConfigBuilder(_toy_config, "smoke", module=module)):
+  for builder in (
+    studies.ConfigBuilder(_toy_config, "smoke", args=TOY_ARGS),
+    studies.ConfigBuilder(_toy_config, "smoke", module=module),
+  ):
     assert builder.args == ("method", "steps", "preset")
-    config = builder.build({"method": "cavia", "steps": "5", "lr": "3e-4", "flag": "true",
-                            "model.width": "16"}, seed=2, steps=7)
+    config = builder.build(
+      {"method": "cavia", "steps": "5", "lr": "3e-4", "flag": "true", "model.width": "16"},
+      seed=2,
+      steps=7,
+    )
     # Arguments rebuild the config (the dependent default follows); fields are typed and set.
     assert (config.method, config.grad_scale, config.steps, config.preset) == (
-        "cavia", 0.0, 5, "smoke")
+      "cavia",
+      0.0,
+      5,
+      "smoke",
+    )
     assert (config.lr, config.flag, config.model.width) == (3e-4, True, 16)
     assert (config.seed, config.num_train_steps) == (2, 7)
     assert builder.build({"preset": "cpu"}).preset == "cpu"
-    with pytest.raises(ValueError, match="Unknown override 'width': no config field 'width'.*"
-                                         "Config arguments: method, preset, steps"):
+    with pytest.raises(
+      ValueError,
+      match="Unknown override 'width': no config field 'width'.*"
+      "Config arguments: method, preset, steps",
+    ):
       builder.build({"width": 3})
   # Explicit args win over the module's; without either, every override is a field (set as is,
   # so the argument's dependent default does not follow).
@@ -71,9 +97,11 @@ def test_config_builder_tells_arguments_from_fields_by_the_args_spec():
 
 def test_typed_overrides_name_the_key_and_value():
   builder = studies.ConfigBuilder(_toy_config, args=TOY_ARGS)
-  for overrides, match in (({"lr": "fast"}, r"lr='fast' is not a valid float"),
-                           ({"flag": "yes"}, r"flag='yes' is not a valid bool"),
-                           ({"model.width": "1.5"}, r"model.width='1.5' is not a valid int"),
-                           ({"steps": "many"}, r"steps='many' is not a valid int")):
+  for overrides, match in (
+    ({"lr": "fast"}, r"lr='fast' is not a valid float"),
+    ({"flag": "yes"}, r"flag='yes' is not a valid bool"),
+    ({"model.width": "1.5"}, r"model.width='1.5' is not a valid int"),
+    ({"steps": "many"}, r"steps='many' is not a valid int"),
+  ):
     with pytest.raises(ValueError, match=match):
       builder.build(overrides)

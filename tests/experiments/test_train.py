@@ -54,8 +54,9 @@ def test_resume_continues_exactly(tmp_path, synthetic_data_dir):
   assert resumed["step"] == 6
   for key, value in straight["metrics"].items():
     assert resumed["metrics"][key] == pytest.approx(value, rel=1e-4, abs=1e-6), key
-  steps = [json.loads(l)["step"]
-           for l in (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()]
+  steps = [
+    json.loads(l)["step"] for l in (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()
+  ]
   assert steps == [2, 3, 4, 6]
 
 
@@ -75,6 +76,7 @@ def test_corrupt_checkpoint_gives_clear_error(tmp_path, synthetic_data_dir):
 def test_npz_source_and_episode_file(tmp_path, synthetic_data_dir):
   from data_pipelines import sources
   from data_pipelines.synthetic import generate
+
   sources.save_npz(tmp_path / "train.npz", generate.generate_signals(16, 0, ("sine", "relu")))
   sources.save_npz(tmp_path / "test.npz", generate.generate_signals(8, 1, ("sine", "relu")))
   config = _config(synthetic_data_dir, "method=cavia,modalities=sine+relu,smoke")
@@ -91,9 +93,14 @@ def test_npz_source_and_episode_file(tmp_path, synthetic_data_dir):
 
 
 def test_cli_smoke_writes_results(tmp_path, synthetic_data_dir):
-  cmd = [sys.executable, "-m", "experiments.main",
-         "--config=experiments/configs/synthetic.py:method=metasgd,smoke",
-         f"--workdir={tmp_path}", f"--config.data.data_dir={synthetic_data_dir}"]
+  cmd = [
+    sys.executable,
+    "-m",
+    "experiments.main",
+    "--config=experiments/configs/synthetic.py:method=metasgd,smoke",
+    f"--workdir={tmp_path}",
+    f"--config.data.data_dir={synthetic_data_dir}",
+  ]
   proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert "metasgd on synthetic after 6 meta-steps" in proc.stdout
@@ -102,8 +109,13 @@ def test_cli_smoke_writes_results(tmp_path, synthetic_data_dir):
 
 
 def test_cli_unknown_method_is_a_clear_error(tmp_path):
-  cmd = [sys.executable, "-m", "experiments.main",
-         "--config=experiments/configs/synthetic.py:method=maml,smoke", f"--workdir={tmp_path}"]
+  cmd = [
+    sys.executable,
+    "-m",
+    "experiments.main",
+    "--config=experiments/configs/synthetic.py:method=maml,smoke",
+    f"--workdir={tmp_path}",
+  ]
   proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
   assert proc.returncode != 0
   assert "Unknown method 'maml'; allowed: alfa, cavia, gap, metasgd, mia" in proc.stderr

@@ -24,8 +24,11 @@ pytestmark = pytest.mark.slow  # trains, or runs the command line
 
 
 def _close(a, b, rtol=1e-5, atol=1e-6):
-  jax.tree.map(lambda x, y: np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=rtol,
-                                                       atol=atol), a, b)
+  jax.tree.map(
+    lambda x, y: np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=rtol, atol=atol),
+    a,
+    b,
+  )
 
 
 @pytest.fixture(scope="module")
@@ -43,8 +46,9 @@ def test_load_run_restores_the_trained_state(mia_run):
   assert loaded_config.to_dict() == json.loads(config.to_json())
   assert int(state.step) == config.num_train_steps
   _, reference = checkpoints.restore_run(config, workdir)
-  jax.tree.map(np.testing.assert_array_equal, jax.device_get(state.params),
-               jax.device_get(reference.params))
+  jax.tree.map(
+    np.testing.assert_array_equal, jax.device_get(state.params), jax.device_get(reference.params)
+  )
   assert [s.name for s in learner.specs] == ["sine", "tanh", "gaussian", "relu"]
 
 
@@ -78,11 +82,24 @@ def test_reconstruct_round_trip_gives_the_runs_errors(mia_run, tmp_path):
   workdir, _, results = mia_run
   out = tmp_path / "latents.npz"
   proc = subprocess.run(
-      [sys.executable, "-m", "experiments.reconstruct", f"--workdir={workdir}", "--encode=test",
-       "--support=episodes", f"--output={out}", "--upsample=2", "--batch_size=5"],
-      cwd=ROOT, capture_output=True, text=True, timeout=600)
+    [
+      sys.executable,
+      "-m",
+      "experiments.reconstruct",
+      f"--workdir={workdir}",
+      "--encode=test",
+      "--support=episodes",
+      f"--output={out}",
+      "--upsample=2",
+      "--batch_size=5",
+    ],
+    cwd=ROOT,
+    capture_output=True,
+    text=True,
+    timeout=600,
+  )
   assert proc.returncode == 0, proc.stderr[-3000:]
-  table = proc.stdout[proc.stdout.index("Errors against"):]
+  table = proc.stdout[proc.stdout.index("Errors against") :]
   avg = next(line.split() for line in table.splitlines() if line.startswith("avg"))
   m = results["metrics"]
   np.testing.assert_allclose(float(avg[1]), m["generalization_mse/avg/step3"], rtol=1e-4)
@@ -93,10 +110,13 @@ def test_reconstruct_round_trip_gives_the_runs_errors(mia_run, tmp_path):
     assert n == loading.read_config(workdir).data.num_test_signals == 16
     assert data["sine"].shape == (n, 200, 1) and data["sine_upsampled"].shape == (n, 399, 1)
     assert data["sine_latents"].shape[0] == n
-    episodes = episodes_file.load_episodes(os.path.join(workdir, "episodes.npz"),
-                                      loading.run_specs(loading.read_config(workdir), workdir))
-    np.testing.assert_array_equal(data["sine_count"],
-                                  episodes["sine"]["mask"].sum(-1)[:n].astype(int))
+    episodes = episodes_file.load_episodes(
+      os.path.join(workdir, "episodes.npz"),
+      loading.run_specs(loading.read_config(workdir), workdir),
+    )
+    np.testing.assert_array_equal(
+      data["sine_count"], episodes["sine"]["mask"].sum(-1)[:n].astype(int)
+    )
   assert (tmp_path / "latents.png").is_file()
 
 
@@ -135,14 +155,23 @@ def test_off_grid_error_is_close_to_on_grid_error(mia_run):
 def image_arrays():
   rng = np.random.default_rng(3)
   x = np.linspace(0, 1, 8)
+
   def images(n):
     phase = rng.uniform(0, 1, (n, 1, 1, 1))
-    return (0.5 + 0.4 * np.sin(6 * x[None, :, None, None] + 3 * x[None, None, :, None] + phase)
-            * np.ones((1, 1, 1, 3))).astype(np.float32)
+    return (
+      0.5
+      + 0.4
+      * np.sin(6 * x[None, :, None, None] + 3 * x[None, None, :, None] + phase)
+      * np.ones((1, 1, 1, 3))
+    ).astype(np.float32)
+
   def waves(n):
     return np.sin(np.linspace(-3, 3, 30)[None] + rng.uniform(0, 3, (n, 1))).astype(np.float32)
-  return {"train": {"img": images(16), "sig": waves(16)},
-          "test": {"img": images(8), "sig": waves(8)}}
+
+  return {
+    "train": {"img": images(16), "sig": waves(16)},
+    "test": {"img": images(8), "sig": waves(8)},
+  }
 
 
 def test_load_run_of_arrays_and_npz_runs(tmp_path, image_arrays):
@@ -155,7 +184,8 @@ def test_load_run_of_arrays_and_npz_runs(tmp_path, image_arrays):
   rng = np.random.default_rng(0)
   coords = rng.uniform(-1, 1, (2, 12, 2))
   obs = reconstruct.parse_observations(
-      {"img_coords": coords, "img_values": rng.uniform(0, 1, (2, 12, 3))}, learner.specs, "t")
+    {"img_coords": coords, "img_values": rng.uniform(0, 1, (2, 12, 3))}, learner.specs, "t"
+  )
   result = reconstruct.reconstruct(learner, state, obs, upsample=3, progress=False)
   assert result["img"]["upsampled"].shape == (2, 22 * 22, 3)
   assert result["sig"]["prediction"].shape == (2, 30, 1)  # not observed: completed
@@ -163,8 +193,9 @@ def test_load_run_of_arrays_and_npz_runs(tmp_path, image_arrays):
   assert png and os.path.getsize(png) > 1000
   # The split is not on disk: --encode=test says what to do instead.
   with pytest.raises(ValueError, match="save_npz"):
-    reconstruct.dataset_observations(loading.read_config(arrays_dir), learner, "test", "full",
-                                     0, arrays_dir)
+    reconstruct.dataset_observations(
+      loading.read_config(arrays_dir), learner, "test", "full", 0, arrays_dir
+    )
   # A run of before specs.json on arrays cannot rebuild its modalities: the error says how.
   os.remove(os.path.join(arrays_dir, "specs.json"))
   with pytest.raises(ValueError, match="write_specs"):
@@ -175,15 +206,17 @@ def test_load_run_of_arrays_and_npz_runs(tmp_path, image_arrays):
   sources.save_npz(train_path, image_arrays["train"])
   sources.save_npz(test_path, image_arrays["test"])
   npz_dir = str(tmp_path / "npz")
-  train.train_and_evaluate(arrays_config.get_config(f"train={train_path},test={test_path},smoke"),
-                           npz_dir)
+  train.train_and_evaluate(
+    arrays_config.get_config(f"train={train_path},test={test_path},smoke"), npz_dir
+  )
   learner2, state2, _ = loading.load_run(npz_dir)
   assert learner2.specs == learner.specs
   os.remove(os.path.join(npz_dir, "specs.json"))  # as a run of before v0.5: rebuilt from files
   learner3, state3, _ = loading.load_run(npz_dir)
   assert learner3.specs == learner.specs
-  jax.tree.map(np.testing.assert_array_equal, jax.device_get(state2.params),
-               jax.device_get(state3.params))
+  jax.tree.map(
+    np.testing.assert_array_equal, jax.device_get(state2.params), jax.device_get(state3.params)
+  )
 
 
 def test_reconstruct_command_errors(mia_run, tmp_path):
@@ -191,21 +224,27 @@ def test_reconstruct_command_errors(mia_run, tmp_path):
   bad = tmp_path / "obs.npz"
   np.savez(bad, rgb=np.zeros((2, 4, 4, 3)))
   cases = [
-      ([f"--workdir={tmp_path / 'none'}", f"--observations={bad}"], "does not exist"),
-      ([f"--workdir={workdir}", f"--observations={bad}"],
-       "'rgb' that names no modality of the run"),
-      ([f"--workdir={workdir}", f"--observations={tmp_path / 'missing.npz'}"],
-       "does not exist"),
-      ([f"--workdir={workdir}", "--encode=test", "--support=2"], "a ratio in (0, 1]"),
-      ([f"--workdir={workdir}", "--encode=test", f"--output={tmp_path}"],  # found by a sweep:
-       "is a folder; give a file in it"),  # it failed after the work, with a bare Errno 21
-      ([f"--workdir={workdir}", f"--observations={os.path.join(ROOT, 'README.md')}"],
-       "is not an .npz file"),  # it advised unpickling the file
+    ([f"--workdir={tmp_path / 'none'}", f"--observations={bad}"], "does not exist"),
+    ([f"--workdir={workdir}", f"--observations={bad}"], "'rgb' that names no modality of the run"),
+    ([f"--workdir={workdir}", f"--observations={tmp_path / 'missing.npz'}"], "does not exist"),
+    ([f"--workdir={workdir}", "--encode=test", "--support=2"], "a ratio in (0, 1]"),
+    (
+      [f"--workdir={workdir}", "--encode=test", f"--output={tmp_path}"],  # found by a sweep:
+      "is a folder; give a file in it",
+    ),  # it failed after the work, with a bare Errno 21
+    (
+      [f"--workdir={workdir}", f"--observations={os.path.join(ROOT, 'README.md')}"],
+      "is not an .npz file",
+    ),  # it advised unpickling the file
   ]
   for args, message in cases:
-    proc = subprocess.run([sys.executable, "-m", "experiments.reconstruct",
-                           f"--output={tmp_path / 'o.npz'}", *args], cwd=ROOT,
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+      [sys.executable, "-m", "experiments.reconstruct", f"--output={tmp_path / 'o.npz'}", *args],
+      cwd=ROOT,
+      capture_output=True,
+      text=True,
+      timeout=300,
+    )
     assert proc.returncode == 2, (args, proc.stderr[-2000:])
     lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
     assert len(lines) == 1 and message in lines[0], (args, proc.stderr[-2000:])

@@ -32,9 +32,11 @@ def test_restart_with_another_config_is_refused_before_writing(tmp_path, synthet
   w = str(tmp_path)
   train.train_and_evaluate(_config(synthetic_data_dir), w)
   before = {n: open(os.path.join(w, n), "rb").read() for n in ("config.json", "metrics.jsonl")}
-  for arg, field in (("method=cavia,smoke,seed=1", "seed: 0 != 1"),
-                     ("method=cavia,smoke,inner_steps=2", "inner_steps: 3 != 2"),
-                     ("method=mia,smoke", "method: 'cavia' != 'mia'")):
+  for arg, field in (
+    ("method=cavia,smoke,seed=1", "seed: 0 != 1"),
+    ("method=cavia,smoke,inner_steps=2", "inner_steps: 3 != 2"),
+    ("method=mia,smoke", "method: 'cavia' != 'mia'"),
+  ):
     with pytest.raises(ValueError, match=field):
       train.train_and_evaluate(_config(synthetic_data_dir, arg), w)
   with pytest.raises(ValueError, match="learning_rate"):
@@ -42,13 +44,13 @@ def test_restart_with_another_config_is_refused_before_writing(tmp_path, synthet
   after = {n: open(os.path.join(w, n), "rb").read() for n in before}
   assert after == before  # nothing rewritten
   # Budget and logging may change: a longer run continues from the checkpoint.
-  out = train.train_and_evaluate(_config(synthetic_data_dir, num_train_steps=8,
-                                         log_every_steps=1), w)
+  out = train.train_and_evaluate(
+    _config(synthetic_data_dir, num_train_steps=8, log_every_steps=1), w
+  )
   assert out["step"] == 8
 
 
-def test_a_run_stopped_before_its_first_checkpoint_restarts_from_zero(tmp_path,
-                                                                     synthetic_data_dir):
+def test_a_run_stopped_before_its_first_checkpoint_restarts_from_zero(tmp_path, synthetic_data_dir):
   w = str(tmp_path)
   config = _config(synthetic_data_dir)
   os.makedirs(os.path.join(w, "checkpoints"))  # created at the start, before any step is saved
@@ -60,8 +62,9 @@ def test_a_run_stopped_before_its_first_checkpoint_restarts_from_zero(tmp_path,
   assert out["step"] == config.num_train_steps
   with open(os.path.join(w, "metrics.jsonl")) as f:
     steps = [json.loads(l)["step"] for l in f if "loss" in l]
-  assert steps == sorted(set(steps)) and 1.0 not in [json.loads(l).get("loss") for l in
-                                                       open(os.path.join(w, "metrics.jsonl"))]
+  assert steps == sorted(set(steps)) and 1.0 not in [
+    json.loads(l).get("loss") for l in open(os.path.join(w, "metrics.jsonl"))
+  ]
 
 
 def test_lost_checkpoints_are_reported_not_retrained(tmp_path, synthetic_data_dir):
@@ -69,6 +72,7 @@ def test_lost_checkpoints_are_reported_not_retrained(tmp_path, synthetic_data_di
   train.train_and_evaluate(_config(synthetic_data_dir), w)
   metrics = open(os.path.join(w, "metrics.jsonl")).read()
   import shutil
+
   shutil.rmtree(os.path.join(w, "checkpoints"))
   with pytest.raises(ValueError, match="no checkpoint to resume"):
     train.train_and_evaluate(_config(synthetic_data_dir), w)
@@ -91,8 +95,9 @@ def test_config_differences_ignore_tolerant_and_one_sided_fields():
 
 
 @pytest.mark.slow
-def test_diverging_run_keeps_last_good_checkpoint_and_resumes(tmp_path, synthetic_data_dir,
-                                                               monkeypatch):
+def test_diverging_run_keeps_last_good_checkpoint_and_resumes(
+  tmp_path, synthetic_data_dir, monkeypatch
+):
   """From step 4 on the parameters turn NaN: the run stops before saving step 4 (or later), the
   step-2 checkpoint survives, and a rerun resumes from it and logs each step once."""
   w = str(tmp_path)
@@ -107,6 +112,7 @@ def test_diverging_run_keeps_last_good_checkpoint_and_resumes(tmp_path, syntheti
       bad = state.step >= 4
       params = jax.tree.map(lambda x: jnp.where(bad, jnp.nan, x), state.params)
       return state.replace(params=params), metrics
+
     return run
 
   monkeypatch.setattr(meta_step, "make_train_step", poisoned)
@@ -121,16 +127,25 @@ def test_diverging_run_keeps_last_good_checkpoint_and_resumes(tmp_path, syntheti
   with pytest.raises(ValueError, match="grad_clip: 0.0 != 1.0.*use a new --workdir"):
     train.train_and_evaluate(clipped, w)
   # ... and a lower learning rate resumes from the last good checkpoint, recorded.
-  lower = _config(synthetic_data_dir, checkpoint_every_steps=2, log_every_steps=3,
-                  learning_rate=config.learning_rate / 10)
+  lower = _config(
+    synthetic_data_dir,
+    checkpoint_every_steps=2,
+    log_every_steps=3,
+    learning_rate=config.learning_rate / 10,
+  )
   out = train.train_and_evaluate(lower, w)
   assert out["step"] == 6 and np.isfinite(out["metrics"]["generalization_mse/avg/step3"])
   assert _steps(os.path.join(w, "metrics.jsonl")) == [3, 6]  # step 3 once, after the resume
-  history = [json.loads(line) for line in
-             open(os.path.join(w, workdir_lib.HISTORY_FILE)).read().splitlines()]
-  assert history == [{"step": 2, "diverged_at": 4,
-                      "changed": [f"learning_rate: {config.learning_rate} != "
-                                  f"{lower.learning_rate}"]}]
+  history = [
+    json.loads(line) for line in open(os.path.join(w, workdir_lib.HISTORY_FILE)).read().splitlines()
+  ]
+  assert history == [
+    {
+      "step": 2,
+      "diverged_at": 4,
+      "changed": [f"learning_rate: {config.learning_rate} != {lower.learning_rate}"],
+    }
+  ]
   assert not os.path.exists(os.path.join(w, workdir_lib.DIVERGED_FILE))
   assert json.load(open(os.path.join(w, "config.json")))["learning_rate"] == lower.learning_rate
   # Without a divergence the learning rate is part of the config lock again.
@@ -155,9 +170,15 @@ def test_a_failed_start_does_not_block_the_fix(tmp_path, synthetic_data_dir):
     train.prepare(fixed, str(w))
 
 
-@pytest.mark.parametrize("name, make", [
-    ("metrics.jsonl", "folder"), ("run.lock", "folder"), ("checkpoints", "file"),
-    ("results.json", "folder")])
+@pytest.mark.parametrize(
+  "name, make",
+  [
+    ("metrics.jsonl", "folder"),
+    ("run.lock", "folder"),
+    ("checkpoints", "file"),
+    ("results.json", "folder"),
+  ],
+)
 def test_an_entry_of_the_wrong_kind_is_named_before_anything_is_written(tmp_path, name, make):
   w = tmp_path / "w"
   w.mkdir()

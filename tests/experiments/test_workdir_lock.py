@@ -39,12 +39,13 @@ def test_lock_is_exclusive_reentrant_and_released(tmp_path):
       pass
     assert (tmp_path / "w" / workdir_lib.LOCK_FILE).is_file()
     # Another process is refused, and told who holds it.
-    code = ("import sys; sys.path.insert(0, %r)\n"
-            "from experiments.run import workdir as w\n"
-            "try:\n  w.WorkdirLock(%r).acquire()\n"
-            "except w.WorkdirBusy as e:\n  print(e); sys.exit(3)\n") % (ROOT, wd)
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=120)
+    code = (
+      "import sys; sys.path.insert(0, %r)\n"
+      "from experiments.run import workdir as w\n"
+      "try:\n  w.WorkdirLock(%r).acquire()\n"
+      "except w.WorkdirBusy as e:\n  print(e); sys.exit(3)\n"
+    ) % (ROOT, wd)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 3, proc.stderr
     assert f"in use by another run (PID {os.getpid()}" in proc.stdout
     assert workdir_lib.lock_holder(wd)["pid"] == os.getpid()
@@ -77,11 +78,18 @@ def test_a_stale_lock_is_taken_over_and_a_foreign_one_named(tmp_path):
 
 def test_two_runs_started_together_on_one_workdir(tmp_path, synthetic_data_dir):
   wd = tmp_path / "shared"
-  cmd = [sys.executable, "-m", "experiments.main",
-         "--config=experiments/configs/synthetic.py:method=cavia,smoke",
-         f"--workdir={wd}", f"--config.data.data_dir={synthetic_data_dir}"]
-  procs = [subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True) for _ in range(2)]
+  cmd = [
+    sys.executable,
+    "-m",
+    "experiments.main",
+    "--config=experiments/configs/synthetic.py:method=cavia,smoke",
+    f"--workdir={wd}",
+    f"--config.data.data_dir={synthetic_data_dir}",
+  ]
+  procs = [
+    subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for _ in range(2)
+  ]
   outs = [p.communicate(timeout=600) for p in procs]
   codes = sorted(p.returncode for p in procs)
   assert codes == [0, 2], [o[1][-2000:] for o in outs]
@@ -100,8 +108,10 @@ def test_two_runs_started_together_on_one_workdir(tmp_path, synthetic_data_dir):
   for key, value in single["metrics"].items():
     np.testing.assert_allclose(shared["metrics"][key], value, rtol=1e-6, err_msg=key)
   steps = [json.loads(ln)["step"] for ln in (wd / "metrics.jsonl").read_text().splitlines()]
-  single_steps = [json.loads(ln)["step"] for ln in
-                  (tmp_path / "single" / "metrics.jsonl").read_text().splitlines()]
+  single_steps = [
+    json.loads(ln)["step"]
+    for ln in (tmp_path / "single" / "metrics.jsonl").read_text().splitlines()
+  ]
   assert steps == single_steps
 
 
@@ -109,8 +119,15 @@ def test_two_study_runners_split_the_runs(tmp_path):
   """A run whose workdir another live process holds is skipped and reported, not trained."""
   holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
   try:
-    runs = [runner.Run(arm=a, seed=0, config=synthetic.get_config("method=cavia,smoke"),
-                       rundir=str(tmp_path / a / "seed0")) for a in ("x", "y")]
+    runs = [
+      runner.Run(
+        arm=a,
+        seed=0,
+        config=synthetic.get_config("method=cavia,smoke"),
+        rundir=str(tmp_path / a / "seed0"),
+      )
+      for a in ("x", "y")
+    ]
     _write_lock(runs[0].rundir, holder.pid)
     trained, lines = [], []
     busy = runner.train_runs(runs, train_fn=lambda c, w: trained.append(w), log=lines.append)
@@ -121,6 +138,7 @@ def test_two_study_runners_split_the_runs(tmp_path):
     holder.wait()
   # Its holder gone, the next runner trains it.
   trained = []
-  assert runner.train_runs(runs[:1], train_fn=lambda c, w: trained.append(w),
-                           log=lambda s: None) == []
+  assert (
+    runner.train_runs(runs[:1], train_fn=lambda c, w: trained.append(w), log=lambda s: None) == []
+  )
   assert trained == [runs[0].rundir]

@@ -7,8 +7,8 @@ NAMES = ("sine", "tanh", "wav")
 SHAPE = (4, 16)
 SHAPES = {n: SHAPE for n in NAMES}
 BATCH = 3
-SFT = dict(sft_width=24, head_dim=8, grad_scale=10.0)   # from_config fields
-SFT_ARGS = dict(width=24, head_dim=8)                     # the same as sft() arguments
+SFT = dict(sft_width=24, head_dim=8, grad_scale=10.0)  # from_config fields
+SFT_ARGS = dict(width=24, head_dim=8)  # the same as sft() arguments
 
 
 def _states(shapes=SHAPES, batch=BATCH, seed=0):
@@ -26,8 +26,9 @@ def _perturbed(params, seed=3, scale=0.1):
   """
   leaves, treedef = jax.tree.flatten(params)
   keys = jax.random.split(jax.random.PRNGKey(seed), max(len(leaves), 1))
-  return jax.tree.unflatten(treedef, [x + scale * jax.random.normal(k, x.shape, x.dtype)
-                                      for x, k in zip(leaves, keys)])
+  return jax.tree.unflatten(
+    treedef, [x + scale * jax.random.normal(k, x.shape, x.dtype) for x, k in zip(leaves, keys)]
+  )
 
 
 def _paths(params):

@@ -47,13 +47,20 @@ def test_scan_matches_python_loop(method):
   state = learner.init(jax.random.PRNGKey(0))
   params = state.params
   if method == "metasgd":  # random per-element rates, so a wrong broadcast would show
-    params = dict(params, rule={"learned_lr": jax.tree.map(
-        lambda x: jax.random.uniform(jax.random.PRNGKey(3), x.shape, minval=0.2, maxval=2.0),
-        params["rule"]["learned_lr"])})
+    params = dict(
+      params,
+      rule={
+        "learned_lr": jax.tree.map(
+          lambda x: jax.random.uniform(jax.random.PRNGKey(3), x.shape, minval=0.2, maxval=2.0),
+          params["rule"]["learned_lr"],
+        )
+      },
+    )
   batch = random_batch(learner.specs, 4)
   ep = jax.tree.map(np.asarray, episode(learner, 4))
-  latents, _, aux = jax.jit(lambda p: adaptation.adapt(
-      learner.model, learner.rule, p, state.buffers, batch, ep, 3))(params)
+  latents, _, aux = jax.jit(
+    lambda p: adaptation.adapt(learner.model, learner.rule, p, state.buffers, batch, ep, 3)
+  )(params)
 
   def lr_of(name):
     return 1.0 if method == "cavia" else params["rule"]["learned_lr"][name]
@@ -69,8 +76,9 @@ def test_tracked_errors_match_direct_computation():
   state = learner.init(jax.random.PRNGKey(1))
   batch = random_batch(learner.specs, 3)
   ep = jax.tree.map(np.asarray, episode(learner, 3))
-  latents, pred, aux = adaptation.adapt(learner.model, learner.rule, state.params, state.buffers,
-                                        batch, ep, 2, track=True)
+  latents, pred, aux = adaptation.adapt(
+    learner.model, learner.rule, state.params, state.buffers, batch, ep, 2, track=True
+  )
   errs = aux["errors"]
   assert errs["full"]["sine"].shape == (3, 3)
   # Step K errors from the returned prediction, by hand, amplitude-normalised.
@@ -84,8 +92,9 @@ def test_tracked_errors_match_direct_computation():
     np.testing.assert_allclose(errs["generalization"]["sine"][2, s], sq[rest].mean(), rtol=1e-4)
     np.testing.assert_allclose(errs["full"]["sine"][2, s], sq.mean(), rtol=1e-4)
   # Memorization before each step equals the (normalised) inner objective.
-  np.testing.assert_allclose(errs["memorization"]["sine"][:2],
-                             aux["support_loss"]["sine"] / amp ** 2, rtol=1e-4)
+  np.testing.assert_allclose(
+    errs["memorization"]["sine"][:2], aux["support_loss"]["sine"] / amp**2, rtol=1e-4
+  )
 
 
 def test_signals_are_adapted_independently():
@@ -93,8 +102,9 @@ def test_signals_are_adapted_independently():
   state = learner.init(jax.random.PRNGKey(0))
   batch = random_batch(learner.specs, 3)
   ep = episode(learner, 3)
-  run = lambda b: adaptation.adapt(learner.model, learner.rule, state.params, state.buffers,
-                                   b, ep, 2)[0]["sine"]
+  run = lambda b: adaptation.adapt(
+    learner.model, learner.rule, state.params, state.buffers, b, ep, 2
+  )[0]["sine"]
   a = run(batch)
   batch["sine"]["y"][1] += 5.0
   b = run(batch)
@@ -111,8 +121,9 @@ def _loss_and_grad(learner, params, buffers, batch, ep):
 def _direction(tree, seed):
   leaves, treedef = jax.tree.flatten(tree)
   keys = jax.random.split(jax.random.PRNGKey(seed), len(leaves))
-  return jax.tree.unflatten(treedef, [jax.random.normal(k, l.shape, l.dtype)
-                                      for k, l in zip(keys, leaves)])
+  return jax.tree.unflatten(
+    treedef, [jax.random.normal(k, l.shape, l.dtype) for k, l in zip(keys, leaves)]
+  )
 
 
 def _dot(a, b):
@@ -133,8 +144,10 @@ def test_second_order_meta_gradient_matches_finite_differences(method):
     for seed in range(2):
       d = _direction(params, seed)
       eps = 1e-6  # small enough not to cross a ReLU kink on these seeds (1e-5 does)
-      fd = (f(jax.tree.map(lambda p, v: p + eps * v, params, d))
-            - f(jax.tree.map(lambda p, v: p - eps * v, params, d))) / (2 * eps)
+      fd = (
+        f(jax.tree.map(lambda p, v: p + eps * v, params, d))
+        - f(jax.tree.map(lambda p, v: p - eps * v, params, d))
+      ) / (2 * eps)
       np.testing.assert_allclose(_dot(grads, d), fd, rtol=1e-5)
 
 
@@ -157,6 +170,7 @@ def test_first_order_stops_the_gradient_through_the_inner_gradient():
       def total(z):
         pred = model.predict(p["inr"], buffers, z, coords)
         return jnp.sum(adaptation.per_signal_support_loss(pred["tanh"], values, mask))
+
       return jax.grad(total)(model.initial_latents(p["inr"], 2))
 
     g_const = jax.lax.stop_gradient(inner_grad(params))
@@ -173,8 +187,10 @@ def test_first_order_stops_the_gradient_through_the_inner_gradient():
     g_ref = jax.grad(frozen_loss)(params)
     for a, b in zip(jax.tree.leaves(g_first), jax.tree.leaves(g_ref)):
       np.testing.assert_allclose(a, b, rtol=1e-7, atol=1e-10)
-    diff = max(float(jnp.max(jnp.abs(a - b))) for a, b in
-               zip(jax.tree.leaves(g_first), jax.tree.leaves(g_second)))
+    diff = max(
+      float(jnp.max(jnp.abs(a - b)))
+      for a, b in zip(jax.tree.leaves(g_first), jax.tree.leaves(g_second))
+    )
     assert diff > 1e-4  # the second-order terms are really there
 
 
@@ -185,9 +201,11 @@ def test_remat_and_unroll_give_same_loss_and_gradients(option):
   state = plain.init(jax.random.PRNGKey(0))
   batch, ep = random_batch(plain.specs, 4), episode(plain, 4)
   la, ga = jax.jit(jax.value_and_grad(lambda p: plain.loss_fn(p, state.buffers, batch, ep)[0]))(
-      state.params)
+    state.params
+  )
   lb, gb = jax.jit(jax.value_and_grad(lambda p: remat.loss_fn(p, state.buffers, batch, ep)[0]))(
-      state.params)
+    state.params
+  )
   np.testing.assert_allclose(la, lb, rtol=1e-6)
   for a, b in zip(jax.tree.leaves(ga), jax.tree.leaves(gb)):
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)

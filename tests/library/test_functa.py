@@ -18,7 +18,7 @@ def _numpy_forward(p, coords, latent, w0):
   s = latent @ p["latent_to_shifts"]["kernel"] + p["latent_to_shifts"]["bias"]
   h = coords
   for l in range(num_sine):
-    shift = s[l * hidden:(l + 1) * hidden]   # layer-major layout of the shift vector
+    shift = s[l * hidden : (l + 1) * hidden]  # layer-major layout of the shift vector
     h = np.sin(w0 * (h @ p[f"sine_{l}"]["kernel"] + p[f"sine_{l}"]["bias"] + shift))
   return h @ p["output"]["kernel"] + p["output"]["bias"]
 
@@ -36,8 +36,10 @@ def _with_random_biases(params, seed):
   """The init's biases are all zero; random ones make a reference that drops a bias fail."""
   leaves, treedef = jax.tree.flatten_with_path(params)
   keys = jax.random.split(jax.random.PRNGKey(seed), len(leaves))
-  new = [0.1 * jax.random.normal(k, v.shape) if path[-1].key == "bias" else v
-         for k, (path, v) in zip(keys, leaves)]
+  new = [
+    0.1 * jax.random.normal(k, v.shape) if path[-1].key == "bias" else v
+    for k, (path, v) in zip(keys, leaves)
+  ]
   return jax.tree.unflatten(treedef, new)
 
 
@@ -45,10 +47,11 @@ def _with_random_biases(params, seed):
 def test_forward_matches_hand_written_equations(d_in, d_out, num_layers):
   module = FunctaINR(d_out=d_out, hidden=16, num_layers=num_layers, latent_dim=6)
   variables = _init(module, d_in)
-  assert set(variables) == {"params"}   # no buffers; the initial latent is the learner's
+  assert set(variables) == {"params"}  # no buffers; the initial latent is the learner's
   params = _with_random_biases(variables["params"], seed=3)
   assert set(params) == {"latent_to_shifts", "output"} | {
-      f"sine_{l}" for l in range(num_layers - 1)}
+    f"sine_{l}" for l in range(num_layers - 1)
+  }
   coords = _coords(9, d_in)
   latent = 0.3 * jax.random.normal(jax.random.PRNGKey(1), (6,))
   out = module.apply({"params": params}, coords, latent)
@@ -67,23 +70,27 @@ def test_zero_latent_init_is_an_odd_function_without_offset():
   neg = module.apply(variables, -coords, z)
   np.testing.assert_allclose(neg, -pos, atol=1e-6)
   np.testing.assert_allclose(module.apply(variables, jnp.zeros((1, 2)), z), 0.0, atol=1e-7)
-  assert float(jnp.abs(pos).max()) > 1e-3   # and it is not trivially zero
+  assert float(jnp.abs(pos).max()) > 1e-3  # and it is not trivially zero
 
 
 def test_siren_initialisation_bounds_and_spread():
   w0, d_in, hidden, latent_dim = 30.0, 2, 256, 64
   module = FunctaINR(d_out=3, hidden=hidden, num_layers=4, latent_dim=latent_dim, w0=w0)
   p = jax.tree.map(np.asarray, _init(module, d_in)["params"])
-  bounds = {"sine_0": 1.0 / d_in, "sine_1": np.sqrt(6 / hidden) / w0,
-            "sine_2": np.sqrt(6 / hidden) / w0, "output": np.sqrt(6 / hidden) / w0}
+  bounds = {
+    "sine_0": 1.0 / d_in,
+    "sine_1": np.sqrt(6 / hidden) / w0,
+    "sine_2": np.sqrt(6 / hidden) / w0,
+    "output": np.sqrt(6 / hidden) / w0,
+  }
   # The kernels' shapes: [fan_in, fan_out].
   assert p["sine_0"]["kernel"].shape == (d_in, hidden)
   assert p["output"]["kernel"].shape == (hidden, 3)
   for name, bound in bounds.items():
     k = p[name]["kernel"]
     assert np.abs(k).max() <= bound, name
-    assert np.abs(k).max() > 0.95 * bound, name          # the full range, not a narrower one
-    assert abs(k.mean()) < 0.15 * bound, name            # symmetric about zero
+    assert np.abs(k).max() > 0.95 * bound, name  # the full range, not a narrower one
+    assert abs(k.mean()) < 0.15 * bound, name  # symmetric about zero
     # std of U(-b, b) is b / sqrt(3); the smallest layer has 512 entries (2% sampling error).
     tol = 0.02 if k.size > 10_000 else 0.1
     np.testing.assert_allclose(k.std(), bound / np.sqrt(3), rtol=tol, err_msg=name)
@@ -103,8 +110,8 @@ def test_latent_modulates_and_jacobian_matches_finite_differences():
   z2 = z + 0.1 * jax.random.normal(jax.random.PRNGKey(3), (5,))
   assert float(jnp.abs(f(z) - f(z2)).max()) > 1e-2
 
-  jac = np.asarray(jax.jacfwd(f)(z))          # [P, d_out, latent_dim]
-  assert np.abs(jac).max() > 0.1              # the shifts really reach the output
+  jac = np.asarray(jax.jacfwd(f)(z))  # [P, d_out, latent_dim]
+  assert np.abs(jac).max() > 0.1  # the shifts really reach the output
   eps = 1e-3
   for i in range(5):
     e = jnp.zeros((5,)).at[i].set(eps)
@@ -113,8 +120,7 @@ def test_latent_modulates_and_jacobian_matches_finite_differences():
   # Reverse mode agrees with forward mode (the learner's inner loop uses gradients).
   v = jax.random.normal(jax.random.PRNGKey(4), f(z).shape)
   grad = jax.grad(lambda latent: jnp.sum(f(latent) * v))(z)
-  np.testing.assert_allclose(grad, np.einsum("pc,pcl->l", np.asarray(v), jac), rtol=1e-4,
-                             atol=1e-4)
+  np.testing.assert_allclose(grad, np.einsum("pc,pcl->l", np.asarray(v), jac), rtol=1e-4, atol=1e-4)
 
 
 def test_latent_shape_and_argument_validation():
@@ -124,7 +130,8 @@ def test_latent_shape_and_argument_validation():
     _init(FunctaINR(d_out=1, hidden=8, num_layers=1, latent_dim=4), 2)
   with pytest.raises(ValueError, match="latent must have shape"):
     FunctaINR(d_out=1, hidden=8, latent_dim=4).init(
-        jax.random.PRNGKey(0), jnp.zeros((3, 2)), jnp.zeros((2, 4)))
+      jax.random.PRNGKey(0), jnp.zeros((3, 2)), jnp.zeros((2, 4))
+    )
 
 
 def test_vmap_over_latents_equals_python_loop():

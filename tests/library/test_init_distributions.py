@@ -32,56 +32,71 @@ def _torch(fan_in):
 # A distribution is ("uniform", half_width), ("normal", std), ("truncated_normal", std) (cut at
 # two of Flax's stds), ("const", value) or ("exact", array).
 RULES = [
-    # The composer INR (docs/method.md section 3): PyTorch's default Linear init,
-    # U(+-1/sqrt(fan_in)), for kernels and biases; U [rank, hidden] with fan-in rank; the Fourier
-    # matrix N(0, sigma^2).
-    (r"composer:inr/M/backbone/(encoder|hidden_\d+|output|latent_map)/kernel",
-     lambda x, s, c: _torch(x.shape[0])),
-    (r"composer:inr/M/backbone/(encoder|hidden_\d+|output|latent_map)/bias",
-     lambda x, s, c: _torch(s["kernel"].shape[0])),
-    (r"composer:inr/M/backbone/U", lambda x, s, c: _torch(x.shape[0])),
-    (r"composer:inr/M/backbone/latent_norm/scale", lambda x, s, c: ("const", 1.0)),
-    (r"composer:inr/M/backbone/latent_norm/bias", lambda x, s, c: ("const", 0.0)),
-    (r"\w+:inr/M/latent_init", lambda x, s, c: ("normal", c.model.latent_init_std)),
-    (r"composer:buffers/M/buffers/fourier_B", lambda x, s, c: ("normal", c.model.ff_sigma)),
-    # The functa backbone (SIREN): first sine layer U(+-1/fan_in), the others and the output
-    # U(+-sqrt(6/fan_in)/w0), zero biases; the latent-to-shift map lecun-normal.
-    (r"functa:inr/M/backbone/sine_0/kernel", lambda x, s, c: ("uniform", 1.0 / x.shape[0])),
-    (r"functa:inr/M/backbone/(sine_[1-9]\d*|output)/kernel", lambda x, s, c: (
-        "uniform", math.sqrt(6.0 / x.shape[0]) / c.model.w0)),
-    (r"functa:inr/M/backbone/latent_to_shifts/kernel", lambda x, s, c: (
-        "truncated_normal", 1.0 / math.sqrt(x.shape[0]))),
-    (r"functa:inr/M/backbone/(sine_\d+|latent_to_shifts|output)/bias",
-     lambda x, s, c: ("const", 0.0)),
-    # The outer loss's log-variances v_m (docs/method.md section 6) and the gradient scaler log s_m.
-    (r"\w+:log_var/M", lambda x, s, c: ("const", 0.0)),
-    (r"\w+:rule/scale/M", lambda x, s, c: ("const", math.log(c.rule.grad_scale))),
-    # MetaSGD's learned rates, GAP's preconditioner, ALFA's decay and generator.
-    (r"\w+:rule/learned_lr/M", lambda x, s, c: ("const", c.rule.inner_lr)),
-    (r"\w+:rule/gap/M", lambda x, s, c: ("const", 0.928)),
-    (r"\w+:rule/alfa/beta0/M", lambda x, s, c: ("const", 1.0)),
-    (r"\w+:rule/alfa/mlp/M/dense_\d+/linear/kernel", lambda x, s, c: _torch(x.shape[0])),
-    (r"\w+:rule/alfa/mlp/M/dense_\d+/linear/bias", lambda x, s, c: _torch(s["kernel"].shape[0])),
-    (r"\w+:rule/alfa/mlp/M/out/kernel", lambda x, s, c: ("const", 0.0)),
-    (r"\w+:rule/alfa/mlp/M/out/bias", lambda x, s, c: ("exact", np.concatenate(
-        [np.full(x.shape[0] // 2, c.rule.inner_lr), np.ones(x.shape[0] // 2)]))),
-    # The SFTs: PyTorch's default init for every linear map (qkv has no bias), LayerNorm and
-    # GroupNorm at scale 1 and bias 0, positional embeddings N(0, 0.2^2).
-    (r"\w+:rule/sft/.*/(kernel)", lambda x, s, c: _torch(x.shape[0])),
-    (r"\w+:rule/sft/.*/linear/bias", lambda x, s, c: _torch(s["kernel"].shape[0])),
-    (r"\w+:rule/sft/.*/(ln_\w+|group_norm)/scale", lambda x, s, c: ("const", 1.0)),
-    (r"\w+:rule/sft/.*/(ln_\w+|group_norm)/bias", lambda x, s, c: ("const", 0.0)),
-    (r"\w+:rule/sft/encoder/M/pos_embedding", lambda x, s, c: ("normal", 0.2)),
+  # The composer INR (docs/method.md section 3): PyTorch's default Linear init,
+  # U(+-1/sqrt(fan_in)), for kernels and biases; U [rank, hidden] with fan-in rank; the Fourier
+  # matrix N(0, sigma^2).
+  (
+    r"composer:inr/M/backbone/(encoder|hidden_\d+|output|latent_map)/kernel",
+    lambda x, s, c: _torch(x.shape[0]),
+  ),
+  (
+    r"composer:inr/M/backbone/(encoder|hidden_\d+|output|latent_map)/bias",
+    lambda x, s, c: _torch(s["kernel"].shape[0]),
+  ),
+  (r"composer:inr/M/backbone/U", lambda x, s, c: _torch(x.shape[0])),
+  (r"composer:inr/M/backbone/latent_norm/scale", lambda x, s, c: ("const", 1.0)),
+  (r"composer:inr/M/backbone/latent_norm/bias", lambda x, s, c: ("const", 0.0)),
+  (r"\w+:inr/M/latent_init", lambda x, s, c: ("normal", c.model.latent_init_std)),
+  (r"composer:buffers/M/buffers/fourier_B", lambda x, s, c: ("normal", c.model.ff_sigma)),
+  # The functa backbone (SIREN): first sine layer U(+-1/fan_in), the others and the output
+  # U(+-sqrt(6/fan_in)/w0), zero biases; the latent-to-shift map lecun-normal.
+  (r"functa:inr/M/backbone/sine_0/kernel", lambda x, s, c: ("uniform", 1.0 / x.shape[0])),
+  (
+    r"functa:inr/M/backbone/(sine_[1-9]\d*|output)/kernel",
+    lambda x, s, c: ("uniform", math.sqrt(6.0 / x.shape[0]) / c.model.w0),
+  ),
+  (
+    r"functa:inr/M/backbone/latent_to_shifts/kernel",
+    lambda x, s, c: ("truncated_normal", 1.0 / math.sqrt(x.shape[0])),
+  ),
+  (
+    r"functa:inr/M/backbone/(sine_\d+|latent_to_shifts|output)/bias",
+    lambda x, s, c: ("const", 0.0),
+  ),
+  # The outer loss's log-variances v_m (docs/method.md section 6) and the gradient scaler log s_m.
+  (r"\w+:log_var/M", lambda x, s, c: ("const", 0.0)),
+  (r"\w+:rule/scale/M", lambda x, s, c: ("const", math.log(c.rule.grad_scale))),
+  # MetaSGD's learned rates, GAP's preconditioner, ALFA's decay and generator.
+  (r"\w+:rule/learned_lr/M", lambda x, s, c: ("const", c.rule.inner_lr)),
+  (r"\w+:rule/gap/M", lambda x, s, c: ("const", 0.928)),
+  (r"\w+:rule/alfa/beta0/M", lambda x, s, c: ("const", 1.0)),
+  (r"\w+:rule/alfa/mlp/M/dense_\d+/linear/kernel", lambda x, s, c: _torch(x.shape[0])),
+  (r"\w+:rule/alfa/mlp/M/dense_\d+/linear/bias", lambda x, s, c: _torch(s["kernel"].shape[0])),
+  (r"\w+:rule/alfa/mlp/M/out/kernel", lambda x, s, c: ("const", 0.0)),
+  (
+    r"\w+:rule/alfa/mlp/M/out/bias",
+    lambda x, s, c: (
+      "exact",
+      np.concatenate([np.full(x.shape[0] // 2, c.rule.inner_lr), np.ones(x.shape[0] // 2)]),
+    ),
+  ),
+  # The SFTs: PyTorch's default init for every linear map (qkv has no bias), LayerNorm and
+  # GroupNorm at scale 1 and bias 0, positional embeddings N(0, 0.2^2).
+  (r"\w+:rule/sft/.*/(kernel)", lambda x, s, c: _torch(x.shape[0])),
+  (r"\w+:rule/sft/.*/linear/bias", lambda x, s, c: _torch(s["kernel"].shape[0])),
+  (r"\w+:rule/sft/.*/(ln_\w+|group_norm)/scale", lambda x, s, c: ("const", 1.0)),
+  (r"\w+:rule/sft/.*/(ln_\w+|group_norm)/bias", lambda x, s, c: ("const", 0.0)),
+  (r"\w+:rule/sft/encoder/M/pos_embedding", lambda x, s, c: ("normal", 0.2)),
 ]
 
 CONFIGS = {
-    "mia": (synthetic, "method=mia,cpu"),
-    "mia_spec_ablations": (synthetic, "method=mia,ablation=no_fuser,cpu,variant=spec"),
-    "metasgd": (synthetic, "method=metasgd,cpu"),
-    "alfa": (synthetic, "method=alfa,cpu"),
-    "gap": (synthetic, "method=gap,cpu"),
-    "functa": (synthetic, "method=mia,backbone=functa,cpu"),
-    "image": (celeba, "method=mia"),
+  "mia": (synthetic, "method=mia,cpu"),
+  "mia_spec_ablations": (synthetic, "method=mia,ablation=no_fuser,cpu,variant=spec"),
+  "metasgd": (synthetic, "method=metasgd,cpu"),
+  "alfa": (synthetic, "method=alfa,cpu"),
+  "gap": (synthetic, "method=gap,cpu"),
+  "functa": (synthetic, "method=mia,backbone=functa,cpu"),
+  "image": (celeba, "method=mia"),
 }
 
 
@@ -129,8 +144,9 @@ def check_states(states, config, names):
   problems, pools = [], {}
   for state in states:
     for path, keys, x in _leaves(state):
-      pattern_path = config.model.backbone + ":" + "/".join(
-          "M" if k in names else k for k in path.split("/"))
+      pattern_path = (
+        config.model.backbone + ":" + "/".join("M" if k in names else k for k in path.split("/"))
+      )
       matches = [dist for pat, dist in RULES if re.fullmatch(pat, pattern_path)]
       if len(matches) != 1:
         problems.append((path, f"{len(matches)} rows of RULES match {pattern_path!r}"))
@@ -139,8 +155,9 @@ def check_states(states, config, names):
       kind, value = matches[0](x, _siblings(state, prefix, keys), config)
       if kind == "const":
         if not np.all(x == np.float32(value)):
-          problems.append((path, f"expected the constant {value}, got values in "
-                                 f"[{x.min():.4g}, {x.max():.4g}]"))
+          problems.append(
+            (path, f"expected the constant {value}, got values in [{x.min():.4g}, {x.max():.4g}]")
+          )
       elif kind == "exact":
         if not np.array_equal(x, np.asarray(value, np.float32)):
           problems.append((path, f"expected {value}, got {x}"))
@@ -155,8 +172,13 @@ def check_states(states, config, names):
     ks = max(np.max(np.arange(1, n + 1) / n - cdf), np.max(cdf - np.arange(n) / n))
     critical = math.sqrt(-math.log(0.5e-6) / (2 * n))  # KS level 1e-6
     if ks > critical:
-      problems.append((group, f"KS distance {ks:.3f} from {kind}({value:.4g}) > {critical:.3f} "
-                              f"(n={n}, std {flat.std():.4g})"))
+      problems.append(
+        (
+          group,
+          f"KS distance {ks:.3f} from {kind}({value:.4g}) > {critical:.3f} "
+          f"(n={n}, std {flat.std():.4g})",
+        )
+      )
     # The sample std's standard error is at most 0.71 std / sqrt(n) (normal; 0.45 uniform).
     want = _std(kind, value)
     if abs(flat.std() - want) > 6 * 0.71 * want / math.sqrt(n) + 1e-12:
@@ -196,7 +218,11 @@ def test_check_states_catches_a_changed_distribution():
     params["rule"]["scale"]["relu"] = np.float32(0.0)
     return state.replace(params=params)
 
-  found = {p for p, _ in check_states([changed(s) for s in _states(learner)], config,
-                                      set(learner.names))}
-  assert found == {"composer:inr/M/latent_init", "composer:inr/M/backbone/hidden_0/kernel",
-                   "rule/scale/relu"}, found
+  found = {
+    p for p, _ in check_states([changed(s) for s in _states(learner)], config, set(learner.names))
+  }
+  assert found == {
+    "composer:inr/M/latent_init",
+    "composer:inr/M/backbone/hidden_0/kernel",
+    "rule/scale/relu",
+  }, found

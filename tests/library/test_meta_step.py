@@ -17,8 +17,9 @@ def test_loss_with_zero_steps_is_the_hand_computed_weighted_mse():
   total = 0.0
   for name in ("sine", "tanh"):
     p = params["inr"][name]
-    pred = learner.model.modules[name].apply({"params": p["backbone"]},
-                                             learner.model.coords[name], p["latent_init"])
+    pred = learner.model.modules[name].apply(
+      {"params": p["backbone"]}, learner.model.coords[name], p["latent_init"]
+    )
     mse = np.mean((np.asarray(pred)[None] - batch[name]["y"]) ** 2)
     v = float(params["log_var"][name])
     total += mse / (2 * np.exp(v)) + v / 2
@@ -32,6 +33,7 @@ def test_train_steps_reduce_the_loss_and_update_every_meta_parameter():
   step = meta_step.make_train_step(learner, mesh, donate=False)
   state0 = jax.device_put(learner.init(jax.random.PRNGKey(0)), meta_step.replicated(mesh))
   from data_pipelines.synthetic import generate
+
   batch = meta_step.put_batch(generate.generate_signals(8, 0, ("sine", "tanh")), mesh)
   state, losses = state0, []
   for _ in range(30):
@@ -42,8 +44,9 @@ def test_train_steps_reduce_the_loss_and_update_every_meta_parameter():
   changed = jax.tree.map(lambda a, b: bool(jnp.any(a != b)), state0.params, state.params)
   assert all(jax.tree.leaves(changed)), changed
   # Buffers (Fourier matrices) are not trained.
-  assert jax.tree.leaves(jax.tree.map(lambda a, b: bool(jnp.all(a == b)), state0.buffers,
-                                      state.buffers)) in ([], [True])
+  assert jax.tree.leaves(
+    jax.tree.map(lambda a, b: bool(jnp.all(a == b)), state0.buffers, state.buffers)
+  ) in ([], [True])
 
 
 @pytest.mark.slow

@@ -21,19 +21,27 @@ def test_synthetic_max_support_is_floor_of_rmax_n():
 
 
 def test_grouping_by_signature_keeps_order():
-  specs = [benchmarks.synthetic_spec("sine"), image_spec("a"), benchmarks.synthetic_spec("relu"),
-           image_spec("b"), wave_spec("w")]
+  specs = [
+    benchmarks.synthetic_spec("sine"),
+    image_spec("a"),
+    benchmarks.synthetic_spec("relu"),
+    image_spec("b"),
+    wave_spec("w"),
+  ]
   groups = group_modalities(specs)
   assert [g.names for g in groups] == [("sine", "relu"), ("a", "b"), ("w",)]
   assert [g.name for g in groups] == ["g0", "g1", "g2"]
 
 
-@pytest.mark.parametrize("kwargs, match", [
+@pytest.mark.parametrize(
+  "kwargs, match",
+  [
     (dict(name="x", d_in=2, grid_shape=(4,), d_out=1), "grid_shape"),
     (dict(name="x", d_in=1, grid_shape=(4,), d_out=1, error_normaliser="max"), "allowed: none"),
     (dict(name="x/y", d_in=1, grid_shape=(4,), d_out=1), "contain no"),
     (dict(name="x", d_in=1, grid_shape=(4,), d_out=1, ratio_range=(0.5, 0.2)), "ratio_range"),
-])
+  ],
+)
 def test_bad_spec_raises(kwargs, match):
   with pytest.raises(ValueError, match=match):
     ModalitySpec(**kwargs)

@@ -21,8 +21,8 @@ def _numpy_forward(p, fourier_b, coords, latent):
     feats = coords
   relu = lambda x: np.maximum(x, 0)
   h = relu(feats @ p["encoder"]["kernel"] + p["encoder"]["bias"])
-  w = p["U"].T @ latent                 # W = U V: [hidden, rank] @ [rank, hidden]
-  h = relu(h @ w.T)                     # h <- ReLU(W h), row form
+  w = p["U"].T @ latent  # W = U V: [hidden, rank] @ [rank, hidden]
+  h = relu(h @ w.T)  # h <- ReLU(W h), row form
   i = 0
   while f"hidden_{i}" in p:
     h = relu(h @ p[f"hidden_{i}"]["kernel"] + p[f"hidden_{i}"]["bias"])
@@ -37,8 +37,9 @@ def test_composer_matches_hand_written_forward_with_fourier_features():
   latent = jax.random.normal(jax.random.PRNGKey(1), (4, 16)) * 0.3
   out = module.apply(variables, coords, latent)
   p = jax.tree.map(np.asarray, variables["params"])
-  ref = _numpy_forward(p, np.asarray(variables["buffers"]["fourier_B"]), np.asarray(coords),
-                       np.asarray(latent))
+  ref = _numpy_forward(
+    p, np.asarray(variables["buffers"]["fourier_B"]), np.asarray(coords), np.asarray(latent)
+  )
   np.testing.assert_allclose(out, ref, rtol=1e-4, atol=1e-5)
   assert variables["buffers"]["fourier_B"].shape == (4, 2)
   assert "fourier_B" not in p and "latent_init" not in p  # the learner owns the initial latent
@@ -63,15 +64,17 @@ def test_grouped_predict_equals_per_member_apply_and_adds_bias():
   params, buffers = model.init(jax.random.PRNGKey(0))
   assert [g.names for g in model.groups] == [("sine",), ("a", "b"), ("wav",)]
   assert set(params) == {"sine", "a", "b", "wav"}  # keyed by modality, never by group
-  latents = {n: jax.random.normal(jax.random.PRNGKey(i), (3, 2, 8))
-             for i, n in enumerate(params)}
+  latents = {n: jax.random.normal(jax.random.PRNGKey(i), (3, 2, 8)) for i, n in enumerate(params)}
   pred = model.predict(params, buffers, latents)
   assert pred["a"].shape == (3, 36, 3)
   for n in ("a", "b", "wav"):
     for b in range(3):
-      ref = model.modules[n].apply({"params": params[n]["backbone"], **buffers[n]},
-                                   model.coords[n], latents[n][b]) + specs[
-                                       [s.name for s in specs].index(n)].output_bias
+      ref = (
+        model.modules[n].apply(
+          {"params": params[n]["backbone"], **buffers[n]}, model.coords[n], latents[n][b]
+        )
+        + specs[[s.name for s in specs].index(n)].output_bias
+      )
       np.testing.assert_allclose(pred[n][b], ref, rtol=1e-5, atol=1e-6)
   # Members get different initial parameters (independent keys).
   assert not np.allclose(params["a"]["backbone"]["U"], params["b"]["backbone"]["U"])
@@ -80,16 +83,18 @@ def test_grouped_predict_equals_per_member_apply_and_adds_bias():
 
 def test_initialisation_of_a_modality_does_not_depend_on_the_others():
   one = MultimodalINR.from_config([synthetic_spec("relu")], ModelConfig(hidden=8, rank=2))
-  two = MultimodalINR.from_config([synthetic_spec("sine"), synthetic_spec("relu")],
-                                  ModelConfig(hidden=8, rank=2))
+  two = MultimodalINR.from_config(
+    [synthetic_spec("sine"), synthetic_spec("relu")], ModelConfig(hidden=8, rank=2)
+  )
   a, b = one.init(jax.random.PRNGKey(0))[0], two.init(jax.random.PRNGKey(0))[0]
   for x, y in zip(jax.tree.leaves(a["relu"]), jax.tree.leaves(b["relu"])):
     np.testing.assert_array_equal(x, y)
 
 
 def test_initial_latents_broadcast_the_meta_learned_init():
-  model = MultimodalINR.from_config([synthetic_spec("sine"), synthetic_spec("relu")],
-                                    ModelConfig(hidden=8, num_layers=4, rank=2))
+  model = MultimodalINR.from_config(
+    [synthetic_spec("sine"), synthetic_spec("relu")], ModelConfig(hidden=8, num_layers=4, rank=2)
+  )
   params, _ = model.init(jax.random.PRNGKey(0))
   z = model.initial_latents(params, 5)
   assert z["relu"].shape == (5, 2, 8)
@@ -107,13 +112,21 @@ def test_latent_map_ln_linear_option():
   assert "latent_map" in v["params"] and "latent_norm" in v["params"]
   z = jax.random.normal(jax.random.PRNGKey(1), (4, 16))
   # LayerNorm makes the map invariant to the latent's scale (per row): a real behaviour change.
-  np.testing.assert_allclose(module.apply(v, coords, z), module.apply(v, coords, 3.0 * z),
-                             rtol=1e-4, atol=1e-5)
+  np.testing.assert_allclose(
+    module.apply(v, coords, z), module.apply(v, coords, 3.0 * z), rtol=1e-4, atol=1e-5
+  )
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kw", [dict(ff_sigma=0.0), dict(ff_sigma=2.0, ff_dim=8),
-                                dict(latent_map="ln_linear"), dict(materialize_lowrank=True)])
+@pytest.mark.parametrize(
+  "kw",
+  [
+    dict(ff_sigma=0.0),
+    dict(ff_sigma=2.0, ff_dim=8),
+    dict(latent_map="ln_linear"),
+    dict(materialize_lowrank=True),
+  ],
+)
 def test_batched_apply_equals_vmapped_module(kw):
   module = ComposerINR(d_out=2, hidden=16, num_layers=5, rank=4, **kw)
   d_in = 2
@@ -124,35 +137,44 @@ def test_batched_apply_equals_vmapped_module(kw):
   latents = 0.3 * jax.random.normal(jax.random.PRNGKey(2), (3, 5, 4, 16))
   one = lambda p, b, z, x: module.apply({"params": p, "buffers": b}, x, z)
   ref_shared = jax.vmap(jax.vmap(one, (None, None, 0, None)), (0, 0, 0, None))(
-      params, buffers, latents, coords)
+    params, buffers, latents, coords
+  )
   variables = {"params": params, **({"buffers": buffers} if buffers else {})}
-  np.testing.assert_allclose(module.batched_apply(variables, latents, coords),
-                             ref_shared, rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(
+    module.batched_apply(variables, latents, coords), ref_shared, rtol=1e-5, atol=1e-5
+  )
   # ... and the library's plain path (vmap over modalities and signals) gives the same.
-  np.testing.assert_allclose(vmapped_apply(module, variables, latents, coords),
-                             ref_shared, rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(
+    vmapped_apply(module, variables, latents, coords), ref_shared, rtol=1e-5, atol=1e-5
+  )
   per_signal = jax.random.uniform(jax.random.PRNGKey(3), (3, 5, 6, d_in), minval=-1, maxval=1)
   ref = jax.vmap(jax.vmap(one, (None, None, 0, 0)), (0, 0, 0, 0))(
-      params, buffers, latents, per_signal)
-  np.testing.assert_allclose(module.batched_apply(variables, latents, per_signal),
-                             ref, rtol=1e-5, atol=1e-5)
-  np.testing.assert_allclose(vmapped_apply(module, variables, latents, per_signal),
-                             ref, rtol=1e-5, atol=1e-5)
+    params, buffers, latents, per_signal
+  )
+  np.testing.assert_allclose(
+    module.batched_apply(variables, latents, per_signal), ref, rtol=1e-5, atol=1e-5
+  )
+  np.testing.assert_allclose(
+    vmapped_apply(module, variables, latents, per_signal), ref, rtol=1e-5, atol=1e-5
+  )
 
 
 def test_per_modality_fourier_sigma_overrides():
   """`ff_sigmas` sets one modality's Fourier sigma (splitting its group off); bad values are clear
   errors naming the value, and the experiments' strings are parsed outside the library."""
   specs = [image_spec("rgb"), image_spec("sketch")]
-  same = MultimodalINR.from_config(specs, ModelConfig(hidden=16, rank=4, ff_dim=8,
-                                                      ff_sigma=30.0))
+  same = MultimodalINR.from_config(specs, ModelConfig(hidden=16, rank=4, ff_dim=8, ff_sigma=30.0))
   assert [g.names for g in same.groups] == [("rgb", "sketch")]
-  model = MultimodalINR.from_config(specs, ModelConfig(hidden=16, rank=4, ff_dim=8, ff_sigma=30.0,
-                                                       ff_sigmas={"sketch": 1.5}))
+  model = MultimodalINR.from_config(
+    specs, ModelConfig(hidden=16, rank=4, ff_dim=8, ff_sigma=30.0, ff_sigmas={"sketch": 1.5})
+  )
   sigmas = {g.names: model.modules[g.names[0]].ff_sigma for g in model.groups}
   assert sigmas == {("rgb",): 3.0, ("sketch",): 1.5}  # rgb keeps its spec's 3; sketch overridden
-  with pytest.raises(ValueError, match=r"ff_sigmas names modality 'wav', which is not among the "
-                                       r"specs; the specs have: rgb, sketch"):
+  with pytest.raises(
+    ValueError,
+    match=r"ff_sigmas names modality 'wav', which is not among the "
+    r"specs; the specs have: rgb, sketch",
+  ):
     MultimodalINR.from_config(specs, ModelConfig(ff_sigmas={"wav": 30.0}))
   for bad in (-1.0, float("nan"), "1"):
     with pytest.raises(ValueError, match=rf"ModelConfig.ff_sigmas\['rgb'\]={bad!r} is not"):
@@ -164,15 +186,25 @@ def test_per_modality_fourier_sigma_overrides():
       syntax.parse_sigmas(bad, ["rgb"])
 
 
-@pytest.mark.parametrize("field,value,allowed", [
-    ("hidden", 0, "an integer >= 1"), ("num_layers", 2, "an integer >= 3"),
-    ("ff_dim", 7, "an even integer >= 2"), ("rank", 1.5, "an integer >= 1"),
-    ("w0", 0.0, "a finite number > 0"), ("latent_init_std", -0.1, "a finite number >= 0"),
-    ("ff_sigma", float("inf"), "a finite number >= 0"), ("token_width", -1, "an integer >= 0"),
-])
+@pytest.mark.parametrize(
+  "field,value,allowed",
+  [
+    ("hidden", 0, "an integer >= 1"),
+    ("num_layers", 2, "an integer >= 3"),
+    ("ff_dim", 7, "an even integer >= 2"),
+    ("rank", 1.5, "an integer >= 1"),
+    ("w0", 0.0, "a finite number > 0"),
+    ("latent_init_std", -0.1, "a finite number >= 0"),
+    ("ff_sigma", float("inf"), "a finite number >= 0"),
+    ("token_width", -1, "an integer >= 0"),
+  ],
+)
 def test_model_config_checks_its_fields_when_built(field, value, allowed):
-  with pytest.raises(ValueError, match=rf"ModelConfig.{field}={value!r} is not allowed; "
-                                       rf"expected {allowed}"):
+  with pytest.raises(
+    ValueError,
+    match=rf"ModelConfig.{field}={value!r} is not allowed; "
+    rf"expected {allowed}",
+  ):
     ModelConfig(**{field: value})
 
 

@@ -15,10 +15,12 @@ def _reference_step(learner, tx, state, batch):
   """The outer step as `MetaLearner.train_step` wrote it before `mia_jax.optim` (v0.4): Adam (after
   an optional clip), the rule's multipliers by hand, projection, and the skip by `jnp.where`."""
   rng = jax.random.fold_in(state.rng, state.step)
-  episode = sampling.sample_episode(rng, learner.specs, batch["sine"]["y"].shape[0],
-                                    learner.meta.support_counts)
+  episode = sampling.sample_episode(
+    rng, learner.specs, batch["sine"]["y"].shape[0], learner.meta.support_counts
+  )
   (loss, _), grads = jax.value_and_grad(learner.loss_fn, has_aux=True)(
-      state.params, state.buffers, batch, episode)
+    state.params, state.buffers, batch, episode
+  )
   updates, opt_state = tx.update(grads, state.opt_state, state.params)
   if learner.rule.outer_lr is not None:
     scale = learner.rule.outer_lr(updates["rule"])
@@ -33,12 +35,15 @@ def _reference_step(learner, tx, state, batch):
   return state.replace(step=state.step + 1, params=params, opt_state=opt_state), loss
 
 
-@pytest.mark.parametrize("method,rule_cfg,meta", [
+@pytest.mark.parametrize(
+  "method,rule_cfg,meta",
+  [
     ("mia", {"grad_scale": 10.0, "scaler_lr_multiplier": 2.0}, {}),  # the scaler's 2x rate
     ("metasgd", {}, {"grad_clip": 0.5}),  # clip and projection
     ("cavia", {}, {}),
     ("metasgd", {}, {"grad_clip": 0.5, "skip_nonfinite": True}),  # and the skip
-])
+  ],
+)
 @pytest.mark.slow
 def test_the_default_optimiser_is_bit_identical_to_the_hand_written_step(method, rule_cfg, meta):
   """Bit-identical, except with `skip_nonfinite`: its `jnp.where` now stands between Adam's step
@@ -52,8 +57,7 @@ def test_the_default_optimiser_is_bit_identical_to_the_hand_written_step(method,
   old_tx = optax.chain(*old_tx)
   state = learner.init(jax.random.PRNGKey(0))
   # The optimiser state has the layout it had, so checkpoints of earlier versions restore.
-  assert (jax.tree.structure(state.opt_state)
-          == jax.tree.structure(old_tx.init(state.params)))
+  assert jax.tree.structure(state.opt_state) == jax.tree.structure(old_tx.init(state.params))
   ref = state
   step = jax.jit(learner.train_step)
   ref_step = jax.jit(lambda s, b: _reference_step(learner, old_tx, s, b))
@@ -80,13 +84,15 @@ def test_a_user_optimiser_with_a_schedule_steps_as_written():
   """`optax.sgd` on a schedule: the first step is `-lr(0) * g`, the scaler's part times its
   multiplier; the second uses `lr(1)`."""
   schedule = optax.linear_schedule(0.01, 0.002, transition_steps=4)
-  learner = tiny_learner("mia", rule_cfg={"grad_scale": 10.0, "scaler_lr_multiplier": 2.0},
-                         optimizer=optax.sgd(schedule))
+  learner = tiny_learner(
+    "mia", rule_cfg={"grad_scale": 10.0, "scaler_lr_multiplier": 2.0}, optimizer=optax.sgd(schedule)
+  )
   state = learner.init(jax.random.PRNGKey(1))
   for i in range(2):
     batch = random_batch(learner.specs, 4, seed=i)
-    episode = sampling.sample_episode(jax.random.fold_in(state.rng, state.step), learner.specs, 4,
-                                      learner.meta.support_counts)
+    episode = sampling.sample_episode(
+      jax.random.fold_in(state.rng, state.step), learner.specs, 4, learner.meta.support_counts
+    )
     grads = jax.grad(lambda p: learner.loss_fn(p, state.buffers, batch, episode)[0])(state.params)
     new, _ = learner.train_step(state, batch)
     lr = float(schedule(i))
@@ -94,8 +100,11 @@ def test_a_user_optimiser_with_a_schedule_steps_as_written():
       expected = jax.tree.map(lambda p, g: p - lr * g, state.params[part], grads[part])
       for a, b in zip(jax.tree.leaves(new.params[part]), jax.tree.leaves(expected)):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-8)
-    scale_new, scale_old, g = (new.params["rule"]["scale"], state.params["rule"]["scale"],
-                               grads["rule"]["scale"])
+    scale_new, scale_old, g = (
+      new.params["rule"]["scale"],
+      state.params["rule"]["scale"],
+      grads["rule"]["scale"],
+    )
     for n in learner.names:
       np.testing.assert_allclose(scale_new[n], scale_old[n] - 2.0 * lr * g[n], rtol=1e-6)
       assert float(g[n]) != 0.0
@@ -103,8 +112,11 @@ def test_a_user_optimiser_with_a_schedule_steps_as_written():
 
 
 def test_skip_nonfinite_matches_optax_apply_if_finite_on_the_parameters():
-  grads_seq = [{"w": jnp.array([1.0, -2.0])}, {"w": jnp.array([jnp.nan, 1.0])},
-               {"w": jnp.array([0.5, 0.5])}]
+  grads_seq = [
+    {"w": jnp.array([1.0, -2.0])},
+    {"w": jnp.array([jnp.nan, 1.0])},
+    {"w": jnp.array([0.5, 0.5])},
+  ]
   params0 = {"w": jnp.array([0.3, 0.7])}
   ours, theirs = optim.skip_nonfinite(optax.adam(0.1)), optax.apply_if_finite(optax.adam(0.1), 10)
   p1, s1, p2, s2 = params0, ours.init(params0), params0, theirs.init(params0)
@@ -123,8 +135,9 @@ def test_skip_nonfinite_matches_optax_apply_if_finite_on_the_parameters():
 
 def test_the_warmup_cosine_schedule():
   lr = optim.learning_rate_schedule(1e-3, "warmup_cosine", warmup_steps=10, decay_steps=110)
-  np.testing.assert_allclose([lr(0), lr(5), lr(10), lr(60), lr(110), lr(200)],
-                             [0.0, 5e-4, 1e-3, 5e-4, 0.0, 0.0], atol=1e-9)
+  np.testing.assert_allclose(
+    [lr(0), lr(5), lr(10), lr(60), lr(110), lr(200)], [0.0, 5e-4, 1e-3, 5e-4, 0.0, 0.0], atol=1e-9
+  )
   assert optim.learning_rate_schedule(1e-3) == 1e-3  # constant: a float, Adam's state as before
   learner = tiny_learner("cavia", lr_schedule="warmup_cosine", warmup_steps=3, decay_steps=20)
   state = learner.init(jax.random.PRNGKey(0))
@@ -132,25 +145,35 @@ def test_the_warmup_cosine_schedule():
   for a, b in zip(jax.tree.leaves(new.params), jax.tree.leaves(state.params)):
     np.testing.assert_array_equal(a, b)  # the rate is 0 at step 0
   new, _ = learner.train_step(new, random_batch(learner.specs, 4, seed=1))
-  assert any(bool(jnp.any(a != b)) for a, b in zip(jax.tree.leaves(new.params),
-                                                  jax.tree.leaves(state.params)))
+  assert any(
+    bool(jnp.any(a != b))
+    for a, b in zip(jax.tree.leaves(new.params), jax.tree.leaves(state.params))
+  )
 
 
-@pytest.mark.parametrize("kwargs,match", [
+@pytest.mark.parametrize(
+  "kwargs,match",
+  [
     ({"lr_schedule": "cosine"}, r"Unknown lr_schedule 'cosine'; allowed: constant, warmup_cosine"),
-    ({"lr_schedule": "warmup_cosine", "warmup_steps": 5, "decay_steps": 5},
-     r"warmup_steps=5, decay_steps=5"),
+    (
+      {"lr_schedule": "warmup_cosine", "warmup_steps": 5, "decay_steps": 5},
+      r"warmup_steps=5, decay_steps=5",
+    ),
     ({"learning_rate": 0.0}, r"learning_rate must be finite and > 0, got 0.0"),
     ({"grad_clip": -1.0}, r"grad_clip must be finite and >= 0"),
     ({"inner_steps": -1}, r"inner_steps must be >= 0, got -1"),
     ({"compute_dtype": "float16"}, r"Unknown compute_dtype 'float16'; allowed: float32, bfloat16"),
-])
+  ],
+)
 def test_meta_config_checks_its_fields_when_built(kwargs, match):
   with pytest.raises(ValueError, match=match):
     meta_step.MetaConfig(**kwargs)
 
 
 def test_an_optimiser_of_the_wrong_type_is_refused():
-  with pytest.raises(TypeError, match=r"optimizer must be an optax.GradientTransformation.*"
-                                      r"got function"):
+  with pytest.raises(
+    TypeError,
+    match=r"optimizer must be an optax.GradientTransformation.*"
+    r"got function",
+  ):
     tiny_learner("cavia", optimizer=optax.adam)

@@ -52,11 +52,12 @@ def _matmul_dtypes(dtype):
       if eqn.primitive.name == "dot_general":
         found.add(tuple(str(v.aval.dtype) for v in eqn.invars))
       for p in eqn.params.values():
-        for q in (p if isinstance(p, (list, tuple)) else [p]):
+        for q in p if isinstance(p, (list, tuple)) else [p]:
           if hasattr(q, "jaxpr"):
             walk(q.jaxpr if hasattr(q.jaxpr, "eqns") else q.jaxpr.jaxpr)
           elif hasattr(q, "eqns"):
             walk(q)
+
   walk(jaxpr.jaxpr)
   return found
 
@@ -73,8 +74,10 @@ def test_bf16_train_step_keeps_float32_state():
   assert np.isfinite(float(metrics["loss"]))
   for old, x in zip(jax.tree.leaves(state), jax.tree.leaves(new)):
     assert x.dtype == old.dtype
-  assert any(not np.array_equal(a, b) for a, b in
-             zip(jax.tree.leaves(state.params), jax.tree.leaves(new.params)))
+  assert any(
+    not np.array_equal(a, b)
+    for a, b in zip(jax.tree.leaves(state.params), jax.tree.leaves(new.params))
+  )
 
 
 def test_unknown_compute_dtype_is_refused():

@@ -44,18 +44,23 @@ def _assert_name_keyed(params, pieces):
 
 @pytest.mark.parametrize("by", ["hand", "config"])
 def test_learned_rates_with_mias_sft(by):
-  rule = (chain(gradient_scaler(10.0), learned_learning_rate(1.0), sft(**SFT_ARGS)) if by == "hand"
-          else methods.build_rule("mia", dict(SFT, learn_lr=True)))
+  rule = (
+    chain(gradient_scaler(10.0), learned_learning_rate(1.0), sft(**SFT_ARGS))
+    if by == "hand"
+    else methods.build_rule("mia", dict(SFT, learn_lr=True))
+  )
   params = rule.init(jax.random.PRNGKey(0), SHAPES)
-  _assert_name_keyed(params, {"scale": [None], "learned_lr": [None],
-                              "sft": ["encoder", "usft", "fuser"]})
+  _assert_name_keyed(
+    params, {"scale": [None], "learned_lr": [None], "sft": ["encoder", "usft", "fuser"]}
+  )
   assert "block_0" in params["sft"]["msft"]  # one MSFT, shared by all modalities
   for n in NAMES:
     assert params["learned_lr"][n].shape == SHAPE
   # Random rates and scalers; the update must be the SFT applied to s * alpha * g.
   keys = jax.random.split(jax.random.PRNGKey(5), len(NAMES))
-  params["learned_lr"] = {n: jax.random.uniform(k, SHAPE, minval=0.1, maxval=3.0)
-                          for n, k in zip(NAMES, keys)}
+  params["learned_lr"] = {
+    n: jax.random.uniform(k, SHAPE, minval=0.1, maxval=3.0) for n, k in zip(NAMES, keys)
+  }
   params["scale"] = {n: jnp.log(jnp.float32(2.0 + i)) for i, n in enumerate(NAMES)}
   g, z = _states()
   u, z2 = rule.apply(params, g, z)
@@ -65,12 +70,17 @@ def test_learned_rates_with_mias_sft(by):
     np.testing.assert_allclose(u[n], want[n], rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(z2[n], z[n])
   # The rates are per element: changing one element of sine's rates changes sine's update.
-  p2 = dict(params, learned_lr=dict(params["learned_lr"],
-                                    sine=params["learned_lr"]["sine"].at[1, 3].set(0.01)))
+  p2 = dict(
+    params,
+    learned_lr=dict(params["learned_lr"], sine=params["learned_lr"]["sine"].at[1, 3].set(0.01)),
+  )
   assert not np.allclose(rule.apply(p2, g, z)[0]["sine"], u["sine"])
   # The hand-built chain and the config give the same updates from the same parameters.
-  other = (methods.build_rule("mia", dict(SFT, learn_lr=True)) if by == "hand"
-           else chain(gradient_scaler(10.0), learned_learning_rate(1.0), sft(**SFT_ARGS)))
+  other = (
+    methods.build_rule("mia", dict(SFT, learn_lr=True))
+    if by == "hand"
+    else chain(gradient_scaler(10.0), learned_learning_rate(1.0), sft(**SFT_ARGS))
+  )
   u_other, _ = other.apply(params, g, z)
   for n in NAMES:
     np.testing.assert_array_equal(u_other[n], u[n])
@@ -83,9 +93,11 @@ def test_learned_rates_with_mias_sft(by):
 
 @pytest.mark.parametrize("by", ["hand", "config"])
 def test_sft_without_the_gradient_scaler(by):
-  rule = (chain(learning_rate(0.5), sft(**SFT_ARGS)) if by == "hand"
-          else methods.build_rule("mia", dict(sft_width=24, head_dim=8, inner_lr=0.5,
-                                             grad_scale=0.0)))
+  rule = (
+    chain(learning_rate(0.5), sft(**SFT_ARGS))
+    if by == "hand"
+    else methods.build_rule("mia", dict(sft_width=24, head_dim=8, inner_lr=0.5, grad_scale=0.0))
+  )
   params = rule.init(jax.random.PRNGKey(0), SHAPES)
   _assert_name_keyed(params, {"lr": [], "sft": ["encoder", "usft", "fuser"]})
   assert params["lr"] == {}
@@ -133,8 +145,13 @@ def test_chain_needs_update_rule_pieces():
 
 
 def test_duplicate_piece_names_get_unique_keys():
-  rule = chain(learning_rate(2.0), learned_learning_rate(1.0), learning_rate(3.0),
-               learned_learning_rate(1.0), learning_rate(0.5))
+  rule = chain(
+    learning_rate(2.0),
+    learned_learning_rate(1.0),
+    learning_rate(3.0),
+    learned_learning_rate(1.0),
+    learning_rate(0.5),
+  )
   params = rule.init(jax.random.PRNGKey(0), SHAPES)
   assert list(params) == ["lr", "learned_lr", "lr_1", "learned_lr_1", "lr_2"]
   params["learned_lr"] = {n: jnp.full(SHAPE, 4.0) for n in NAMES}
@@ -156,30 +173,43 @@ def test_chain_init_keys_pieces_by_position_and_modalities_by_name():
   full = rule.init(jax.random.PRNGKey(0), SHAPES)
   two = rule.init(jax.random.PRNGKey(0), {"sine": SHAPE, "wav": SHAPE})
   for n in ("sine", "wav"):  # a modality's parameters do not depend on the other modalities
-    jax.tree.map(np.testing.assert_array_equal, two["sft"]["encoder"][n],
-                 full["sft"]["encoder"][n])
+    jax.tree.map(np.testing.assert_array_equal, two["sft"]["encoder"][n], full["sft"]["encoder"][n])
     jax.tree.map(np.testing.assert_array_equal, two["sft"]["fuser"][n], full["sft"]["fuser"][n])
   a, b = (full["sft"]["encoder"][n]["pos_embedding"] for n in ("sine", "tanh"))
   assert not np.allclose(a, b)  # each modality its own initialisation
 
 
-@pytest.mark.parametrize("make", [
-    lambda: learning_rate(rate=1.0), lambda: gradient_scaler(scale=10.0),
-    lambda: learned_learning_rate(lr=1.0), lambda: learned_learning_rate(1.0, (0, 5), 2.0),
-    lambda: sft(widht=24), lambda: sft(24), lambda: alfa(lr=0.5), lambda: alfa(0.5),
-    lambda: gap(m=1.0), lambda: identity(1.0)])
+@pytest.mark.parametrize(
+  "make",
+  [
+    lambda: learning_rate(rate=1.0),
+    lambda: gradient_scaler(scale=10.0),
+    lambda: learned_learning_rate(lr=1.0),
+    lambda: learned_learning_rate(1.0, (0, 5), 2.0),
+    lambda: sft(widht=24),
+    lambda: sft(24),
+    lambda: alfa(lr=0.5),
+    lambda: alfa(0.5),
+    lambda: gap(m=1.0),
+    lambda: identity(1.0),
+  ],
+)
 def test_pieces_reject_unknown_arguments(make):
   with pytest.raises(TypeError):
     make()
 
 
-@pytest.mark.parametrize("make, match", [
+@pytest.mark.parametrize(
+  "make, match",
+  [
     (lambda: learning_rate(-0.1), r"learning_rate must be finite and > 0, got -0\.1"),
     (lambda: learning_rate(0.0), r"learning_rate must be finite and > 0, got 0\.0"),
     (lambda: gradient_scaler(0), r"gradient_scaler init_scale must be finite and > 0, got 0\.0"),
     (lambda: gradient_scaler(-2.0), r"got -2\.0"),
-    (lambda: learned_learning_rate(0.0),
-     r"learned_learning_rate init must be finite and > 0, got 0\.0"),
+    (
+      lambda: learned_learning_rate(0.0),
+      r"learned_learning_rate init must be finite and > 0, got 0\.0",
+    ),
     (lambda: learned_learning_rate(1.0, clip=(2.0, 5.0)), r"clip \(2\.0, 5\.0\).*init \(1\.0\)"),
     (lambda: learned_learning_rate(6.0), r"clip \(0\.0, 5\.0\).*init \(6\.0\)"),
     (lambda: sft(width=0), r"width must be >= 1, got 0"),
@@ -187,15 +217,17 @@ def test_pieces_reject_unknown_arguments(make):
     (lambda: sft(msft_depth=0), r"msft_depth must be >= 1, got 0"),
     (lambda: sft(use_grad=False, use_latent=False), r"use_grad or use_latent"),
     (lambda: alfa(depth=0), r"depth must be >= 1, got 0"),
-])
+  ],
+)
 def test_pieces_reject_bad_values(make, match):
   with pytest.raises(ValueError, match=match):
     make()
 
 
 def test_unknown_method_and_bad_options():
-  with pytest.raises(ValueError,
-                     match="Unknown method 'maml'.*allowed: alfa, cavia, gap, metasgd, mia"):
+  with pytest.raises(
+    ValueError, match="Unknown method 'maml'.*allowed: alfa, cavia, gap, metasgd, mia"
+  ):
     methods.build_rule("maml")
   with pytest.raises(ValueError, match="Unknown lr_position 'middle'.*allowed: pre, post"):
     methods.build_rule("cavia", {"lr_position": "middle"})
@@ -214,9 +246,12 @@ def test_unknown_method_and_bad_options():
 
 
 def test_from_config_rejects_unknown_fields_listing_the_allowed_ones():
-  with pytest.raises(ValueError, match=r"Unknown rule config fields \['sft_widht'\]; allowed: "
-                                       r"inner_lr, lr_position, learn_lr, grad_scale, "
-                                       r"scaler_lr_multiplier, ablation, sft_width, .*alfa_depth"):
+  with pytest.raises(
+    ValueError,
+    match=r"Unknown rule config fields \['sft_widht'\]; allowed: "
+    r"inner_lr, lr_position, learn_lr, grad_scale, "
+    r"scaler_lr_multiplier, ablation, sft_width, .*alfa_depth",
+  ):
     methods.build_rule("mia", {"sft_widht": 24})
   with pytest.raises(ValueError, match=r"\['bogus', 'lr'\]"):
     methods.build_rule("cavia", {"lr": 0.1, "bogus": 1})
@@ -229,8 +264,13 @@ def test_from_config_rejects_unknown_fields_listing_the_allowed_ones():
 
 
 def test_project_of_a_chain_clips_only_the_learned_rates():
-  rule = chain(gradient_scaler(10.0), learned_learning_rate(1.0, clip=(0.5, 2.0)),
-               sft(**SFT_ARGS), alfa(), gap())
+  rule = chain(
+    gradient_scaler(10.0),
+    learned_learning_rate(1.0, clip=(0.5, 2.0)),
+    sft(**SFT_ARGS),
+    alfa(),
+    gap(),
+  )
   params = rule.init(jax.random.PRNGKey(0), SHAPES)
   # Everything far outside the rates' clip range, in both directions.
   big = jax.tree.map(lambda x: x * 0 + 7.0, params)
@@ -245,8 +285,9 @@ def test_project_of_a_chain_clips_only_the_learned_rates():
       np.testing.assert_array_equal(projected["learned_lr"][n], np.full(SHAPE, want))
   # Rates inside the range are untouched.
   params["learned_lr"]["wav"] = jnp.linspace(0.5, 2.0, 64).reshape(SHAPE)
-  np.testing.assert_array_equal(rule.project(params)["learned_lr"]["wav"],
-                                params["learned_lr"]["wav"])
+  np.testing.assert_array_equal(
+    rule.project(params)["learned_lr"]["wav"], params["learned_lr"]["wav"]
+  )
   # Pieces without a projection: identity.
   for r in (methods.build_rule("mia", SFT), methods.build_rule("alfa"), methods.build_rule("gap")):
     p = _perturbed(r.init(jax.random.PRNGKey(0), SHAPES), scale=10.0)
@@ -254,10 +295,17 @@ def test_project_of_a_chain_clips_only_the_learned_rates():
 
 
 def test_building_by_name_moved_to_the_experiments_and_an_old_import_says_where():
-  for old, new in (("from_config", "build_rule"), ("RuleConfig", "RuleConfig"),
-                   ("METHODS", "METHODS"), ("ABLATIONS", "ABLATIONS")):
-    with pytest.raises(AttributeError, match=rf"mia_jax.rules.{old} moved to "
-                                             rf"experiments.methods.{new} in 0.5.0"):
+  for old, new in (
+    ("from_config", "build_rule"),
+    ("RuleConfig", "RuleConfig"),
+    ("METHODS", "METHODS"),
+    ("ABLATIONS", "ABLATIONS"),
+  ):
+    with pytest.raises(
+      AttributeError,
+      match=rf"mia_jax.rules.{old} moved to "
+      rf"experiments.methods.{new} in 0.5.0",
+    ):
       getattr(rules, old)
     assert hasattr(methods, new)  # following the message: it is there
   with pytest.raises(AttributeError, match="has no attribute 'nope'"):

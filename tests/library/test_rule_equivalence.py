@@ -27,28 +27,36 @@ MEMBERS = {"g0": ("sine", "tanh"), "g1": ("wav",)}
 NAMES = ("sine", "tanh", "wav")
 SFT = dict(sft_width=24, head_dim=8, grad_scale=10.0)
 CASES = {
-    "cavia": ("cavia", dict(inner_lr=0.3)),
-    "metasgd_pre": ("metasgd", dict(grad_scale=10.0)),
-    "metasgd_post": ("metasgd", dict(grad_scale=10.0, lr_position="post")),
-    "mia": ("mia", SFT),
-    "mia_post": ("mia", dict(SFT, lr_position="post", inner_lr=0.5)),
-    "mia_no_msft": ("mia", dict(SFT, ablation="no_msft")),
-    "mia_no_usft": ("mia", dict(SFT, ablation="no_usft")),
-    "mia_no_fuser": ("mia", dict(SFT, ablation="no_fuser")),
-    "mia_grad_only": ("mia", dict(SFT, ablation="grad_only")),
-    "mia_latent_only": ("mia", dict(SFT, ablation="latent_only", residual=True)),
-    "mia_no_sft": ("mia", dict(grad_scale=10.0, ablation="no_sft", inner_lr=0.7)),
-    "alfa": ("alfa", dict(inner_lr=0.5, grad_scale=3.0)),
-    "gap": ("gap", dict(inner_lr=0.5)),
+  "cavia": ("cavia", dict(inner_lr=0.3)),
+  "metasgd_pre": ("metasgd", dict(grad_scale=10.0)),
+  "metasgd_post": ("metasgd", dict(grad_scale=10.0, lr_position="post")),
+  "mia": ("mia", SFT),
+  "mia_post": ("mia", dict(SFT, lr_position="post", inner_lr=0.5)),
+  "mia_no_msft": ("mia", dict(SFT, ablation="no_msft")),
+  "mia_no_usft": ("mia", dict(SFT, ablation="no_usft")),
+  "mia_no_fuser": ("mia", dict(SFT, ablation="no_fuser")),
+  "mia_grad_only": ("mia", dict(SFT, ablation="grad_only")),
+  "mia_latent_only": ("mia", dict(SFT, ablation="latent_only", residual=True)),
+  "mia_no_sft": ("mia", dict(grad_scale=10.0, ablation="no_sft", inner_lr=0.7)),
+  "alfa": ("alfa", dict(inner_lr=0.5, grad_scale=3.0)),
+  "gap": ("gap", dict(inner_lr=0.5)),
 }
 # old top-level rule entry -> (chain piece, sub-key inside the piece or None)
-PIECES = {"log_scale": ("scale", None), "lr": ("learned_lr", None), "encoder": ("sft", "encoder"),
-          "usft": ("sft", "usft"), "fuser": ("sft", "fuser"), "msft": ("sft", "msft"),
-          "mlp": ("alfa", "mlp"), "beta0": ("alfa", "beta0"), "m": ("gap", None)}
+PIECES = {
+  "log_scale": ("scale", None),
+  "lr": ("learned_lr", None),
+  "encoder": ("sft", "encoder"),
+  "usft": ("sft", "usft"),
+  "fuser": ("sft", "fuser"),
+  "msft": ("sft", "msft"),
+  "mlp": ("alfa", "mlp"),
+  "beta0": ("alfa", "beta0"),
+  "m": ("gap", None),
+}
 
 
 def _old(prefix):
-  return {k[len(prefix) + 1:]: REF[k] for k in REF.files if k.startswith(prefix + "/")}
+  return {k[len(prefix) + 1 :]: REF[k] for k in REF.files if k.startswith(prefix + "/")}
 
 
 def _by_name(prefix):
@@ -77,7 +85,7 @@ def _rule_params_to_new(old_flat, new_template):
   for k, v in template.items():
     if v is traverse_util.empty_node:  # a piece without parameters, e.g. a fixed learning rate
       mapped[k] = v
-  assert set(mapped) == set(template), (sorted(set(mapped) ^ set(template)))
+  assert set(mapped) == set(template), sorted(set(mapped) ^ set(template))
   for k, v in template.items():
     assert v is traverse_util.empty_node or mapped[k].shape == v.shape, k
   return traverse_util.unflatten_dict(mapped)
@@ -110,8 +118,11 @@ def test_composed_rule_gives_the_old_updates(case):
 def test_meta_loss_and_meta_gradient_equal_the_old_learner(method, cfg):
   prefix = f"e2e_{method}"
   specs = (synthetic_spec("sine"), synthetic_spec("tanh"), wave_spec())
-  learner = MetaLearner(MultimodalINR.from_config(specs, TINY), methods.build_rule(method, cfg),
-                        MetaConfig(inner_steps=2))
+  learner = MetaLearner(
+    MultimodalINR.from_config(specs, TINY),
+    methods.build_rule(method, cfg),
+    MetaConfig(inner_steps=2),
+  )
   template = learner.init(jax.random.PRNGKey(0)).params
 
   def to_new(old_prefix):
@@ -130,10 +141,13 @@ def test_meta_loss_and_meta_gradient_equal_the_old_learner(method, cfg):
   params = to_new(f"{prefix}/params")
   assert jax.tree.structure(params) == jax.tree.structure(template)
   buffers = {n: {} for n in learner.names}
-  batch = {n: {"y": REF[f"{prefix}/batch/{n}/y"], "amplitude": REF[f"{prefix}/batch/{n}/amplitude"]}
-           for n in NAMES}
-  episode = {n: {k: REF[f"{prefix}/episode/{n}/{k}"] for k in ("idx", "mask", "ratio")}
-             for n in NAMES}
+  batch = {
+    n: {"y": REF[f"{prefix}/batch/{n}/y"], "amplitude": REF[f"{prefix}/batch/{n}/amplitude"]}
+    for n in NAMES
+  }
+  episode = {
+    n: {k: REF[f"{prefix}/episode/{n}/{k}"] for k in ("idx", "mask", "ratio")} for n in NAMES
+  }
   loss_fn = jax.jit(lambda p: learner.loss_fn(p, buffers, batch, episode))
   (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
   np.testing.assert_allclose(loss, REF[f"{prefix}/loss"], rtol=1e-5)

@@ -34,6 +34,7 @@ from tests.library.rule_helpers import (
 
 # -- CAVIA, MetaSGD, the gradient scaler and the rate's position -----------------------------------
 
+
 def test_cavia_update_is_lr_times_grad():
   rule = methods.build_rule("cavia", {"inner_lr": 0.3})
   params = rule.init(jax.random.PRNGKey(0), SHAPES)
@@ -105,43 +106,87 @@ def test_lr_position_places_the_rate_before_or_after_the_sft():
 
 # -- the methods by name equal the same chains built by hand ---------------------------------------
 
-_SFT_OFF = {"none": {}, "no_usft": dict(use_usft=False), "no_msft": dict(use_msft=False),
-            "no_fuser": dict(use_fuser=False), "grad_only": dict(use_latent=False),
-            "latent_only": dict(use_grad=False), "sft_mlp": dict(mixer="mlp_pooled"),
-            "sft_mlp_local": dict(mixer="mlp")}
+_SFT_OFF = {
+  "none": {},
+  "no_usft": dict(use_usft=False),
+  "no_msft": dict(use_msft=False),
+  "no_fuser": dict(use_fuser=False),
+  "grad_only": dict(use_latent=False),
+  "latent_only": dict(use_grad=False),
+  "sft_mlp": dict(mixer="mlp_pooled"),
+  "sft_mlp_local": dict(mixer="mlp"),
+}
 BY_HAND = {
-    "cavia": (("cavia", dict(inner_lr=0.3)),
-              lambda: chain(learning_rate(0.3)), lambda: rules.cavia(0.3)),
-    "metasgd": (("metasgd", dict(inner_lr=0.5)),
-                lambda: chain(learned_learning_rate(0.5)), lambda: rules.metasgd(0.5)),
-    "metasgd_scaled_post": (("metasgd", dict(grad_scale=10.0, lr_position="post")),
-                            lambda: chain(gradient_scaler(10.0), learned_learning_rate(1.0)), None),
-    "mia": (("mia", SFT),
-            lambda: chain(gradient_scaler(10.0), learning_rate(1.0), sft(**SFT_ARGS)),
-            lambda: rules.mia(10.0, **SFT_ARGS)),
-    "mia_post": (("mia", dict(SFT, lr_position="post", inner_lr=0.5)),
-                 lambda: chain(gradient_scaler(10.0), sft(**SFT_ARGS), learning_rate(0.5)), None),
-    "mia_residual_deep": (("mia", dict(SFT, residual=True, usft_depth=2, msft_depth=2)),
-                          lambda: chain(gradient_scaler(10.0), learning_rate(1.0),
-                                        sft(**SFT_ARGS, residual=True, usft_depth=2,
-                                            msft_depth=2)), None),
-    **{f"mia_{ab}": (("mia", dict(SFT, ablation=ab)),
-                     lambda off=off: chain(gradient_scaler(10.0), learning_rate(1.0),
-                                           sft(**SFT_ARGS, **off)),
-                     lambda off=off: rules.mia(10.0, **SFT_ARGS, **off))
-       for ab, off in _SFT_OFF.items() if ab != "none"},
-    "mia_no_sft": (("mia", dict(SFT, ablation="no_sft", inner_lr=0.7)),
-                   lambda: chain(learning_rate(0.7)), lambda: rules.cavia(0.7)),
-    # The SFT replaced by a method's module: the scaler stays, starting at 1.
-    "mia_rule_alfa": (("mia", dict(SFT, ablation="rule_alfa", inner_lr=0.5)),
-                      lambda: chain(gradient_scaler(1.0), alfa(inner_lr=0.5)), None),
-    "mia_rule_gap": (("mia", dict(SFT, ablation="rule_gap", inner_lr=0.5)),
-                     lambda: chain(gradient_scaler(1.0), learning_rate(0.5), gap()), None),
-    "mia_rule_metasgd": (("mia", dict(SFT, ablation="rule_metasgd", lr_position="post")),
-                         lambda: chain(gradient_scaler(1.0), learned_learning_rate(1.0)), None),
-    "alfa": (("alfa", dict(inner_lr=0.5, grad_scale=3.0)),
-             lambda: chain(gradient_scaler(3.0), alfa(inner_lr=0.5)), None),
-    "gap": (("gap", dict(inner_lr=0.5)), lambda: chain(learning_rate(0.5), gap()), None),
+  "cavia": (
+    ("cavia", dict(inner_lr=0.3)),
+    lambda: chain(learning_rate(0.3)),
+    lambda: rules.cavia(0.3),
+  ),
+  "metasgd": (
+    ("metasgd", dict(inner_lr=0.5)),
+    lambda: chain(learned_learning_rate(0.5)),
+    lambda: rules.metasgd(0.5),
+  ),
+  "metasgd_scaled_post": (
+    ("metasgd", dict(grad_scale=10.0, lr_position="post")),
+    lambda: chain(gradient_scaler(10.0), learned_learning_rate(1.0)),
+    None,
+  ),
+  "mia": (
+    ("mia", SFT),
+    lambda: chain(gradient_scaler(10.0), learning_rate(1.0), sft(**SFT_ARGS)),
+    lambda: rules.mia(10.0, **SFT_ARGS),
+  ),
+  "mia_post": (
+    ("mia", dict(SFT, lr_position="post", inner_lr=0.5)),
+    lambda: chain(gradient_scaler(10.0), sft(**SFT_ARGS), learning_rate(0.5)),
+    None,
+  ),
+  "mia_residual_deep": (
+    ("mia", dict(SFT, residual=True, usft_depth=2, msft_depth=2)),
+    lambda: chain(
+      gradient_scaler(10.0),
+      learning_rate(1.0),
+      sft(**SFT_ARGS, residual=True, usft_depth=2, msft_depth=2),
+    ),
+    None,
+  ),
+  **{
+    f"mia_{ab}": (
+      ("mia", dict(SFT, ablation=ab)),
+      lambda off=off: chain(gradient_scaler(10.0), learning_rate(1.0), sft(**SFT_ARGS, **off)),
+      lambda off=off: rules.mia(10.0, **SFT_ARGS, **off),
+    )
+    for ab, off in _SFT_OFF.items()
+    if ab != "none"
+  },
+  "mia_no_sft": (
+    ("mia", dict(SFT, ablation="no_sft", inner_lr=0.7)),
+    lambda: chain(learning_rate(0.7)),
+    lambda: rules.cavia(0.7),
+  ),
+  # The SFT replaced by a method's module: the scaler stays, starting at 1.
+  "mia_rule_alfa": (
+    ("mia", dict(SFT, ablation="rule_alfa", inner_lr=0.5)),
+    lambda: chain(gradient_scaler(1.0), alfa(inner_lr=0.5)),
+    None,
+  ),
+  "mia_rule_gap": (
+    ("mia", dict(SFT, ablation="rule_gap", inner_lr=0.5)),
+    lambda: chain(gradient_scaler(1.0), learning_rate(0.5), gap()),
+    None,
+  ),
+  "mia_rule_metasgd": (
+    ("mia", dict(SFT, ablation="rule_metasgd", lr_position="post")),
+    lambda: chain(gradient_scaler(1.0), learned_learning_rate(1.0)),
+    None,
+  ),
+  "alfa": (
+    ("alfa", dict(inner_lr=0.5, grad_scale=3.0)),
+    lambda: chain(gradient_scaler(3.0), alfa(inner_lr=0.5)),
+    None,
+  ),
+  "gap": (("gap", dict(inner_lr=0.5)), lambda: chain(learning_rate(0.5), gap()), None),
 }
 
 

@@ -89,18 +89,25 @@ def test_training_supports_are_keyed_by_name_not_position():
 
 def test_episode_files_with_bad_counts_or_repeated_points_are_refused(tmp_path):
   from mia_jax import sampling as sp
+
   spec = synthetic_spec("sine")
   episodes = sp.make_eval_episodes(0, [spec], 4)
   path = str(tmp_path / "ep.npz")
   episodes_file.save_episodes(path, episodes)
   assert episodes_file.load_episodes(path, [spec])["sine"]["idx"].shape == (4, spec.max_support)
   arrays = dict(np.load(path))
-  for change, match in ((lambda a: a["sine/count"].__setitem__(1, spec.max_support + 1),
-                         r"count must be integers in \[1, 20\].*signals \[1\]"),
-                        (lambda a: a["sine/count"].__setitem__(2, -1), r"signals \[2\]"),
-                        (lambda a: a["sine/idx"].__setitem__((0, 1), a["sine/idx"][0, 0]),
-                         r"repeats a point within the support of signals \[0\]"),
-                        (lambda a: a["sine/ratio"].__setitem__(0, np.nan), "ratio must be")):
+  for change, match in (
+    (
+      lambda a: a["sine/count"].__setitem__(1, spec.max_support + 1),
+      r"count must be integers in \[1, 20\].*signals \[1\]",
+    ),
+    (lambda a: a["sine/count"].__setitem__(2, -1), r"signals \[2\]"),
+    (
+      lambda a: a["sine/idx"].__setitem__((0, 1), a["sine/idx"][0, 0]),
+      r"repeats a point within the support of signals \[0\]",
+    ),
+    (lambda a: a["sine/ratio"].__setitem__(0, np.nan), "ratio must be"),
+  ):
     bad = {k: v.copy() for k, v in arrays.items()}
     bad["sine/count"] = np.maximum(bad["sine/count"], 2)  # room for the repeated point
     change(bad)

@@ -20,8 +20,8 @@ from mia_jax.rules import (
 from tests.helpers import TINY, image_spec, random_batch, wave_spec
 
 SHAPE = (4, 16)
-SFT_CFG = dict(sft_width=24, head_dim=8, grad_scale=10.0)   # from_config fields
-SFT_ARGS = dict(width=24, head_dim=8)                         # sft() arguments
+SFT_CFG = dict(sft_width=24, head_dim=8, grad_scale=10.0)  # from_config fields
+SFT_ARGS = dict(width=24, head_dim=8)  # sft() arguments
 THREE = {"sine": SHAPE, "tanh": SHAPE, "wav": SHAPE}
 # sine and tanh stacked inside the SFT's per-modality modules, wav on its own (other token shape).
 MIXED = {"sine": SHAPE, "tanh": SHAPE, "wav": (8, 8)}
@@ -42,14 +42,24 @@ def _rule(ablation="none", shapes=THREE, **cfg):
 
 def _learner(rule, specs=None, inner_steps=2):
   specs = specs or (synthetic_spec("sine"), synthetic_spec("tanh"))
-  return MetaLearner(MultimodalINR.from_config(specs, TINY), rule,
-                     MetaConfig(inner_steps=inner_steps))
+  return MetaLearner(
+    MultimodalINR.from_config(specs, TINY), rule, MetaConfig(inner_steps=inner_steps)
+  )
 
 
 @pytest.mark.parametrize("shapes", [THREE, MIXED], ids=["same_shapes", "mixed_shapes"])
-@pytest.mark.parametrize("ablation, crosses", [
-    ("none", True), ("no_usft", True), ("no_fuser", True), ("grad_only", True),
-    ("latent_only", True), ("no_msft", False), ("no_sft", False)])
+@pytest.mark.parametrize(
+  "ablation, crosses",
+  [
+    ("none", True),
+    ("no_usft", True),
+    ("no_fuser", True),
+    ("grad_only", True),
+    ("latent_only", True),
+    ("no_msft", False),
+    ("no_sft", False),
+  ],
+)
 def test_cross_modal_influence_only_through_the_msft(ablation, crosses, shapes):
   rule, params = _rule(ablation, shapes)
   assert ("msft" in params.get("sft", {})) == crosses
@@ -59,9 +69,9 @@ def test_cross_modal_influence_only_through_the_msft(ablation, crosses, shapes):
   # remove a constant shift exactly.
   noise = jax.random.normal(jax.random.PRNGKey(7), g["sine"].shape)
   u2, _ = rule.apply(params, dict(g, sine=g["sine"] + noise), dict(z, sine=z["sine"] + 0.5 * noise))
-  assert not np.allclose(u["sine"], u2["sine"])                # its own update changes
-  same_tanh = np.array_equal(u["tanh"], u2["tanh"])            # stacked with sine
-  same_wav = np.array_equal(u["wav"], u2["wav"])               # same or other token shape
+  assert not np.allclose(u["sine"], u2["sine"])  # its own update changes
+  same_tanh = np.array_equal(u["tanh"], u2["tanh"])  # stacked with sine
+  same_wav = np.array_equal(u["wav"], u2["wav"])  # same or other token shape
   assert same_tanh == (not crosses) and same_wav == (not crosses)
 
 
@@ -109,13 +119,15 @@ def _mixture():
 
 
 RULES_FOR_SUPPORT_TEST = {  # name: (rule builder, does one modality's data reach another's?)
-    "none": (lambda: methods.build_rule("mia", SFT_CFG), True),
-    "no_msft": (lambda: methods.build_rule("mia", dict(SFT_CFG, ablation="no_msft")), False),
-    "no_sft": (lambda: methods.build_rule("mia", dict(SFT_CFG, ablation="no_sft")), False),
-    "learned_lr_sft": (_mixture, True),
-    "sft_no_scaler": (lambda: chain(learning_rate(1.0), sft(**SFT_ARGS)), True),
-    "sft_no_scaler_no_msft": (lambda: chain(learning_rate(1.0), sft(**SFT_ARGS, use_msft=False)),
-                              False),
+  "none": (lambda: methods.build_rule("mia", SFT_CFG), True),
+  "no_msft": (lambda: methods.build_rule("mia", dict(SFT_CFG, ablation="no_msft")), False),
+  "no_sft": (lambda: methods.build_rule("mia", dict(SFT_CFG, ablation="no_sft")), False),
+  "learned_lr_sft": (_mixture, True),
+  "sft_no_scaler": (lambda: chain(learning_rate(1.0), sft(**SFT_ARGS)), True),
+  "sft_no_scaler_no_msft": (
+    lambda: chain(learning_rate(1.0), sft(**SFT_ARGS, use_msft=False)),
+    False,
+  ),
 }
 
 
@@ -126,8 +138,11 @@ def test_support_data_of_one_modality_changes_another_modalitys_adaptation(name)
   state = learner.init(jax.random.PRNGKey(0))
   batch = random_batch(learner.specs, 2)
   ep = sampling.sample_episode(jax.random.PRNGKey(0), learner.specs, 2)
-  run = jax.jit(lambda b: adaptation.adapt(learner.model, learner.rule, state.params,
-                                           state.buffers, b, ep, 2)[0])
+  run = jax.jit(
+    lambda b: adaptation.adapt(learner.model, learner.rule, state.params, state.buffers, b, ep, 2)[
+      0
+    ]
+  )
   before = run(batch)
   batch["sine"]["y"] = batch["sine"]["y"] + 3.0
   after = run(batch)
@@ -145,8 +160,7 @@ def test_no_sft_is_cavia_without_scaler():
     np.testing.assert_array_equal(z2[n], z[n])
 
 
-@pytest.mark.parametrize("ablation, changes", [("grad_only", "latents"),
-                                               ("latent_only", "grads")])
+@pytest.mark.parametrize("ablation, changes", [("grad_only", "latents"), ("latent_only", "grads")])
 def test_state_type_ablations_drop_the_other_state(ablation, changes):
   rule, params = _rule(ablation)
   g, z = _states()
@@ -168,8 +182,7 @@ def test_updates_are_permutation_equivariant_over_signals():
   g, z = _states(MIXED, batch=5)
   perm = np.array([3, 0, 4, 1, 2])
   u, _ = rule.apply(params, g, z)
-  up, _ = rule.apply(params, jax.tree.map(lambda x: x[perm], g),
-                     jax.tree.map(lambda x: x[perm], z))
+  up, _ = rule.apply(params, jax.tree.map(lambda x: x[perm], g), jax.tree.map(lambda x: x[perm], z))
   for k in u:
     np.testing.assert_allclose(up[k], u[k][perm], rtol=1e-5, atol=1e-6)
 
@@ -220,8 +233,9 @@ def test_every_ablation_takes_a_train_step(ablation):
   state = learner.init(jax.random.PRNGKey(0))
   new_state, metrics = jax.jit(learner.train_step)(state, random_batch(learner.specs, 2))
   assert np.isfinite(float(metrics["loss"]))
-  assert not np.allclose(jax.tree.leaves(new_state.params["inr"])[0],
-                         jax.tree.leaves(state.params["inr"])[0])
+  assert not np.allclose(
+    jax.tree.leaves(new_state.params["inr"])[0], jax.tree.leaves(state.params["inr"])[0]
+  )
 
 
 def test_unknown_ablation_and_ablation_on_a_baseline():
@@ -232,6 +246,7 @@ def test_unknown_ablation_and_ablation_on_a_baseline():
 
 
 # -- ALFA and GAP ----------------------------------------------------------------------------------
+
 
 def test_alfa_starts_as_cavia_and_applies_decay():
   rule = methods.build_rule("alfa", {"inner_lr": 0.5})
@@ -281,5 +296,6 @@ def test_gap_preconditions_the_smaller_axis():
   diag = np.log1p(np.exp(2 * np.asarray(m))) / 2
   np.testing.assert_allclose(u["sine"], 0.5 * g["sine"] * diag[:, None], rtol=1e-5)  # tokens
   np.testing.assert_allclose(u["tall"], 0.5 * g["tall"] * diag[None, :], rtol=1e-5)  # width
-  np.testing.assert_allclose(u["tanh"], 0.5 * g["tanh"] * np.log1p(np.exp(2 * 0.928)) / 2,
-                             rtol=1e-5)
+  np.testing.assert_allclose(
+    u["tanh"], 0.5 * g["tanh"] * np.log1p(np.exp(2 * 0.928)) / 2, rtol=1e-5
+  )

@@ -30,10 +30,10 @@ def _reference_signal(seed, index):
   a, w = np.exp(u1 - 0.5), np.exp(u2 - 0.5)
   t = np.linspace(-5.0, 5.0, 200)
   g = {
-      "sine": np.sin,
-      "tanh": np.tanh,
-      "gaussian": lambda z: np.exp(-z * z),
-      "relu": lambda z: np.where(z > 0, z, 0.0),
+    "sine": np.sin,
+    "tanh": np.tanh,
+    "gaussian": lambda z: np.exp(-z * z),
+    "relu": lambda z: np.where(z > 0, z, 0.0),
   }
   out = {}
   for k, name in enumerate(["sine", "tanh", "gaussian", "relu"]):
@@ -51,10 +51,8 @@ def test_generate_matches_hand_computed_formula(index):
   signals = generate.generate_signals(8, seed=3)
   reference = _reference_signal(seed=3, index=index)
   for name, (y, a_m) in reference.items():
-    np.testing.assert_allclose(
-        signals[name]["y"][index, :, 0], y, rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(signals[name]["amplitude"][index], a_m,
-                               rtol=1e-6)
+    np.testing.assert_allclose(signals[name]["y"][index, :, 0], y, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(signals[name]["amplitude"][index], a_m, rtol=1e-6)
 
 
 def test_generate_shapes_dtypes_and_grid():
@@ -67,8 +65,7 @@ def test_generate_shapes_dtypes_and_grid():
     assert arrays["amplitude"].dtype == np.float32
   assert generate.T_GRID.shape == (200,)
   assert generate.T_GRID[0] == -5.0 and generate.T_GRID[-1] == 5.0
-  assert generate.generate_signals(3, 0, num_points=17)["tanh"]["y"].shape == (
-      3, 17, 1)
+  assert generate.generate_signals(3, 0, num_points=17)["tanh"]["y"].shape == (3, 17, 1)
 
 
 def test_generate_is_deterministic_and_seed_dependent():
@@ -77,8 +74,7 @@ def test_generate_is_deterministic_and_seed_dependent():
   other = generate.generate_signals(20, seed=12)
   for name in generate.MODALITIES:
     np.testing.assert_array_equal(first[name]["y"], second[name]["y"])
-    np.testing.assert_array_equal(first[name]["amplitude"],
-                                  second[name]["amplitude"])
+    np.testing.assert_array_equal(first[name]["amplitude"], second[name]["amplitude"])
     assert not np.allclose(first[name]["y"], other[name]["y"])
 
 
@@ -88,8 +84,7 @@ def test_generate_subset_equals_full_set():
   assert list(subset) == ["relu", "sine"]
   for name in subset:
     np.testing.assert_array_equal(subset[name]["y"], full[name]["y"])
-    np.testing.assert_array_equal(subset[name]["amplitude"],
-                                  full[name]["amplitude"])
+    np.testing.assert_array_equal(subset[name]["amplitude"], full[name]["amplitude"])
 
 
 def test_generate_smaller_size_is_prefix():
@@ -112,8 +107,7 @@ def test_generate_value_ranges():
   # |sin|, |tanh| <= 1 and exp(-z^2) in (0, 1]: bounded by the amplitude.
   assert np.all(spread("sine") <= 2 * signals["sine"]["amplitude"] + tolerance)
   assert np.all(spread("tanh") <= 2 * signals["tanh"]["amplitude"] + tolerance)
-  assert np.all(
-      spread("gaussian") <= signals["gaussian"]["amplitude"] + tolerance)
+  assert np.all(spread("gaussian") <= signals["gaussian"]["amplitude"] + tolerance)
   # a_m > 0 and w_m > 0, so tanh and relu increase with t.
   assert np.all(np.diff(signals["tanh"]["y"][..., 0], axis=1) >= -1e-5)
   assert np.all(np.diff(signals["relu"]["y"][..., 0], axis=1) >= -1e-5)
@@ -150,8 +144,7 @@ def data_dir(tmp_path_factory):
   return path
 
 
-@pytest.mark.parametrize("split,size,seed",
-                         [("train", SMALL_TRAIN, 0), ("test", SMALL_TEST, 1)])
+@pytest.mark.parametrize("split,size,seed", [("train", SMALL_TRAIN, 0), ("test", SMALL_TEST, 1)])
 def test_tfds_source_equals_generated(data_dir, split, size, seed):
   source = sources.load_synthetic(data_dir, split, config="small")
   assert sources.dataset_size(source) == size
@@ -164,8 +157,7 @@ def test_tfds_source_equals_generated(data_dir, split, size, seed):
       assert element[name]["amplitude"].dtype == np.float32
       assert element[name]["amplitude"].shape == ()
       np.testing.assert_array_equal(element[name]["y"], expected[name]["y"][i])
-      np.testing.assert_array_equal(element[name]["amplitude"],
-                                    expected[name]["amplitude"][i])
+      np.testing.assert_array_equal(element[name]["amplitude"], expected[name]["amplitude"][i])
 
 
 def test_tfds_builds_and_reads_without_tensorflow(data_dir):
@@ -177,34 +169,35 @@ def test_tfds_builds_and_reads_without_tensorflow(data_dir):
 
 def test_tfds_reads_through_tfds_data_source(data_dir):
   import tensorflow_datasets as tfds
-  raw = tfds.data_source("synthetic_functions/small", data_dir=data_dir,
-                         split="test", download=False)
+
+  raw = tfds.data_source(
+    "synthetic_functions/small", data_dir=data_dir, split="test", download=False
+  )
   expected = generate.generate_signals(SMALL_TEST, 1)
-  np.testing.assert_array_equal(raw[7]["gaussian"]["y"],
-                                expected["gaussian"]["y"][7])
+  np.testing.assert_array_equal(raw[7]["gaussian"]["y"], expected["gaussian"]["y"][7])
 
 
 def test_tfds_configs_are_separate_and_not_rebuilt(data_dir):
   builder = synthetic.SyntheticFunctions(
-      config="small", data_dir=data_dir, file_format="array_record")
+    config="small", data_dir=data_dir, file_format="array_record"
+  )
   assert builder.info.splits["train"].num_examples == SMALL_TRAIN
   assert builder.info.splits["test"].num_examples == SMALL_TEST
   assert "small" in os.fspath(builder.data_dir)
   default = synthetic.SyntheticFunctions(
-      config="default", data_dir=data_dir, file_format="array_record")
+    config="default", data_dir=data_dir, file_format="array_record"
+  )
   assert default.data_dir != builder.data_dir
   assert default.builder_config.num_train == 1000
   assert default.builder_config.num_test == 200
   files = sorted(os.listdir(builder.data_dir))
   mtimes = [os.path.getmtime(os.path.join(builder.data_dir, f)) for f in files]
   sources.load_synthetic(data_dir, "train", config="small")
-  assert mtimes == [
-      os.path.getmtime(os.path.join(builder.data_dir, f)) for f in files]
+  assert mtimes == [os.path.getmtime(os.path.join(builder.data_dir, f)) for f in files]
 
 
 def test_load_synthetic_modality_subset(data_dir):
-  source = sources.load_synthetic(
-      data_dir, "train", config="small", modalities=["relu", "tanh"])
+  source = sources.load_synthetic(data_dir, "train", config="small", modalities=["relu", "tanh"])
   element = source[3]
   assert list(element) == ["relu", "tanh"]
   expected = generate.generate_signals(SMALL_TRAIN, 0)
@@ -212,22 +205,20 @@ def test_load_synthetic_modality_subset(data_dir):
 
 
 def test_load_synthetic_in_memory(data_dir):
-  source = sources.load_synthetic(data_dir, "test", config="small",
-                                  modalities=["gaussian", "sine"],
-                                  in_memory=True)
+  source = sources.load_synthetic(
+    data_dir, "test", config="small", modalities=["gaussian", "sine"], in_memory=True
+  )
   assert isinstance(source, sources.ArraySource)
   assert len(source) == SMALL_TEST
   assert source.modalities == ("gaussian", "sine")
   expected = generate.generate_signals(SMALL_TEST, 1, ("gaussian", "sine"))
   for name in expected:
     np.testing.assert_array_equal(source.arrays[name]["y"], expected[name]["y"])
-    np.testing.assert_array_equal(source[17][name]["amplitude"],
-                                  expected[name]["amplitude"][17])
+    np.testing.assert_array_equal(source[17][name]["amplitude"], expected[name]["amplitude"][17])
 
 
 def test_load_synthetic_errors(data_dir):
   with pytest.raises(ValueError, match="'cosine'.*sine"):
-    sources.load_synthetic(data_dir, "train", config="small",
-                           modalities=["cosine"])
+    sources.load_synthetic(data_dir, "train", config="small", modalities=["cosine"])
   with pytest.raises(ValueError, match="'huge'.*default.*small"):
     sources.load_synthetic(data_dir, "train", config="huge")

@@ -41,16 +41,18 @@ def test_celeba_shapes_values_matching_and_skips(tmp_path):
         np.testing.assert_allclose(y, (FACE_BASE[m] + i) / 255.0, rtol=1e-6)
       assert signal[m]["amplitude"] == 1.0
   # Nearest 64x96 -> 32x48 keeps one pixel of each 2x2 block; the crop keeps columns 8..39.
-  np.testing.assert_allclose(train[1]["normal"]["y"].reshape(32, 32, 3),
-                             table[:, 8:40] / 255.0, rtol=1e-6)
+  np.testing.assert_allclose(
+    train[1]["normal"]["y"].reshape(32, 32, 3), table[:, 8:40] / 255.0, rtol=1e-6
+  )
   test = load_celeba(data_dir, "test", modalities=["sketch", "rgb"], in_memory=True)
   assert len(test) == 2 and list(test[0]) == ["sketch", "rgb"]
   np.testing.assert_allclose(test[1]["sketch"]["y"], 201 / 255.0, rtol=1e-6)
   metadata = celeba.CelebaTrimodal(data_dir=data_dir).info.metadata
   assert metadata["source_size"] == {"train": 64, "test": 64}
   assert metadata["unmatched"]["train"] == {"rgb": 1, "normal": 0, "sketch": 0}
-  assert_same_signals(load_celeba(data_dir, "train"), load_celeba(data_dir, "train",
-                                                                   in_memory=True))
+  assert_same_signals(
+    load_celeba(data_dir, "train"), load_celeba(data_dir, "train", in_memory=True)
+  )
   assert registry.get_loader("celeba_trimodal") is load_celeba
 
 
@@ -97,17 +99,21 @@ def test_celeba_matches_the_release_naming(tmp_path):
       os.makedirs(folder)
       for face in ("00001_f_0_a", "00002_f_1_b"):
         Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(
-            os.path.join(folder, f"{face}_{tail}.png"))
+          os.path.join(folder, f"{face}_{tail}.png")
+        )
   files = celeba.scan(root, 32)
   assert files["test"].names == ("00001_f_0_a", "00002_f_1_b")
   assert files["test"].paths["normal"][1].endswith("test/32/normal/00002_f_1_b_normal_map.png")
   # Two files that are one face by the name rule are an error naming both.
   Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(
-      os.path.join(root, "train", "32", "rgb", "00001_f_0_a.jpg"))
+    os.path.join(root, "train", "32", "rgb", "00001_f_0_a.jpg")
+  )
   Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(
-      os.path.join(root, "train", "32", "rgb", "00001_f_0_a.png"))
-  with pytest.raises(ValueError, match="two images for one face: '00001_f_0_a.jpg' and "
-                                       "'00001_f_0_a.png'"):
+    os.path.join(root, "train", "32", "rgb", "00001_f_0_a.png")
+  )
+  with pytest.raises(
+    ValueError, match="two images for one face: '00001_f_0_a.jpg' and '00001_f_0_a.png'"
+  ):
     celeba.scan(root, 32)
 
 

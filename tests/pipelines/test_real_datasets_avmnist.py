@@ -17,8 +17,7 @@ from tests.real_data_files import assert_same_signals, manual_folder
 
 def _write_idx(path, array):
   array = np.asarray(array, np.uint8)
-  header = bytes([0, 0, 8, array.ndim]) + b"".join(int(s).to_bytes(4, "big")
-                                                   for s in array.shape)
+  header = bytes([0, 0, 8, array.ndim]) + b"".join(int(s).to_bytes(4, "big") for s in array.shape)
   opener = gzip.open if path.endswith(".gz") else open
   with opener(path, "wb") as f:
     f.write(header + array.tobytes())
@@ -48,8 +47,9 @@ def _write_avmnist(root, mnist=True, gz=True):
       for index in (1, 7, 12):  # index 1 is FSDD's test split, 7 and 12 train
         n = int(rng.integers(300, 6000))
         samples = (rng.normal(size=n) * 1000 * (digit + 1)).astype(np.int16)
-        wavfile.write(os.path.join(root, "recordings", f"{digit}_{speaker}_{index}.wav"), 8000,
-                      samples)
+        wavfile.write(
+          os.path.join(root, "recordings", f"{digit}_{speaker}_{index}.wav"), 8000, samples
+        )
   with open(os.path.join(root, "recordings", "README.wav"), "wb") as f:  # not FSDD-named
     f.write(b"ignored")
 
@@ -84,10 +84,14 @@ def test_avmnist_shapes_ranges_and_pairing(tmp_path):
       expected = fsdd.prepare_waveform(samples, rate)
       np.testing.assert_allclose(wav[:, 0], expected, atol=1 / 32767)
     # Pairs are the documented seeded draw over the split's recordings in name order.
-    recordings = sorted(f[:-4] for f in os.listdir(os.path.join(root, "recordings"))
-                        if fsdd.parse_fsdd_name(f) and fsdd.fsdd_split(f) == split)
-    rows = avmnist.pair_by_label(labels, np.array([int(r[0]) for r in recordings]),
-                                 avmnist.SPLIT_SEEDS[split])
+    recordings = sorted(
+      f[:-4]
+      for f in os.listdir(os.path.join(root, "recordings"))
+      if fsdd.parse_fsdd_name(f) and fsdd.fsdd_split(f) == split
+    )
+    rows = avmnist.pair_by_label(
+      labels, np.array([int(r[0]) for r in recordings]), avmnist.SPLIT_SEEDS[split]
+    )
     assert names == [recordings[r] for r in rows]
   packed = load_avmnist(data_dir, "train", in_memory=True)
   assert len(packed.packed["wav"].values) <= 12  # each recording stored once
@@ -110,8 +114,9 @@ def test_prepare_waveform_by_hand():
   # Long: trimmed to its first `length` samples at 4 kHz; stereo averaged; silence stays zero.
   long = np.stack([np.sin(np.arange(9000) / 50.0)] * 2, axis=1)
   out = fsdd.prepare_waveform(long, rate)
-  np.testing.assert_allclose(out[100:1900], np.sin(np.arange(9000)[::2] / 50.0)[100:1900],
-                             atol=0.02)
+  np.testing.assert_allclose(
+    out[100:1900], np.sin(np.arange(9000)[::2] / 50.0)[100:1900], atol=0.02
+  )
   assert (fsdd.prepare_waveform(np.zeros(100), rate) == 0).all()
   assert fsdd.fsdd_split("3_theo_4.wav") == "test"
   assert fsdd.fsdd_split("3_theo_5.wav") == "train"
@@ -124,9 +129,15 @@ class _FakeMnist(tfds.core.GeneratorBasedBuilder, skip_registration=True):
   VERSION = tfds.core.Version("3.0.1")
 
   def _info(self):
-    return tfds.core.DatasetInfo(builder=self, features=tfds.features.FeaturesDict({
-        "image": tfds.features.Image(shape=(28, 28, 1)),
-        "label": tfds.features.ClassLabel(num_classes=10)}))
+    return tfds.core.DatasetInfo(
+      builder=self,
+      features=tfds.features.FeaturesDict(
+        {
+          "image": tfds.features.Image(shape=(28, 28, 1)),
+          "label": tfds.features.ClassLabel(num_classes=10),
+        }
+      ),
+    )
 
   def _split_generators(self, dl_manager):
     del dl_manager
@@ -165,8 +176,9 @@ def test_avmnist_errors_name_the_files(tmp_path):
   with pytest.raises(FileNotFoundError) as error:
     load_avmnist(data_dir, "train")
   message = str(error.value)
-  assert message.splitlines()[0] == (f"AV-MNIST sources not found: MNIST and FSDD neither "
-                                     f"prepared in {data_dir} nor in {root}")
+  assert message.splitlines()[0] == (
+    f"AV-MNIST sources not found: MNIST and FSDD neither prepared in {data_dir} nor in {root}"
+  )
   assert "train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte" in message
   assert f"there is no {root}/recordings/ folder with wav files" in message
   assert f"{root}/recordings/<digit>_<speaker>_<index>.wav" in message

@@ -18,11 +18,19 @@ _CONFIGS = {"celeba": celeba_config, "avmnist": avmnist_config, "era5": era5_con
 
 
 @pytest.mark.parametrize("benchmark", sorted(_CONFIGS))
-@pytest.mark.parametrize("arg", [
-    "", "method=mia", "smoke", "cpu", "method=cavia,inner_steps=5,seed=2",
-    "ablation=no_msft,first_order=true", "method=metasgd,batch_size=8,num_train_steps=10",
+@pytest.mark.parametrize(
+  "arg",
+  [
+    "",
+    "method=mia",
+    "smoke",
+    "cpu",
+    "method=cavia,inner_steps=5,seed=2",
+    "ablation=no_msft,first_order=true",
+    "method=metasgd,batch_size=8,num_train_steps=10",
     "data_dir=/tmp/x,remat=1",
-])
+  ],
+)
 def test_configs_load_and_build(benchmark, arg):
   module = _CONFIGS[benchmark]
   names = list(benchmarks.BENCHMARKS[benchmark][0])
@@ -48,6 +56,7 @@ def test_configs_load_and_build(benchmark, arg):
 @pytest.mark.parametrize("benchmark", sorted(_CONFIGS))
 def test_configs_define_modality_replacement(benchmark):
   from experiments.studies import definitions as studies_lib
+
   builder = studies_lib.ConfigBuilder.from_spec(f"experiments/configs/{benchmark}.py:smoke")
   study = builder.study("modality_replacement")
   names = list(benchmarks.BENCHMARKS[benchmark][0])
@@ -63,10 +72,12 @@ def test_configs_define_modality_replacement(benchmark):
 def test_celeba_smoke_trains_end_to_end(tmp_path):
   """The celeba config trains and evaluates on a tiny CelebA (cheapest method: CAVIA, one step)."""
   from experiments.run import train
+
   data_dir = str(tmp_path / "tfds")
   write_celeba(manual_folder(data_dir, "celeba_trimodal"))
   config = celeba_config.get_config(
-      f"method=cavia,inner_steps=1,smoke,batch_size=2,num_train_steps=2,data_dir={data_dir}")
+    f"method=cavia,inner_steps=1,smoke,batch_size=2,num_train_steps=2,data_dir={data_dir}"
+  )
   config.eval.batch_size = 2
   workdir = str(tmp_path / "work")
   train.train_and_evaluate(config, workdir)

@@ -17,9 +17,11 @@ def _era5_arrays():
   scales = {"temperature": (280.0, 10.0), "pressure": (1e5, 1e3), "humidity": (0.5, 0.2)}
   field = lambda shape, m: scales[m][0] + scales[m][1] * rng.normal(size=shape)
   return {
-      "train": {"a.npz": {m: field((2, 91, 180), m) for m in era5.MODALITIES},
-                "b.npz": {m: field((91, 180), m) for m in era5.MODALITIES}},
-      "test": {"c.npz": {m: field((3, 91, 180), m) for m in era5.MODALITIES}},
+    "train": {
+      "a.npz": {m: field((2, 91, 180), m) for m in era5.MODALITIES},
+      "b.npz": {m: field((91, 180), m) for m in era5.MODALITIES},
+    },
+    "test": {"c.npz": {m: field((3, 91, 180), m) for m in era5.MODALITIES}},
   }
 
 
@@ -36,9 +38,14 @@ def test_era5_normalisation_by_hand(tmp_path):
   _write_era5(manual_folder(data_dir, "era5"), arrays)
   # 91 x 180 -> 46 x 90: every 2nd latitude (both poles kept) and every 2nd longitude.
   sub = lambda a: (a[None] if a.ndim == 2 else a)[:, ::2, ::2]
-  steps = {split: [{m: sub(f[m])[t] for m in era5.MODALITIES}
-                   for f in files.values() for t in range(sub(f["pressure"]).shape[0])]
-           for split, files in arrays.items()}
+  steps = {
+    split: [
+      {m: sub(f[m])[t] for m in era5.MODALITIES}
+      for f in files.values()
+      for t in range(sub(f["pressure"]).shape[0])
+    ]
+    for split, files in arrays.items()
+  }
   lo = {m: min(s[m].min() for s in steps["train"]) for m in era5.MODALITIES}
   hi = {m: max(s[m].max() for s in steps["train"]) for m in era5.MODALITIES}
   stats = normalisation(data_dir)
@@ -88,7 +95,11 @@ def test_era5_errors_name_the_folder_and_files(tmp_path):
   np.savez(os.path.join(root, "test", "t.npz"), temperature=np.zeros((46, 90)))
   with pytest.raises(ValueError, match=r"a.npz lacks the array\(s\) \['pressure', 'humidity'\]"):
     load_era5(data_dir, "train")
-  np.savez(os.path.join(root, "train", "a.npz"), temperature=np.zeros((46, 90)),
-           pressure=np.zeros((46, 90)), humidity=np.zeros((2, 46, 90)))
+  np.savez(
+    os.path.join(root, "train", "a.npz"),
+    temperature=np.zeros((46, 90)),
+    pressure=np.zeros((46, 90)),
+    humidity=np.zeros((2, 46, 90)),
+  )
   with pytest.raises(ValueError, match="a.npz: the variables have different shapes"):
     load_era5(data_dir, "train")
