@@ -27,7 +27,7 @@ from mia_jax.model import ModelConfig, MultimodalINR
 from mia_jax.rules import UpdateRule, chain
 from mia_jax.tokens import token_shape
 
-__version__ = "0.4.0"
+__version__ = "0.5.0"
 
 __all__ = [
   "ComposerINR",
