@@ -86,9 +86,9 @@ def csv_rows(study_name: str, results: Mapping[str, Mapping[int, Mapping]]) -> l
   return rows
 
 
-def write_csv(path: str, rows: Sequence[Mapping]) -> None:
+def write_csv(path: str, rows: Sequence[Mapping], columns: Sequence[str] = CSV_COLUMNS) -> None:
   with open(path, "w", newline="") as f:
-    writer = csv.DictWriter(f, fieldnames=CSV_COLUMNS)
+    writer = csv.DictWriter(f, fieldnames=columns)
     writer.writeheader()
     writer.writerows(rows)
 

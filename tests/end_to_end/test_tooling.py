@@ -1,5 +1,6 @@
-"""The checks `.ci/run` runs before the tests (ruff check, ruff format, mypy) are really invoked, and fail on a
-deliberately bad line: a check that passes everything would pass this repository too."""
+"""The checks `.ci/run` runs before the tests (ruff check, ruff format, mypy) are really invoked,
+and fail on a deliberately bad line: a check that passes everything would pass this repository
+too."""
 
 import os
 import shutil

@@ -29,7 +29,12 @@ ALLOWED = {
   "cli": {"base", "configs", "run"},
 }
 BASE = {"experiments.syntax", "experiments.methods", "experiments.atomic", "experiments"}
-PROGRAMS = {"experiments.main", "experiments.ablate", "experiments.reconstruct"}
+PROGRAMS = {
+  "experiments.main",
+  "experiments.ablate",
+  "experiments.reconstruct",
+  "experiments.budget",
+}
 
 
 def room(module: str) -> str:
