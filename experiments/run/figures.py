@@ -13,21 +13,23 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 
-def _figure(width: float, height: float):
-  # A bare Figure draws with the Agg canvas, whatever pyplot's backend (inline in notebooks).
+def new_figure(width: float, height: float):
+  """A bare `Figure` of `width` x `height` inches with constrained layout. It draws with the Agg
+  canvas, whatever pyplot's backend (inline in notebooks)."""
   from matplotlib.figure import Figure
 
   return Figure(figsize=(width, height), layout="constrained")
 
 
-def _colors(arms: Sequence[str]) -> dict[str, Any]:
+def arm_colors(arms: Sequence[str]) -> dict[str, Any]:
+  """`{arm: colour}` from tab10, in the order given (the same arm, the same colour)."""
   from matplotlib import colormaps
 
   cmap = colormaps["tab10"]
   return {a: cmap(i % 10) for i, a in enumerate(arms)}
 
 
-def _legend(fig) -> None:
+def figure_legend(fig) -> None:
   """One figure legend of every panel's labelled artists (each label once), right of the panels
   and centred on them (clear of the title); none when no panel has a label."""
   handles: dict[str, Any] = {}
@@ -69,7 +71,7 @@ def plot_reconstructions(
   arms = list(predictions)
   if reference in arms:
     arms = [reference] + [a for a in arms if a != reference]
-  colors = _colors(list(predictions))
+  colors = arm_colors(list(predictions))
   mods: dict[str, Mapping] = {}
   for arm in arms:
     for m, d in predictions[arm].items():
@@ -79,12 +81,12 @@ def plot_reconstructions(
   n = max(d["y"].shape[0] for d in mods.values())
   one_d = all(d["spec"].d_in == 1 for d in mods.values())
   if one_d:  # rows = signals, columns = modalities
-    fig = _figure(3.4 * len(mods) + 1.5, 2.3 * n)
+    fig = new_figure(3.4 * len(mods) + 1.5, 2.3 * n)
     axes = fig.subplots(n, len(mods), squeeze=False)
     panels = {(m, i): axes[i][c] for c, m in enumerate(mods) for i in range(n)}
   else:  # a row per (modality, signal): 1-D rows span the width, 2-D rows are image strips
     ncols = 2 + len(arms)
-    fig = _figure(2.2 * ncols, 2.2 * n * len(mods))
+    fig = new_figure(2.2 * ncols, 2.2 * n * len(mods))
     grid = fig.add_gridspec(n * len(mods), ncols)
     panels = {}
     for j, (m, d) in enumerate(mods.items()):
@@ -140,7 +142,7 @@ def plot_reconstructions(
           if img is not None:
             ax.imshow(img, cmap="gray" if img.ndim == 2 else None, vmin=0, vmax=1)
             ax.set_title(f"{m} {i}: {label}", fontsize=8)
-  _legend(fig)
+  figure_legend(fig)
   fig.suptitle(title or "meta-test reconstructions after K inner steps", fontsize=11)
   fig.savefig(path, dpi=110)
   return path

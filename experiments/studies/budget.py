@@ -175,9 +175,9 @@ def csv_rows(g: Gains) -> list[dict]:
 def plot_gain_vs_budget(g: Gains, path: str, num_ratios: int = 3) -> str:
   """The gain at the `num_ratios` sparsest ratios against the budget (log x): one line per
   ratio, the mean over seeds with a band of ± one standard deviation and each seed's point."""
-  fig = figures._figure(6.0, 3.8)
+  fig = figures.new_figure(6.0, 3.8)
   ax = fig.subplots()
-  colors = figures._colors([f"{r:.3g}" for r in g.ratios[:num_ratios]])
+  colors = figures.arm_colors([f"{r:.3g}" for r in g.ratios[:num_ratios]])
   x = np.asarray(g.budgets, float)
   for j, r in enumerate(g.ratios[:num_ratios]):
     c = colors[f"{r:.3g}"]
@@ -197,7 +197,7 @@ def plot_gain_vs_budget(g: Gains, path: str, num_ratios: int = 3) -> str:
     f"{g.modality}: {report.LABELS.get(g.measure, g.measure)} gain at the sparsest supports",
     fontsize=10,
   )
-  figures._legend(fig)
+  figures.figure_legend(fig)
   fig.savefig(path, dpi=110)
   return path
 

@@ -21,7 +21,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from experiments.run.figures import _colors, _figure, _legend
+from experiments.run.figures import arm_colors, figure_legend, new_figure
 from experiments.studies.definitions import Study
 from experiments.studies.report import (
   LABELS,
@@ -123,8 +123,8 @@ def _arm_panels(
   `panel_lines` for what each panel draws."""
   arms = [a for a in study.arms if a in results]
   mods = report_modalities(arm_info(results), study.reference)
-  colors = _colors(arms)
-  fig = _figure(3.2 * len(mods) + 1.5, 2.6 * len(measures))
+  colors = arm_colors(arms)
+  fig = new_figure(3.2 * len(mods) + 1.5, 2.6 * len(measures))
   axes = fig.subplots(len(measures), len(mods), squeeze=False)
   paired = False
   for r, measure in enumerate(measures):
@@ -154,7 +154,7 @@ def _arm_panels(
       ax.set_xlabel(xlabel)
       if c == 0:
         ax.set_ylabel(LABELS[measure])
-  _legend(fig)
+  figure_legend(fig)
   n = max(len(r) for r in results.values())
   fig.suptitle(
     f"{study.name}: {title}\n(line: mean over {n} seed(s); band: min–max"
