@@ -138,7 +138,7 @@ class Study:
       headline=tuple(a for a in self.headline if a in keep),
     )
 
-  def isheadline(self, arm: str) -> bool:
+  def is_headline(self, arm: str) -> bool:
     return not self.headline or arm in self.headline
 
   def with_measures(self, measures: Sequence[str] | None) -> "Study":

@@ -286,7 +286,7 @@ def test_cli_unknown_study_and_arm_are_clear_errors(tmp_path):
   )
 
 
-def test_other_seeds_runs_fewer_seeds_for_nonheadline_arms(tmp_path, synthetic_data_dir):
+def test_other_seeds_runs_fewer_seeds_for_non_headline_arms(tmp_path, synthetic_data_dir):
   builder = studies.ConfigBuilder.from_spec(CONFIG, {"data.data_dir": synthetic_data_dir})
   study = builder.study("sft_removal")
   assert study.headline == ("mia", "no_sft")
