@@ -92,6 +92,7 @@ def test_npz_source_and_episode_file(tmp_path, synthetic_data_dir):
   assert first["metrics"] == pytest.approx(second["metrics"])
 
 
+@pytest.mark.slow  # runs the command line
 def test_cli_smoke_writes_results(tmp_path, synthetic_data_dir):
   cmd = [
     sys.executable,

@@ -151,6 +151,7 @@ def test_second_order_meta_gradient_matches_finite_differences(method):
       np.testing.assert_allclose(_dot(grads, d), fd, rtol=1e-5)
 
 
+@pytest.mark.slow  # two meta-gradients compiled (about 20 s)
 def test_first_order_stops_the_gradient_through_the_inner_gradient():
   """First order, K=1: the meta-gradient of L(theta, z0(theta) - g) with g held constant."""
   with jax.enable_x64(True):

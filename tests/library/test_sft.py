@@ -227,7 +227,9 @@ def test_heterogeneous_modalities_join_in_one_step():
   assert set(new_state.params["rule"]["sft"]["encoder"]) == {"rgb", "wav"}
 
 
-@pytest.mark.parametrize("ablation", ABLATIONS)
+@pytest.mark.parametrize(
+  "ablation", [a if a == "none" else pytest.param(a, marks=pytest.mark.slow) for a in ABLATIONS]
+)
 def test_every_ablation_takes_a_train_step(ablation):
   learner = _learner(methods.build_rule("mia", dict(SFT_CFG, ablation=ablation)), inner_steps=1)
   state = learner.init(jax.random.PRNGKey(0))

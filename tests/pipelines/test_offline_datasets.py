@@ -337,6 +337,7 @@ def test_smoke_preset_end_to_end(tmp_path, data_dir, config):
     assert f"generalization_mse/{name}/R0.75-1" in results["metrics"] or name == "wav"
 
 
+@pytest.mark.slow  # builds avdigits and compiles MIA's step (about 20 s)
 def test_audio_support_changes_the_image_update_only_through_the_msft(data_dir):
   """Image (2-D) and audio (1-D) learners are two groups; the audio support data reach the
   image's adapted latents through MIA's multimodal SFT, and only through it."""
