@@ -155,3 +155,21 @@ def test_an_old_import_names_the_new_place():
     from experiments import train  # noqa: F401
   with pytest.raises(ImportError, match=r"experiments\.speed"):
     from experiments import benchmarks  # noqa: F401
+
+
+def test_every_folder_of_code_is_a_package_that_setup_installs():
+  """A folder without `__init__.py` imports from a checkout (a namespace package) but is left out
+  of `find_packages`, so `pip install .` would ship experiments/ without it."""
+  import setuptools
+
+  found = set(
+    setuptools.find_packages(ROOT, include=["mia_jax*", "experiments*", "data_pipelines*"])
+  )
+  folders = {
+    os.path.relpath(folder, ROOT).replace(os.sep, ".")
+    for package in ("mia_jax", "data_pipelines", "experiments")
+    for folder, _, files in os.walk(os.path.join(ROOT, package))
+    if any(f.endswith(".py") for f in files)
+  }
+  assert folders - found == set()
+  assert {"experiments.run", "experiments.studies", "experiments.speed"} <= found
