@@ -4,11 +4,13 @@ import os
 import sys
 
 import numpy as np
+import pytest
 
 from experiments.configs import synthetic
 from experiments.run import events, train
 
 
+@pytest.mark.slow  # trains
 def test_run_writes_scalars_and_the_reconstruction_figure(tmp_path, synthetic_data_dir):
   from tensorboard.backend.event_processing import event_accumulator
 

@@ -120,6 +120,7 @@ def test_curve_matches_the_binned_numbers(synthetic_data_dir):
   assert len(values) == len(ratios) and len(set(values)) > len(values) // 2
 
 
+@pytest.mark.slow  # trains
 def test_results_have_fixed_ratio_keys(tmp_path, synthetic_data_dir):
   config = synthetic.get_config("method=cavia,modalities=sine+tanh,smoke")
   config.data.data_dir = synthetic_data_dir

@@ -46,6 +46,7 @@ def test_results_contract(tmp_path, synthetic_data_dir):
   assert (tmp_path / "episodes.npz").exists()
 
 
+@pytest.mark.slow  # trains
 def test_resume_continues_exactly(tmp_path, synthetic_data_dir):
   straight = train.train_and_evaluate(_config(synthetic_data_dir), str(tmp_path / "a"))
   # "Kill" after 3 steps (a checkpoint is written at step 3), then resume to 6.

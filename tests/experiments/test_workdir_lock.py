@@ -76,6 +76,7 @@ def test_a_stale_lock_is_taken_over_and_a_foreign_one_named(tmp_path):
     pass
 
 
+@pytest.mark.slow  # trains
 def test_two_runs_started_together_on_one_workdir(tmp_path, synthetic_data_dir):
   wd = tmp_path / "shared"
   cmd = [
