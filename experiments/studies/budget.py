@@ -179,10 +179,10 @@ def plot_gain_vs_budget(g: Gains, path: str, num_ratios: int = 3) -> str:
   ax = fig.subplots()
   colors = figures.arm_colors([f"{r:.3g}" for r in g.ratios[:num_ratios]])
   x = np.asarray(g.budgets, float)
+  means, stds = (np.array(v) for v in zip(*(g.mean_std(b) for b in g.budgets)))  # [budget, ratio]
   for j, r in enumerate(g.ratios[:num_ratios]):
     c = colors[f"{r:.3g}"]
-    mean = np.array([g.mean_std(b)[0][j] for b in g.budgets])
-    std = np.array([g.mean_std(b)[1][j] for b in g.budgets])
+    mean, std = means[:, j], stds[:, j]
     ax.plot(x, 100 * mean, "o-", color=c, label=f"ratio {r:.3g}")
     ax.fill_between(x, 100 * (mean - std), 100 * (mean + std), color=c, alpha=0.15, lw=0)
     for b in g.budgets:
